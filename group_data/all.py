@@ -1,0 +1,67 @@
+# Every setting of the cluster, defined once. The hosts and their addresses are in
+# inventory.py; pgha/settings.py knows the type of each setting below and rejects a bad
+# value (or an unknown key that looks like a typo) before any host is touched.
+
+# --- Lab (LXC containers on the machine running pyinfra) -------------------------------
+lab_bridge = "lxcbr0"  # bridge the containers are plugged into
+lab_subnet = "10.0.3.0/24"  # every lab address must be inside it
+lab_gateway = "10.0.3.1"  # the bridge's own address: gateway, DNS and NAT for containers
+# DHCP leases for other containers on the bridge; must not cover any lab address
+lab_dhcp_range = ["10.0.3.2", "10.0.3.30"]
+lab_release = "bookworm"  # Debian release of the base container
+lab_base_container = "pgha-base"  # cached base, every node is a clone of it
+# packages baked into the base container (the roles install the rest)
+lab_base_packages = ["openssh-server", "python3", "iproute2", "ca-certificates", "curl"]
+
+# --- Networks allowed to reach PostgreSQL (besides the cluster's own nodes) -------------
+client_networks = ["10.0.3.0/24"]
+
+# --- Ports ------------------------------------------------------------------------------
+etcd_client_port = 2379  # etcd client API on the etcd nodes
+etcd_peer_port = 2380  # etcd peer traffic on the etcd nodes
+haproxy_etcd_port = 2379  # local TCP proxy to the etcd nodes, on every Patroni node
+postgresql_port = 5434  # PostgreSQL itself, on every Patroni node
+patroni_restapi_port = 8008  # Patroni REST API
+haproxy_rw_port = 5432  # read-write: only the leader passes the health check
+haproxy_ro_port = 5433  # read-only: round-robin over the streaming replicas
+haproxy_stats_port = 7000  # HAProxy stats page (authenticated)
+
+# --- etcd -------------------------------------------------------------------------------
+etcd_cluster_token = "patroni"  # initial-cluster-token
+# An even member count tolerates no more failures than one member less: refused unless
+# this is true (the seed runs a 2-member cluster before adding the third member).
+etcd_allow_even_members = False
+# Members missing from the inventory but still in the cluster are refused unless true;
+# then they are removed from the cluster.
+etcd_allow_member_removal = False
+
+# --- Patroni / PostgreSQL ---------------------------------------------------------------
+patroni_scope = "my-ha-cluster"  # cluster name in the DCS
+postgresql_version = 15  # major version, from Debian's packages
+patroni_ttl = 30  # leader lock TTL, seconds
+patroni_loop_wait = 10  # seconds between HA loop runs
+patroni_retry_timeout = 10  # DCS and PostgreSQL retry timeout, seconds
+patroni_maximum_lag_on_failover = 1048576  # bytes a replica may lag and still be promoted
+patroni_restapi_username = "patroni"  # basic auth user for the REST API's unsafe methods
+patroni_superuser = "postgres"
+patroni_replication_user = "repl"
+patroni_admin_user = "dba"  # createrole, createdb
+# True: Patroni reaches etcd through the local HAProxy (127.0.0.1:haproxy_etcd_port, the
+# seed's final design); False: Patroni is given the list of etcd nodes.
+patroni_dcs_via_local_proxy = True
+postgresql_parameters = {
+    "wal_level": "replica",
+    "hot_standby": "on",
+    "wal_keep_size": "128MB",
+    "max_wal_senders": 10,
+    "max_replication_slots": 10,
+    "checkpoint_timeout": "30s",
+    "password_encryption": "scram-sha-256",
+}
+
+# --- HAProxy ----------------------------------------------------------------------------
+haproxy_stats_user = "admin"
+haproxy_check_inter = "2s"  # interval between health checks
+haproxy_check_fastinter = "1s"  # interval while a server changes state
+haproxy_check_rise = 2  # successful checks to mark a server up
+haproxy_check_fall = 1  # failed checks to mark a server down

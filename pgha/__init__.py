@@ -1,0 +1,7 @@
+"""pgha: a highly-available PostgreSQL cluster (Patroni + etcd + HAProxy) deployed with pyinfra."""
+
+from pathlib import Path
+
+# The repository (installed in editable mode): secrets.json and .lab/ live here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = PROJECT_ROOT / "templates"

@@ -1,0 +1,174 @@
+"""The LXC lab: where its local state lives and what each container is given.
+
+Local state (outside git) is in .lab/ at the repository root: the SSH key pair pyinfra
+uses to reach the containers, each container's SSH host key (generated here, so the
+known_hosts file is exact and survives a rebuild of the lab) and that known_hosts file.
+
+Usage (teardown): python -m pgha.lab teardown
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import subprocess
+import sys
+from pathlib import Path
+
+from pgha import PROJECT_ROOT
+
+LAB_DIR = PROJECT_ROOT / ".lab"
+SSH_KEY = LAB_DIR / "id_ed25519"
+KNOWN_HOSTS = LAB_DIR / "known_hosts"
+HOST_KEYS = LAB_DIR / "host_keys"
+LXC_PATH = Path("/var/lib/lxc")
+LXC_NET_DEFAULTS = Path("/etc/default/lxc-net")
+# Bump when the base container's build steps change (the package list is hashed too).
+BASE_RECIPE_VERSION = 1
+
+
+def container_host_data(name: str, address: str, **extra) -> dict:
+    """pyinfra host data for a lab container reached over SSH as root."""
+    return {
+        "address": address,
+        "lxc_container": name,
+        "ssh_hostname": address,
+        "ssh_user": "root",
+        "ssh_key": str(SSH_KEY),
+        "ssh_known_hosts_file": str(KNOWN_HOSTS),
+        "ssh_strict_host_key_checking": "yes",
+        **extra,
+    }
+
+
+def rootfs(container: str) -> Path:
+    return LXC_PATH / container / "rootfs"
+
+
+def base_recipe(release: str, packages: list[str]) -> str:
+    """A digest of what the base container is built from; a change rebuilds it."""
+    text = f"v{BASE_RECIPE_VERSION} {release} {' '.join(sorted(packages))}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def lxc_net_defaults(settings: dict) -> str:
+    """/etc/default/lxc-net: the bridge, its address and a DHCP range that avoids the lab."""
+    subnet = ipaddress.ip_network(settings["lab_subnet"])
+    first, last = settings["lab_dhcp_range"]
+    return (
+        "# Managed by pgha (deploys/lxc_hosts.py): the DHCP range leaves the lab's static\n"
+        "# addresses out.\n"
+        'USE_LXC_BRIDGE="true"\n'
+        f'LXC_BRIDGE="{settings["lab_bridge"]}"\n'
+        f'LXC_ADDR="{settings["lab_gateway"]}"\n'
+        f'LXC_NETMASK="{subnet.netmask}"\n'
+        f'LXC_NETWORK="{subnet}"\n'
+        f'LXC_DHCP_RANGE="{first},{last}"\n'
+        f'LXC_DHCP_MAX="{int(ipaddress.ip_address(last)) - int(ipaddress.ip_address(first)) + 1}"\n'
+    )
+
+
+def etc_hosts(cluster, node) -> str:
+    """/etc/hosts for a node: itself on 127.0.1.1 and every node with all its names."""
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "",
+        "# Managed by pgha (deploys/lxc_hosts.py)",
+    ]
+    lines += [f"{other.address}\t{' '.join(other.all_names)}" for other in cluster.nodes]
+    return "\n".join(lines) + "\n"
+
+
+def interfaces(settings: dict) -> str:
+    """eth0 is configured by LXC (lxc.net.0.ipv4.*): no DHCP client inside the container."""
+    return (
+        "# Managed by pgha: eth0's static address comes from the LXC config\n"
+        "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet manual\n"
+    )
+
+
+def lxc_config_lines(settings: dict, node) -> dict[str, str]:
+    prefix = ipaddress.ip_network(settings["lab_subnet"]).prefixlen
+    return {
+        "lxc.net.0.ipv4.address": f"{node.address}/{prefix}",
+        "lxc.net.0.ipv4.gateway": settings["lab_gateway"],
+        "lxc.start.auto": "1",
+    }
+
+
+def ensure_local_keys(names: list[str]) -> None:
+    """The lab's client key pair and each container's host key, generated on first use."""
+    LAB_DIR.mkdir(mode=0o700, exist_ok=True)
+    if not SSH_KEY.exists():
+        _keygen(SSH_KEY, "pgha-lab")
+    for name in names:
+        key = HOST_KEYS / name / "ssh_host_ed25519_key"
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True)
+            _keygen(key, f"root@{name}")
+
+
+def _keygen(path: Path, comment: str) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+    )
+
+
+def known_hosts(cluster) -> str:
+    lines = []
+    for node in cluster.nodes:
+        if node.lxc_container:
+            public = (HOST_KEYS / node.name / "ssh_host_ed25519_key.pub").read_text().split()
+            lines.append(f"{node.address} {public[0]} {public[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def prepare_local_files(cluster) -> None:
+    """Keys and known_hosts on the control machine: local files only, no host touched."""
+    names = lab_containers(cluster)
+    if not names:
+        return
+    ensure_local_keys(names)
+    content = known_hosts(cluster)
+    if not KNOWN_HOSTS.exists() or KNOWN_HOSTS.read_text() != content:
+        KNOWN_HOSTS.write_text(content)
+
+
+def lab_containers(cluster) -> list[str]:
+    return [n.lxc_container for n in cluster.nodes if n.lxc_container]
+
+
+def teardown(containers: list[str]) -> None:
+    """Destroy the given lab containers (the base container cache is kept)."""
+    for name in containers:
+        if not (LXC_PATH / name / "config").exists():
+            continue
+        subprocess.run(["lxc-stop", "-k", "-n", name], check=False, capture_output=True)
+        subprocess.run(["lxc-destroy", "-n", name], check=True)
+        print(f"destroyed {name}")
+
+
+def _inventory_containers(inventory_file: Path) -> list[str]:
+    namespace: dict = {"__file__": str(inventory_file)}
+    exec(compile(inventory_file.read_text(), str(inventory_file), "exec"), namespace)
+    names = []
+    for group in ("etcd", "patroni"):
+        for _name, data in namespace.get(group, []):
+            if data.get("lxc_container"):
+                names.append(data["lxc_container"])
+    return list(dict.fromkeys(names))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1 or argv[0] != "teardown":
+        print("usage: python -m pgha.lab teardown [INVENTORY] [EXTRA_CONTAINER ...]", file=sys.stderr)
+        return 2
+    inventory_file = Path(argv[1]) if len(argv) > 1 else PROJECT_ROOT / "inventory.py"
+    teardown(_inventory_containers(inventory_file) + argv[2:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

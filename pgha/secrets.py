@@ -1,0 +1,96 @@
+"""Cluster secrets: generated on first use, kept outside git in a 0600 JSON file.
+
+The file is `secrets.json` at the repository root, or the path in $PGHA_SECRETS. Values
+are only ever written into files on the hosts (templates), never into a command line, so
+pyinfra's output and logs do not show them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _random
+import stat
+from pathlib import Path
+
+from pgha import PROJECT_ROOT
+
+KEYS = (
+    "superuser_password",
+    "replication_password",
+    "admin_password",
+    "restapi_password",
+    "haproxy_stats_password",
+)
+MIN_LENGTH = 16
+ENV_VAR = "PGHA_SECRETS"
+
+
+def path() -> Path:
+    return Path(os.environ.get(ENV_VAR) or PROJECT_ROOT / "secrets.json")
+
+
+def _generate() -> str:
+    # URL-safe: no quoting trouble in YAML, HAProxy or a libpq connection string
+    return _random.token_urlsafe(24)
+
+
+def ensure() -> Path:
+    """Create the secrets file if it does not exist. An existing file is never rewritten:
+    problems() reports what is wrong with it (a changed password would lock nodes out)."""
+    file = path()
+    if file.exists():
+        return file
+    values = {key: _generate() for key in KEYS}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(values, out, indent=2, sort_keys=True)
+        out.write("\n")
+    os.chmod(file, 0o600)
+    return file
+
+
+def problems() -> list[str]:
+    """What is wrong with the secrets file, as messages naming the key and what is expected."""
+    file = path()
+    if not file.exists():
+        return [f"secrets: {file} does not exist: expected the generated secrets file"]
+    mode = stat.S_IMODE(file.stat().st_mode)
+    found: list[str] = []
+    if mode & 0o077:
+        found.append(
+            f"secrets: {file} has mode {mode:04o}: expected 0600 (readable by its owner only)"
+        )
+    try:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as error:
+        return found + [f"secrets: {file} is not valid JSON ({error}): expected a JSON object"]
+    if not isinstance(values, dict):
+        return found + [f"secrets: {file} holds a {type(values).__name__}: expected a JSON object"]
+    for key in KEYS:
+        value = values.get(key)
+        if value is None:
+            found.append(f"secrets: key {key!r} is missing from {file}: expected a generated password")
+        elif not isinstance(value, str) or len(value) < MIN_LENGTH:
+            shown = "a non-string value" if not isinstance(value, str) else f"{len(value)} characters"
+            found.append(
+                f"secrets: {key} in {file} has {shown}: expected a string of at least "
+                f"{MIN_LENGTH} characters"
+            )
+        elif not all(c.isalnum() or c in "-_" for c in value):
+            found.append(
+                f"secrets: {key} in {file} has characters other than letters, digits, '-' "
+                "and '_': expected a URL-safe string"
+            )
+    return found
+
+
+def load() -> dict[str, str]:
+    ensure()
+    found = problems()
+    if found:
+        from pgha.settings import ConfigError
+
+        raise ConfigError(found)
+    return json.loads(path().read_text(encoding="utf-8"))

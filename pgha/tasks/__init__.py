@@ -1,0 +1,1 @@
+"""@deploy functions, one per role and lifecycle step; deploys/*.py call them."""
