@@ -16,18 +16,16 @@ RUN_LXC_NET = (
 
 
 @operation()
-def network(bridge: str, gateway: str, dhcp_range: list[str], force_restart: bool = False):
+def network(bridge: str, gateway: str, dhcp_range: list[str]):
     """lxc-net up with the bridge on ``gateway`` and dnsmasq serving ``dhcp_range``."""
     current = host.get_fact(LxcNetwork, bridge=bridge)
     prefixless = [a.split("/")[0] for a in current.get("addresses", [])]
     up = gateway in prefixless and current.get("dnsmasq_running")
-    if up and current.get("dhcp_range") == list(dhcp_range) and not force_restart:
+    if up and current.get("dhcp_range") == list(dhcp_range):
         host.noop(f"lxc-net serves {bridge} on {gateway}, DHCP {'-'.join(dhcp_range)}")
         return
-    if current.get("dnsmasq_running") or prefixless:
-        yield RUN_LXC_NET.format(action="restart")
-    else:
-        yield RUN_LXC_NET.format(action="start")
+    # restart, never start: a stale /run/lxc/network_up (dnsmasq killed) makes start refuse
+    yield RUN_LXC_NET.format(action="restart")
 
 
 @operation()

@@ -1,0 +1,38 @@
+"""Steps shared by the roles."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import apt, files
+
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
+
+
+def install_packages_without_starting(role: str, packages: list[str]) -> None:
+    """Install Debian packages without letting their maintainer scripts start services.
+
+    Debian starts etcd (single node), PostgreSQL (cluster main on 5432) and HAProxy (default
+    config) on install; policy-rc.d forbids it for the time of the install. Nothing runs at
+    all once every package is present, so a second deploy reports no change.
+    """
+    installed = host.get_fact(DebPackages)
+    missing = [p for p in packages if p.split("=")[0] not in installed]
+    if not missing:
+        apt.packages(name=f"{role}: packages are installed", packages=packages)
+        return
+    files.put(
+        name=f"{role}: forbid services from starting during the install",
+        src=StringIO("#!/bin/sh\nexit 101\n"),
+        dest=POLICY_RC_D,
+        mode="755",
+    )
+    apt.packages(
+        name=f"{role}: install {' '.join(missing)}",
+        packages=packages,
+        no_recommends=True,
+        update=True,
+    )
+    files.file(name=f"{role}: allow services to start again", path=POLICY_RC_D, present=False)

@@ -1,0 +1,128 @@
+"""The etcd role: install, configure, bootstrap or join, check."""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, systemd
+
+from pgha import TEMPLATES
+from pgha import etcd as etcd_config
+from pgha.facts.etcd import EtcdMembers, EtcdNodeState
+from pgha.operations import etcd as etcd_ops
+from pgha.tasks.common import install_packages_without_starting
+
+PACKAGES = ["etcd-server", "etcd-client"]
+
+
+def _states(cluster) -> dict[str, dict]:
+    """EtcdNodeState of every inventory member (data present, initial-* in its config)."""
+    states = {}
+    for node in cluster.etcd:
+        member_host = inventory.get_host(node.name)
+        states[node.name] = member_host.get_fact(
+            EtcdNodeState, data_dir=etcd_config.DATA_DIR, config_file=etcd_config.CONFIG_FILE
+        )
+    return states
+
+
+@deploy("etcd: install")
+def install():
+    install_packages_without_starting("etcd", PACKAGES)
+    # The package's single-node instance must never have left data behind
+    files.directory(
+        name="etcd: no data of the package's default instance",
+        path="/var/lib/etcd/default",
+        present=False,
+    )
+
+
+@deploy("etcd: configure")
+def configure(cluster, node, plan):
+    values = etcd_config.config(cluster, node, plan[node.name])
+    defaults = files.template(
+        name="etcd: /etc/default/etcd points the service at the config file",
+        src=str(TEMPLATES / "etcd/default-etcd.j2"),
+        dest=etcd_config.DEFAULTS_FILE,
+        config_file=etcd_config.CONFIG_FILE,
+    )
+    config = files.template(
+        name=f"etcd: {etcd_config.CONFIG_FILE}",
+        src=str(TEMPLATES / "etcd/etcd.conf.yml.j2"),
+        dest=etcd_config.CONFIG_FILE,
+        mode="644",
+        etcd=values,
+    )
+    return [defaults, config]
+
+
+@deploy("etcd: start")
+def start(cluster, node, plan, changes):
+    running_members = [n for n in cluster.etcd if not plan[n.name]["joins"] and n is not node]
+    if plan[node.name]["joins"]:
+        etcd_ops.member_added(
+            name=f"etcd: add {node.name} to the running cluster",
+            member=node.name,
+            peer_url=etcd_config.peer_url(cluster, node),
+            endpoints=etcd_config.client_endpoints(cluster, running_members),
+        )
+    was_running = host.get_fact(SystemdStatus).get("etcd.service", False)
+    systemd.service(
+        name="etcd: enabled and running",
+        service="etcd",
+        running=True,
+        enabled=True,
+    )
+    if was_running:
+        systemd.service(
+            name="etcd: restart (its configuration changed)",
+            service="etcd",
+            restarted=True,
+            _if=lambda: any(c.did_change() for c in changes),
+        )
+
+
+@deploy("etcd: remove members missing from the inventory")
+def remove_extra_members(cluster, node):
+    members = host.get_fact(EtcdMembers) or []
+    extra = etcd_config.extra_members(cluster, members)
+    if not extra:
+        return
+    names = ", ".join(m["name"] or m["ID"] for m in extra)
+    if not cluster.settings["etcd_allow_member_removal"]:
+        raise DeployError(
+            f"etcd: the running cluster has members that the inventory does not list: {names}. "
+            "Add them back to the inventory, or set etcd_allow_member_removal = True to remove "
+            "them from the cluster"
+        )
+    if node is cluster.etcd[0]:
+        etcd_ops.members_removed(
+            name=f"etcd: remove {names} from the cluster",
+            peer_urls=[url for m in extra for url in m["peerURLs"]],
+        )
+
+
+@deploy("etcd: check")
+def check(cluster):
+    etcd_ops.cluster_healthy(
+        name="etcd: every member healthy, all agree on the member list",
+        expected={n.name: etcd_config.client_url(cluster, n) for n in cluster.etcd},
+    )
+
+
+def deploy_etcd(cluster):
+    """The whole role on the current host, if it is an etcd member."""
+    if "etcd" not in host.groups:
+        return
+    node = cluster.node(host.name)
+    try:
+        plan = etcd_config.plan(cluster, _states(cluster))
+    except etcd_config.EtcdPlanError as error:
+        raise DeployError(str(error)) from error
+    install()
+    remove_extra_members(cluster, node)
+    changes = configure(cluster, node, plan)
+    start(cluster, node, plan, changes)
+    check(cluster)
