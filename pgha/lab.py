@@ -69,15 +69,23 @@ def lxc_net_defaults(settings: dict) -> str:
 
 
 def etc_hosts(cluster, node) -> str:
-    """/etc/hosts for a node: itself on 127.0.1.1 and every node with all its names."""
+    """/etc/hosts for a node: every node with all its names (and its hostname, which
+    cannot hold the '_' of a container name)."""
     lines = [
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
         "",
         "# Managed by pgha (deploys/lxc_hosts.py)",
     ]
-    lines += [f"{other.address}\t{' '.join(other.all_names)}" for other in cluster.nodes]
+    lines += [
+        f"{other.address}\t{' '.join(dict.fromkeys(other.all_names + [hostname(other.name)]))}"
+        for other in cluster.nodes
+    ]
     return "\n".join(lines) + "\n"
+
+
+def hostname(container: str) -> str:
+    return container.replace("_", "-")
 
 
 def interfaces(settings: dict) -> str:

@@ -64,7 +64,7 @@ def problems() -> list[str]:
         )
     try:
         values = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as error:
+    except (OSError, ValueError) as error:
         return found + [f"secrets: {file} is not valid JSON ({error}): expected a JSON object"]
     if not isinstance(values, dict):
         return found + [f"secrets: {file} holds a {type(values).__name__}: expected a JSON object"]

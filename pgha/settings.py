@@ -67,6 +67,14 @@ def _is_network(value: Any) -> bool:
     return True
 
 
+def _is_ipv4_network(value: Any) -> bool:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def _is_list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, (list, tuple)) and all(check(x) for x in v)
 
@@ -78,7 +86,7 @@ def _is_name(value: Any) -> bool:
 PORT = (_is_port, "an integer port number from 1 to 65535")
 SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lab_bridge": (_is_name, "a network interface name"),
-    "lab_subnet": (_is_network, "an IPv4 network such as 10.0.3.0/24"),
+    "lab_subnet": (_is_ipv4_network, "an IPv4 network such as 10.0.3.0/24"),
     "lab_gateway": (_is_ipv4, "an IPv4 address inside lab_subnet"),
     "lab_dhcp_range": (
         lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_ipv4(a) for a in v),
@@ -221,7 +229,7 @@ class Cluster:
                 "haproxy_stats_port",
                 "haproxy_etcd_port",
             ]
-        return {name: self.settings[name] for name in names}
+        return {name: self.settings.get(name) for name in names}
 
 
 def _host_entries(group: Any) -> list[tuple[str, dict]]:
@@ -250,7 +258,11 @@ def _nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> tuple[lis
                     f"{node.address!r} and {address!r}: expected one address per host"
                 )
             if name in {n.name for n in members[group]}:
-                problems.append(f"inventory: host {name!r} is listed twice in group {group!r}")
+                problems.append(
+                    f"inventory: host {name!r} is listed twice in group {group!r}: "
+                    "expected each host once per group"
+                )
+                continue
             node.groups.add(group)
             if group == "patroni":
                 node.patroni_name = data.get("patroni_name") or name
@@ -275,10 +287,14 @@ def _check_unknown_keys(data: dict[str, Any], problems: list[str]) -> None:
         if key in SETTINGS or key in HOST_DATA_KEYS or key.startswith(("ssh_", "_")):
             continue
         hint = _typo_hint(key, SETTINGS)
-        if hint is None and key in KNOWN_PG_PARAMETERS | set(RENAMED_PG_PARAMETERS) | {
-            _typo_hint(key, KNOWN_PG_PARAMETERS) or ""
-        }:
+        if hint is None and (
+            key in KNOWN_PG_PARAMETERS
+            or key in RENAMED_PG_PARAMETERS
+            or _typo_hint(key, KNOWN_PG_PARAMETERS) is not None
+        ):
             hint = "postgresql_parameters (PostgreSQL parameters belong in that mapping)"
+        elif hint and key not in SETTINGS and _typo_hint(key, SETTINGS) is None:
+            hint += ", inside postgresql_parameters"
         if hint:
             problems.append(f"group_data: unknown setting {key!r}: did you mean {hint}?")
     parameters = data.get("postgresql_parameters")
@@ -354,7 +370,7 @@ def _check_topology(cluster: Cluster, problems: list[str]) -> None:
 
 def _check_lab(cluster: Cluster, problems: list[str]) -> None:
     s = cluster.settings
-    if not (_is_network(s.get("lab_subnet")) and _is_ipv4(s.get("lab_gateway"))):
+    if not (_is_ipv4_network(s.get("lab_subnet")) and _is_ipv4(s.get("lab_gateway"))):
         return  # reported by the type check
     subnet = ipaddress.ip_network(s["lab_subnet"])
     gateway = ipaddress.ip_address(s["lab_gateway"])

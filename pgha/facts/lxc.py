@@ -70,5 +70,6 @@ class LxcNetwork(FactBase):
                 for i, word in enumerate(words):
                     if word.startswith("--dhcp-range"):
                         value = word.partition("=")[2] or (words[i + 1] if i + 1 < len(words) else "")
-                        values["dhcp_range"] = value.split(",")[:2]
+                        if "." in value.split(",")[0] and values["dhcp_range"] is None:
+                            values["dhcp_range"] = value.split(",")[:2]  # the IPv4 range
         return values

@@ -113,7 +113,7 @@ def containers(cluster):
         ]
         for path, content in (
             ("etc/network/interfaces", lab.interfaces(s)),
-            ("etc/hostname", f"{name.replace('_', '-')}\n"),
+            ("etc/hostname", f"{lab.hostname(name)}\n"),
             ("etc/hosts", lab.etc_hosts(cluster, node)),
             ("etc/resolv.conf", f"nameserver {s['lab_gateway']}\n"),
             ("etc/ssh/sshd_config.d/pgha.conf", "HostKey /etc/ssh/ssh_host_ed25519_key\n"),

@@ -1,0 +1,140 @@
+"""Patroni: each member's configuration and the cluster-wide dynamic configuration,
+computed from the topology. Free of pyinfra so it is unit-tested directly; the templates in
+templates/patroni/ only print these values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pgha import etcd as etcd_config
+
+SOCKET_DIR = "/var/run/postgresql"
+
+
+def config_file(node) -> str:
+    return f"/etc/patroni/{node.patroni_name}.yml"
+
+
+def data_dir(settings) -> str:
+    return f"/var/lib/postgresql/{settings['postgresql_version']}/{settings['patroni_scope']}"
+
+
+def bin_dir(settings) -> str:
+    return f"/usr/lib/postgresql/{settings['postgresql_version']}/bin"
+
+
+def dcs_hosts(cluster) -> list[str]:
+    """Where Patroni reaches etcd: the local HAProxy, or the etcd members themselves."""
+    s = cluster.settings
+    if s["patroni_dcs_via_local_proxy"]:
+        return [f"127.0.0.1:{s['haproxy_etcd_port']}"]
+    return [f"{n.address}:{s['etcd_client_port']}" for n in cluster.etcd]
+
+
+def dcs_digest(cluster) -> str:
+    """Patroni reads its DCS section only at start: a change of it needs a restart."""
+    text = json.dumps([dcs_hosts(cluster), cluster.settings["patroni_dcs_via_local_proxy"]])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def dynamic_config(settings) -> dict:
+    """The cluster-wide settings Patroni keeps in the DCS (`patronictl show-config`)."""
+    return {
+        "ttl": settings["patroni_ttl"],
+        "loop_wait": settings["patroni_loop_wait"],
+        "retry_timeout": settings["patroni_retry_timeout"],
+        "maximum_lag_on_failover": settings["patroni_maximum_lag_on_failover"],
+        "postgresql": {
+            "use_pg_rewind": True,
+            "use_slots": True,
+            "parameters": dict(settings["postgresql_parameters"]),
+        },
+    }
+
+
+_BOOL_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+
+
+def _same(wanted, current) -> bool:
+    """Patroni may hand values back as strings ('on', '30s', '10'): compare loosely."""
+    if isinstance(wanted, bool):
+        return _BOOL_WORDS.get(str(current).lower()) is wanted
+    return str(wanted) == str(current)
+
+
+def dynamic_config_changes(wanted: dict, current: dict) -> dict[str, object]:
+    """Flattened ``{"ttl": 30, "postgresql.parameters.max_connections": 200}`` of what differs."""
+    changes: dict[str, object] = {}
+
+    def walk(prefix: str, want: dict, have: dict) -> None:
+        for key, value in want.items():
+            path = f"{prefix}{key}"
+            current_value = have.get(key) if isinstance(have, dict) else None
+            if isinstance(value, dict):
+                walk(path + ".", value, current_value if isinstance(current_value, dict) else {})
+            elif current_value is None or not _same(value, current_value):
+                changes[path] = value
+
+    walk("", wanted, current or {})
+    return changes
+
+
+def pg_hba(cluster) -> list[str]:
+    """scram-sha-256 only; replication and clients limited to the nodes and client_networks."""
+    s = cluster.settings
+    node_networks = [f"{n.address}/32" for n in cluster.patroni]
+    rules = [
+        f"local all {s['patroni_superuser']} peer",
+        "local all all scram-sha-256",
+        "host all all 127.0.0.1/32 scram-sha-256",
+    ]
+    rules += [f"host replication {s['patroni_replication_user']} {net} scram-sha-256" for net in node_networks]
+    rules += [f"host all all {net} scram-sha-256" for net in node_networks]
+    rules += [
+        f"host all all {net} scram-sha-256"
+        for net in s["client_networks"]
+        if net not in node_networks
+    ]
+    return rules
+
+
+def config(cluster, node, secrets: dict) -> dict:
+    """The values of /etc/patroni/<name>.yml for one member."""
+    s = cluster.settings
+    return {
+        "scope": s["patroni_scope"],
+        "name": node.patroni_name,
+        "restapi_listen": f"0.0.0.0:{s['patroni_restapi_port']}",
+        "restapi_connect": f"{node.address}:{s['patroni_restapi_port']}",
+        "restapi_username": s["patroni_restapi_username"],
+        "restapi_password": secrets["restapi_password"],
+        "dcs_hosts": dcs_hosts(cluster),
+        "dcs_use_proxies": s["patroni_dcs_via_local_proxy"],
+        "dcs_digest": dcs_digest(cluster),
+        "dynamic": dynamic_config(s),
+        "admin_user": s["patroni_admin_user"],
+        "admin_password": secrets["admin_password"],
+        "listen": f"{node.address},127.0.0.1:{s['postgresql_port']}",
+        "connect_address": f"{node.address}:{s['postgresql_port']}",
+        "data_dir": data_dir(s),
+        "bin_dir": bin_dir(s),
+        "socket_dir": SOCKET_DIR,
+        "superuser": s["patroni_superuser"],
+        "superuser_password": secrets["superuser_password"],
+        "replication_user": s["patroni_replication_user"],
+        "replication_password": secrets["replication_password"],
+        "pg_hba": pg_hba(cluster),
+        "etcd_endpoints": etcd_config.client_endpoints(cluster),
+    }
+
+
+def normalize_role(role: str | None) -> str | None:
+    """'leader' for Patroni 3.0.2's 'master' and 4.x's 'primary'/'leader'; 'replica' for
+    replicas (sync or not); anything else unchanged."""
+    if role in {"master", "primary", "leader"}:
+        return "leader"
+    if role in {"replica", "sync_standby"}:
+        return "replica"
+    return role

@@ -1,0 +1,205 @@
+"""The Patroni role: install, configure, ordered bootstrap, dynamic configuration, check."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+from pyinfra.facts.files import Directory, File
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, server, systemd
+
+from pgha import TEMPLATES, patroni, secrets
+from pgha.facts.patroni import TextFileHeader
+from pgha.operations import patroni as patroni_ops
+
+UNIT_FILE = "/etc/systemd/system/patroni.service"
+
+
+def packages(settings) -> list[str]:
+    return [f"postgresql-{settings['postgresql_version']}", "patroni", "python3-etcd"]
+
+
+@deploy("patroni: install")
+def install(cluster):
+    from pgha.tasks.common import install_packages_without_starting
+
+    version = cluster.settings["postgresql_version"]
+    # read by pg_createcluster when postgresql-N is installed: no `main` cluster on 5432
+    files.put(
+        name="patroni: PostgreSQL packages create no default cluster",
+        src=StringIO("# Managed by pgha: Patroni creates the cluster\ncreate_main_cluster = false\n"),
+        dest="/etc/postgresql-common/createcluster.d/pgha.conf",
+    )
+    install_packages_without_starting("patroni", packages(cluster.settings))
+    if host.get_fact(Directory, path=f"/etc/postgresql/{version}/main"):
+        # left by an earlier install: stopped and never started again, its data kept
+        server.shell(
+            name=f"patroni: stop the package's default cluster {version}/main (data kept)",
+            commands=[
+                f"pg_ctlcluster {version} main stop || true",
+                f"echo manual > /etc/postgresql/{version}/main/start.conf",
+            ],
+            _if=lambda: host.get_fact(File, path=f"/etc/postgresql/{version}/main/start.conf")
+            is not None,
+        ) if _main_cluster_enabled(version) else None
+    files.directory(
+        name=f"patroni: /var/lib/postgresql/{version} owned by postgres",
+        path=f"/var/lib/postgresql/{version}",
+        user="postgres",
+        group="postgres",
+        mode="750",
+    )
+
+
+def _main_cluster_enabled(version) -> bool:
+    from pyinfra.facts.files import FindInFile
+
+    return not host.get_fact(
+        FindInFile, path=f"/etc/postgresql/{version}/main/start.conf", pattern="^manual"
+    )
+
+
+@deploy("patroni: configure")
+def configure(cluster, node):
+    values = patroni.config(cluster, node, secrets.load())
+    live = patroni.config_file(node)
+    candidate = f"/etc/patroni/.{node.patroni_name}.yml.candidate"
+    files.directory(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
+    files.template(
+        name=f"patroni: render {live} (candidate)",
+        src=str(TEMPLATES / "patroni/patroni.yml.j2"),
+        dest=candidate,
+        user="postgres",
+        group="postgres",
+        mode="600",
+        p=values,
+    )
+    config = patroni_ops.config_installed(
+        name=f"patroni: validate and install {live}",
+        candidate=candidate,
+        live=live,
+        # --validate-config binds the ports: usable only while Patroni is stopped
+        validate=(
+            "if systemctl is-active -q patroni; then "
+            f"python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' {candidate}; "
+            f"else runuser -u postgres -- patroni --validate-config {candidate}; fi"
+        ),
+    )
+    files.directory(name="patroni: /root/.config/patroni", path="/root/.config/patroni", mode="700")
+    files.link(
+        name="patroni: `patronictl` needs no arguments (root's patronictl.yaml)",
+        path="/root/.config/patroni/patronictl.yaml",
+        target=live,
+    )
+    unit = files.template(
+        name="patroni: systemd unit (KillMode=process, TimeoutSec=30)",
+        src=str(TEMPLATES / "patroni/patroni.service.j2"),
+        dest=UNIT_FILE,
+        scope=values["scope"],
+        name_=values["name"],
+        config_file=live,
+    )
+    systemd.daemon_reload(name="patroni: systemd reload", _if=unit.did_change)
+    return config
+
+
+def _cluster_exists(cluster) -> bool:
+    """Whether any member already has a data directory (then there is nothing to bootstrap)."""
+    path = f"{patroni.data_dir(cluster.settings)}/PG_VERSION"
+    return any(inventory.get_host(n.name).get_fact(File, path=path) for n in cluster.patroni)
+
+
+def _dcs_changed(cluster, node) -> bool:
+    live = host.get_fact(TextFileHeader, path=patroni.config_file(node))
+    return bool(live) and live.get("dcs-digest") != patroni.dcs_digest(cluster)
+
+
+@deploy("patroni: start")
+def start(cluster, node, config):
+    s = cluster.settings
+    port = s["patroni_restapi_port"]
+    first = node is cluster.patroni[0]
+    bootstrap = not _cluster_exists(cluster)
+    was_running = host.get_fact(SystemdStatus).get("patroni.service", False)
+    any_dcs_change = any(
+        _dcs_changed_on(cluster, other) for other in cluster.patroni
+    )
+    live = patroni.config_file(node)
+
+    if first:
+        systemd.service(name="patroni: first member enabled and running", service="patroni", running=True, enabled=True)
+        if bootstrap:
+            patroni_ops.leader_elected(name="patroni: first member bootstraps and takes the lock", port=port)
+    if not first:
+        systemd.service(name="patroni: other members enabled and running", service="patroni", running=True, enabled=True)
+
+    if any_dcs_change and first:
+        patroni_ops.paused(name="patroni: pause (DCS section changed: daemons restart)", scope=s["patroni_scope"], config_file=live)
+    if was_running and _dcs_changed(cluster, node):
+        systemd.service(name="patroni: restart the daemon (DCS section changed)", service="patroni", restarted=True)
+    elif was_running:
+        systemd.service(name="patroni: reload (local configuration changed)", service="patroni", reloaded=True, _if=config.did_change)
+    if any_dcs_change and first:
+        patroni_ops.paused(name="patroni: resume", scope=s["patroni_scope"], config_file=live, pause=False)
+
+
+def _dcs_changed_on(cluster, other) -> bool:
+    live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
+    return bool(live) and live.get("dcs-digest") != patroni.dcs_digest(cluster)
+
+
+@deploy("patroni: cluster-wide configuration")
+def dynamic_configuration(cluster, node):
+    if node is not cluster.patroni[0]:
+        return
+    s = cluster.settings
+    live = patroni.config_file(node)
+    port = s["patroni_restapi_port"]
+    patroni_ops.dynamic_config_applied(
+        name="patroni: DCS configuration (ttl, loop_wait, ..., parameters) matches group_data",
+        wanted=patroni.dynamic_config(s),
+        config_file=live,
+        port=port,
+    )
+    patroni_ops.pending_restarts_applied(
+        name="patroni: rolling restart of members waiting for one (replicas first)",
+        scope=s["patroni_scope"],
+        config_file=live,
+        port=port,
+    )
+
+
+def connection_hint(cluster) -> str:
+    s = cluster.settings
+    names = ",".join(n.patroni_name for n in cluster.patroni)
+    return (
+        "\n\nConnect (user dba, password `admin_password` in the secrets file):\n"
+        f"  read-write: host={names} port={s['haproxy_rw_port']} target_session_attrs=read-write\n"
+        f"  read-only:  host={names} port={s['haproxy_ro_port']}"
+    )
+
+
+@deploy("patroni: check")
+def check(cluster, node):
+    if node is not cluster.patroni[0]:
+        return
+    patroni_ops.cluster_healthy(
+        name="patroni: exactly one leader, every replica streaming",
+        expected=[n.patroni_name for n in cluster.patroni],
+        port=cluster.settings["patroni_restapi_port"],
+        connect_hint=connection_hint(cluster),
+    )
+
+
+def deploy_patroni(cluster):
+    """The whole role on the current host, if it is a Patroni member."""
+    if "patroni" not in host.groups:
+        return
+    node = cluster.node(host.name)
+    install(cluster)
+    config = configure(cluster, node)
+    start(cluster, node, config)
+    dynamic_configuration(cluster, node)
+    check(cluster, node)
