@@ -6,7 +6,7 @@ from io import StringIO
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.facts.files import Directory, File
+from pyinfra.facts.files import File, FindInFile
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server, systemd
 
@@ -33,31 +33,21 @@ def install(cluster):
         dest="/etc/postgresql-common/createcluster.d/pgha.conf",
     )
     install_packages_without_starting("patroni", packages(cluster.settings))
-    if host.get_fact(Directory, path=f"/etc/postgresql/{version}/main"):
+    main_start_conf = f"/etc/postgresql/{version}/main/start.conf"
+    if host.get_fact(File, path=main_start_conf) and not host.get_fact(
+        FindInFile, path=main_start_conf, pattern="^manual"
+    ):
         # left by an earlier install: stopped and never started again, its data kept
         server.shell(
             name=f"patroni: stop the package's default cluster {version}/main (data kept)",
-            commands=[
-                f"pg_ctlcluster {version} main stop || true",
-                f"echo manual > /etc/postgresql/{version}/main/start.conf",
-            ],
-            _if=lambda: host.get_fact(File, path=f"/etc/postgresql/{version}/main/start.conf")
-            is not None,
-        ) if _main_cluster_enabled(version) else None
+            commands=[f"pg_ctlcluster {version} main stop || true", f"echo manual > {main_start_conf}"],
+        )
     files.directory(
         name=f"patroni: /var/lib/postgresql/{version} owned by postgres",
         path=f"/var/lib/postgresql/{version}",
         user="postgres",
         group="postgres",
         mode="750",
-    )
-
-
-def _main_cluster_enabled(version) -> bool:
-    from pyinfra.facts.files import FindInFile
-
-    return not host.get_fact(
-        FindInFile, path=f"/etc/postgresql/{version}/main/start.conf", pattern="^manual"
     )
 
 
@@ -68,7 +58,7 @@ def configure(cluster, node):
     candidate = f"/etc/patroni/.{node.patroni_name}.yml.candidate"
     files.directory(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
     files.template(
-        name=f"patroni: render {live} (candidate)",
+        name="patroni: render the member's configuration (candidate)",
         src=str(TEMPLATES / "patroni/patroni.yml.j2"),
         dest=candidate,
         user="postgres",
@@ -77,7 +67,7 @@ def configure(cluster, node):
         p=values,
     )
     config = patroni_ops.config_installed(
-        name=f"patroni: validate and install {live}",
+        name="patroni: validate the candidate (patroni --validate-config) and install it",
         candidate=candidate,
         live=live,
         # --validate-config binds the ports: usable only while Patroni is stopped
@@ -98,7 +88,7 @@ def configure(cluster, node):
         src=str(TEMPLATES / "patroni/patroni.service.j2"),
         dest=UNIT_FILE,
         scope=values["scope"],
-        name_=values["name"],
+        member=values["name"],
         config_file=live,
     )
     systemd.daemon_reload(name="patroni: systemd reload", _if=unit.did_change)
@@ -111,8 +101,9 @@ def _cluster_exists(cluster) -> bool:
     return any(inventory.get_host(n.name).get_fact(File, path=path) for n in cluster.patroni)
 
 
-def _dcs_changed(cluster, node) -> bool:
-    live = host.get_fact(TextFileHeader, path=patroni.config_file(node))
+def _dcs_changed_on(cluster, other) -> bool:
+    """Patroni reads its DCS section only at start: did it change in a running member's file?"""
+    live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
     return bool(live) and live.get("dcs-digest") != patroni.dcs_digest(cluster)
 
 
@@ -123,38 +114,66 @@ def start(cluster, node, config):
     first = node is cluster.patroni[0]
     bootstrap = not _cluster_exists(cluster)
     was_running = host.get_fact(SystemdStatus).get("patroni.service", False)
-    any_dcs_change = any(
-        _dcs_changed_on(cluster, other) for other in cluster.patroni
-    )
+    any_dcs_change = any(_dcs_changed_on(cluster, other) for other in cluster.patroni)
+    dcs_changed_here = _dcs_changed_on(cluster, node)
     live = patroni.config_file(node)
 
-    if first:
-        systemd.service(name="patroni: first member enabled and running", service="patroni", running=True, enabled=True)
-        if bootstrap:
-            patroni_ops.leader_elected(name="patroni: first member bootstraps and takes the lock", port=port)
-    if not first:
-        systemd.service(name="patroni: other members enabled and running", service="patroni", running=True, enabled=True)
-
-    if any_dcs_change and first:
-        patroni_ops.paused(name="patroni: pause (DCS section changed: daemons restart)", scope=s["patroni_scope"], config_file=live)
-    if was_running and _dcs_changed(cluster, node):
-        systemd.service(name="patroni: restart the daemon (DCS section changed)", service="patroni", restarted=True)
-    elif was_running:
-        systemd.service(name="patroni: reload (local configuration changed)", service="patroni", reloaded=True, _if=config.did_change)
-    if any_dcs_change and first:
-        patroni_ops.paused(name="patroni: resume", scope=s["patroni_scope"], config_file=live, pause=False)
-
-
-def _dcs_changed_on(cluster, other) -> bool:
-    live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
-    return bool(live) and live.get("dcs-digest") != patroni.dcs_digest(cluster)
+    # Every step is registered on every member (skipped where it does not apply): pyinfra
+    # orders operations per host, so this is what makes "first member is leader" come
+    # before "the others start".
+    only_first, only_others = (lambda: first), (lambda: not first)
+    systemd.service(
+        name="patroni: first member enabled and running",
+        service="patroni",
+        running=True,
+        enabled=True,
+        _if=only_first,
+    )
+    patroni_ops.leader_elected(
+        name="patroni: first member bootstraps and takes the lock",
+        port=port,
+        _if=lambda: first and bootstrap,
+    )
+    systemd.service(
+        name="patroni: other members enabled and running",
+        service="patroni",
+        running=True,
+        enabled=True,
+        _if=only_others,
+    )
+    # Patroni reads its DCS section at start only: restart the daemons, in maintenance mode
+    # so that PostgreSQL keeps running and the leader keeps its role.
+    patroni_ops.paused(
+        name="patroni: pause (the DCS section changed: daemons restart)",
+        scope=s["patroni_scope"],
+        config_file=live,
+        _if=lambda: first and any_dcs_change,
+    )
+    systemd.service(
+        name="patroni: restart the daemon (its DCS section changed)",
+        service="patroni",
+        restarted=True,
+        _if=lambda: was_running and dcs_changed_here,
+    )
+    systemd.service(
+        name="patroni: reload (local configuration changed)",
+        service="patroni",
+        reloaded=True,
+        _if=lambda: was_running and not dcs_changed_here and config.did_change(),
+    )
+    patroni_ops.paused(
+        name="patroni: resume",
+        scope=s["patroni_scope"],
+        config_file=live,
+        pause=False,
+        _if=lambda: first and any_dcs_change,
+    )
 
 
 @deploy("patroni: cluster-wide configuration")
 def dynamic_configuration(cluster, node):
-    if node is not cluster.patroni[0]:
-        return
     s = cluster.settings
+    only_first = lambda: node is cluster.patroni[0]  # noqa: E731
     live = patroni.config_file(node)
     port = s["patroni_restapi_port"]
     patroni_ops.dynamic_config_applied(
@@ -162,12 +181,14 @@ def dynamic_configuration(cluster, node):
         wanted=patroni.dynamic_config(s),
         config_file=live,
         port=port,
+        _if=only_first,
     )
     patroni_ops.pending_restarts_applied(
         name="patroni: rolling restart of members waiting for one (replicas first)",
         scope=s["patroni_scope"],
         config_file=live,
         port=port,
+        _if=only_first,
     )
 
 
@@ -183,13 +204,12 @@ def connection_hint(cluster) -> str:
 
 @deploy("patroni: check")
 def check(cluster, node):
-    if node is not cluster.patroni[0]:
-        return
     patroni_ops.cluster_healthy(
         name="patroni: exactly one leader, every replica streaming",
         expected=[n.patroni_name for n in cluster.patroni],
         port=cluster.settings["patroni_restapi_port"],
         connect_hint=connection_hint(cluster),
+        _if=lambda: node is cluster.patroni[0],
     )
 
 

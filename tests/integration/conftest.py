@@ -1,0 +1,61 @@
+"""Fixtures for the integration tests: the real lab topology and testinfra hosts over SSH.
+
+The topology comes from inventory.py itself (the checked pgha.settings.Cluster it builds),
+so the tests follow any change of names or addresses there. Every test here is marked
+`lab`: it needs the LXC lab built and deployed (`make cluster`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import helpers  # noqa: E402
+
+INTEGRATION_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.lab)
+
+
+# The topology, loaded once at import so tests can be parametrized by node name.
+CLUSTER = helpers.load_cluster(helpers.INVENTORY)
+ETCD_NAMES = [n.name for n in CLUSTER.etcd]
+PATRONI_NAMES = [n.name for n in CLUSTER.patroni]
+LAB_NAMES = [n.name for n in CLUSTER.nodes if n.lxc_container]
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """The real topology: pgha.settings.Cluster as checked by inventory.py."""
+    return CLUSTER
+
+
+@pytest.fixture(scope="session")
+def ssh_config(tmp_path_factory) -> Path:
+    """An ssh_config with one Host block per lab container (root, the lab key, strict keys)."""
+    path = tmp_path_factory.mktemp("ssh") / "ssh_config"
+    return helpers.write_ssh_config(path, {n.name: n.address for n in CLUSTER.nodes})
+
+
+@pytest.fixture(scope="session")
+def lab_hosts(ssh_config) -> dict:
+    """Every lab container: name -> testinfra host."""
+    return helpers.testinfra_hosts(ssh_config, LAB_NAMES)
+
+
+@pytest.fixture(scope="session")
+def etcd_hosts(lab_hosts) -> dict:
+    return {name: lab_hosts[name] for name in ETCD_NAMES}
+
+
+@pytest.fixture(scope="session")
+def patroni_hosts(lab_hosts) -> dict:
+    return {name: lab_hosts[name] for name in PATRONI_NAMES}

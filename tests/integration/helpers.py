@@ -1,0 +1,345 @@
+"""Helpers shared by the integration tests: running pyinfra, reading its results, the topology.
+
+Everything here runs on the control machine; the only network traffic goes to the lab's
+containers (10.0.3.0/24) over SSH, or to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = PROJECT_ROOT / "inventory.py"
+GROUP_DATA = PROJECT_ROOT / "group_data" / "all.py"
+VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
+PYINFRA = VENV_BIN / "pyinfra"
+PYTHON = VENV_BIN / "python"
+LAB_SSH_KEY = PROJECT_ROOT / ".lab" / "id_ed25519"
+LAB_KNOWN_HOSTS = PROJECT_ROOT / ".lab" / "known_hosts"
+
+LOCAL_ETCD = "http://127.0.0.1:2379"
+TEST_KEY_PREFIX = "/pgha-test/"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GRAND_TOTAL = re.compile(r"^\s*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", re.M)
+
+# pyinfra started through this wrapper when the deploy's checks must give up sooner: the
+# etcd check polls for 60 s (pgha/operations/etcd.py, not a setting), too long for a test
+# that keeps a member stopped. Only the poll's timeout changes, never what it checks.
+_CAPPED_CHECK_WRAPPER = """
+import sys
+import pgha.operations.etcd as ops
+_poll = ops.poll
+def _capped_poll(probe, timeout, interval=1.0):
+    return _poll(probe, min(timeout, {cap}), interval)
+ops.poll = _capped_poll
+from pyinfra_cli.main import main
+sys.argv[0] = "pyinfra"
+sys.exit(main())
+"""
+
+
+# --- pyinfra --------------------------------------------------------------------------------
+
+
+def run_pyinfra(
+    inventory: str | os.PathLike,
+    deploy: str | os.PathLike,
+    *extra_args: str,
+    check_timeout: float | None = None,
+    timeout: float = 1800,
+) -> tuple[int, str]:
+    """Run `.venv/bin/pyinfra -y <inventory> <deploy> <extra_args...>` in the project root.
+
+    Returns (exit code, stdout and stderr interleaved, without colour codes). ``deploy`` may
+    also be a pyinfra sub-command such as "fact" or "exec" (its arguments in ``extra_args``).
+    ``check_timeout`` caps how long the etcd check polls before it fails.
+    """
+    args = ["-y", str(inventory), str(deploy), *map(str, extra_args)]
+    if check_timeout is None:
+        command = [str(PYINFRA), *args]
+    else:
+        command = [str(PYTHON), "-c", _CAPPED_CHECK_WRAPPER.format(cap=float(check_timeout)), *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # keep stdout and stderr in order
+    env.pop("PYINFRA_YES", None)
+    proc = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    output = _ANSI.sub("", proc.stdout)
+    return proc.returncode, output
+
+
+def dry_run_changes(inventory: str | os.PathLike, deploy: str | os.PathLike, *extra_args: str,
+                    timeout: float = 600) -> tuple[int, list[str], str]:
+    """`pyinfra --dry` (with change detection): (exit code, operations that would certainly
+    change something, output). Conditional changes (``_if``) are not counted."""
+    proc = subprocess.run(
+        [str(PYINFRA), "--dry", str(inventory), str(deploy), *map(str, extra_args)],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    output = _ANSI.sub("", proc.stdout)
+    lines = output.splitlines()
+    changes = []
+    for i, line in enumerate(lines):
+        if line.strip().startswith("Operation") and "Conditional Change" in line:
+            change_col = line.index("Change")
+            cond_col = line.index("Conditional Change")
+            for row in lines[i + 1:]:
+                if not row.strip():
+                    break
+                if row[change_col:cond_col].strip() not in ("", "-"):
+                    changes.append(row.strip())
+            break
+    return proc.returncode, changes, output
+
+
+def _count(cell: str) -> int:
+    return 0 if cell == "-" else int(cell)
+
+
+def grand_total(output: str) -> dict[str, int]:
+    """The `Grand total` row of pyinfra's results table: hosts, success, error, no_change."""
+    matches = _GRAND_TOTAL.findall(_ANSI.sub("", output))
+    if not matches:
+        raise AssertionError(
+            "no 'Grand total' line in pyinfra's output (did it stop before the results?):\n"
+            + tail(output)
+        )
+    hosts, success, error, no_change = matches[-1]
+    return {
+        "hosts": _count(hosts),
+        "success": _count(success),
+        "error": _count(error),
+        "no_change": _count(no_change),
+    }
+
+
+def changed_operations(output: str) -> int:
+    """How many operations changed something (the Success column of the Grand total row)."""
+    return grand_total(output)["success"]
+
+
+def changed_operation_rows(output: str) -> list[str]:
+    """The rows of pyinfra's results table whose Success column is not '-' (for messages)."""
+    text = _ANSI.sub("", output)
+    start = text.rfind("--> Results:")
+    rows = []
+    for line in text[start:].splitlines()[2:] if start >= 0 else []:
+        cells = line.split()
+        if len(cells) >= 4 and not line.strip().startswith("Grand total"):
+            if cells[-3] != "-" and cells[-3].isdigit():
+                rows.append(line.strip())
+    return rows
+
+
+def fact_data(output: str, fact: str) -> dict[str, Any]:
+    """The JSON printed by `pyinfra INVENTORY fact <fact>`: {host name: value}."""
+    text = _ANSI.sub("", output)
+    marker = f"--> Fact data for: {fact}"
+    start = text.find(marker)
+    if start < 0:
+        raise AssertionError(f"no '{marker}' in pyinfra's output:\n{tail(output)}")
+    body = text[start + len(marker):]
+    end = body.find("\n-->")
+    return json.loads(body if end < 0 else body[:end])
+
+
+def tail(output: str, lines: int = 60) -> str:
+    return "\n".join(output.splitlines()[-lines:])
+
+
+# --- the topology ---------------------------------------------------------------------------
+
+
+def load_inventory(path: str | os.PathLike = INVENTORY) -> dict[str, Any]:
+    """Execute an inventory file the way pyinfra does and return its namespace.
+
+    inventory.py checks itself (pgha.settings.check_inventory_file) and leaves the checked
+    topology in ``_cluster``; loading the real one also (re)writes .lab/known_hosts from it,
+    which is how the lab's known_hosts is restored after a scratch inventory replaced it.
+    """
+    path = Path(path)
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "pgha_test_inventory"}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    return namespace
+
+
+def load_cluster(path: str | os.PathLike = INVENTORY):
+    """The checked topology (pgha.settings.Cluster) of an inventory file."""
+    namespace = load_inventory(path)
+    if "_cluster" in namespace:
+        return namespace["_cluster"]
+    from pgha import settings
+
+    groups = {g: namespace.get(g, []) for g in ("etcd", "patroni")}
+    data = settings.load_group_data(Path(path).resolve().parent / "group_data")
+    return settings.check(groups, data, with_secrets=False)
+
+
+# --- SSH ------------------------------------------------------------------------------------
+
+
+def write_ssh_config(path: Path, hosts: dict[str, str], known_hosts: Path = LAB_KNOWN_HOSTS) -> Path:
+    """An ssh_config with one Host block per container (name -> address), strict host keys."""
+    blocks = []
+    for name, address in hosts.items():
+        blocks.append(
+            f"Host {name}\n"
+            f"    HostName {address}\n"
+            "    User root\n"
+            f"    IdentityFile {LAB_SSH_KEY}\n"
+            "    IdentitiesOnly yes\n"
+            f"    UserKnownHostsFile {known_hosts}\n"
+            "    StrictHostKeyChecking yes\n"
+            "    BatchMode yes\n"
+            "    LogLevel ERROR\n"
+        )
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    return path
+
+
+def testinfra_hosts(ssh_config: Path, names) -> dict:
+    import testinfra
+
+    return {name: testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_config)) for name in names}
+
+
+# --- etcd -----------------------------------------------------------------------------------
+
+
+def etcdctl_command(*args: str, endpoints: str = LOCAL_ETCD) -> str:
+    quoted = " ".join(shlex.quote(a) for a in args)
+    return (
+        "ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=5s "
+        f"--endpoints={shlex.quote(endpoints)} {quoted}"
+    )
+
+
+def etcdctl(host, *args: str, endpoints: str = LOCAL_ETCD):
+    """Run etcdctl on a testinfra host (through that member unless ``endpoints`` says otherwise)."""
+    return host.run(etcdctl_command(*args, endpoints=endpoints))
+
+
+def cluster_health(host) -> dict[str, bool]:
+    """`etcdctl endpoint health --cluster` through the member itself: {client URL: healthy}."""
+    result = etcdctl(host, "endpoint", "health", "--cluster", "-w", "json")
+    try:
+        return {e["endpoint"]: bool(e.get("health")) for e in json.loads(result.stdout or "[]")}
+    except ValueError:
+        return {}
+
+
+def member_list(host) -> list[dict]:
+    """`etcdctl member list` through the member itself: [{name, peerURLs, clientURLs}] by name."""
+    result = etcdctl(host, "member", "list", "-w", "json")
+    assert result.rc == 0, f"etcdctl member list failed: {result.stderr}"
+    members = json.loads(result.stdout)["members"]
+    return sorted(
+        (
+            {
+                "name": m.get("name", ""),
+                "peerURLs": sorted(m.get("peerURLs", [])),
+                "clientURLs": sorted(m.get("clientURLs", [])),
+            }
+            for m in members
+        ),
+        key=lambda m: m["name"],
+    )
+
+
+def get_key(host, key: str, serializable: bool = False) -> str | None:
+    """The value of ``key`` read through the member (serializable: from its own store)."""
+    args = ["get", key, "--print-value-only"]
+    if serializable:
+        args.append("--consistency=s")
+    result = etcdctl(host, *args)
+    if result.rc != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def expected_members(cluster) -> list[dict]:
+    port_c = cluster.settings["etcd_client_port"]
+    port_p = cluster.settings["etcd_peer_port"]
+    return sorted(
+        (
+            {
+                "name": n.name,
+                "peerURLs": [f"http://{n.address}:{port_p}"],
+                "clientURLs": [f"http://{n.address}:{port_c}"],
+            }
+            for n in cluster.etcd
+        ),
+        key=lambda m: m["name"],
+    )
+
+
+def client_urls(cluster) -> dict[str, str]:
+    port = cluster.settings["etcd_client_port"]
+    return {n.name: f"http://{n.address}:{port}" for n in cluster.etcd}
+
+
+# --- misc -----------------------------------------------------------------------------------
+
+
+def wait_until(probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
+    """Call ``probe`` until it returns something truthy; return it, or the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def lxc_containers() -> dict[str, dict]:
+    """`lxc-ls --fancy` on this machine: {name: {"state": ..., "ipv4": [...]}}."""
+    out = subprocess.run(
+        ["lxc-ls", "--fancy", "--fancy-format", "name,state,ipv4"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    containers = {}
+    for line in out.splitlines()[1:]:
+        fields = line.split(None, 2)
+        if len(fields) < 2:
+            continue
+        ipv4 = fields[2].strip() if len(fields) > 2 else "-"
+        containers[fields[0]] = {
+            "state": fields[1],
+            "ipv4": [] if ipv4 == "-" else [a.strip() for a in ipv4.split(",")],
+        }
+    return containers
+
+
+def python_module(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`.venv/bin/python <args>` in the project root (e.g. -m pgha.lab teardown ...)."""
+    return subprocess.run(
+        [str(PYTHON), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
