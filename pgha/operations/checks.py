@@ -11,6 +11,7 @@ import time
 from typing import Callable
 
 from pyinfra import host
+from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.api.state import StateStage
 
@@ -29,3 +30,12 @@ def poll(probe: Callable[[], tuple[bool, str]], timeout: float, interval: float 
         if time.monotonic() >= deadline:
             raise OperationError(f"{message} (still so after {timeout:.0f}s)")
         time.sleep(interval)
+
+
+@operation()
+def barrier(what: str):
+    """Changes nothing. Registered on every host between two roles: pyinfra orders
+    operations host by host, so a step every host shares makes the next role wait for the
+    previous one everywhere (e.g. Patroni starts only once etcd is healthy)."""
+    host.noop(what)
+    yield from ()

@@ -8,7 +8,6 @@ import shlex
 from pyinfra import host, logger
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
-from pyinfra.facts.files import Sha1File
 
 from pgha.facts.patroni import PatroniCluster, PatroniDynamicConfig, PatroniRole, PatroniStatus
 from pgha.operations.checks import executing, poll
@@ -17,17 +16,6 @@ from pgha.patroni import dynamic_config_changes
 
 def patronictl(config_file: str) -> str:
     return f"patronictl -c {shlex.quote(config_file)}"
-
-
-@operation()
-def config_installed(candidate: str, live: str, validate: str):
-    """Copy ``candidate`` over ``live`` when they differ, after ``validate`` (a command that
-    fails on a bad file) accepted it; owner postgres, mode 0600 (it holds passwords)."""
-    if host.get_fact(Sha1File, path=candidate) == host.get_fact(Sha1File, path=live):
-        host.noop(f"{live} is up to date")
-        return
-    yield validate
-    yield f"install -o postgres -g postgres -m 600 {shlex.quote(candidate)} {shlex.quote(live)}"
 
 
 @operation()

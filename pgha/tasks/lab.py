@@ -102,7 +102,8 @@ def containers(cluster):
             container=name,
             base=s["lab_base_container"],
         )
-        changes = [
+        # what the container reads only at boot: a change restarts it
+        boot_changes = [
             files.line(
                 name=f"{name}: {key} = {value}",
                 path=f"/var/lib/lxc/{name}/config",
@@ -111,18 +112,18 @@ def containers(cluster):
             )
             for key, value in lab.lxc_config_lines(s, node).items()
         ]
-        for path, content in (
-            ("etc/network/interfaces", lab.interfaces(s)),
-            ("etc/hostname", f"{lab.hostname(name)}\n"),
-            ("etc/hosts", lab.etc_hosts(cluster, node)),
-            ("etc/resolv.conf", f"nameserver {s['lab_gateway']}\n"),
-            ("etc/ssh/sshd_config.d/pgha.conf", "HostKey /etc/ssh/ssh_host_ed25519_key\n"),
+        for path, content, needs_restart in (
+            ("etc/network/interfaces", lab.interfaces(s), True),
+            ("etc/hostname", f"{lab.hostname(name)}\n", True),
+            ("etc/hosts", lab.etc_hosts(cluster, node), False),
+            ("etc/resolv.conf", f"nameserver {s['lab_gateway']}\n", False),
+            ("etc/ssh/sshd_config.d/pgha.conf", "HostKey /etc/ssh/ssh_host_ed25519_key\n", True),
         ):
-            changes.append(
-                files.put(name=f"{name}: /{path}", src=StringIO(content), dest=f"{root}/{path}")
-            )
+            put = files.put(name=f"{name}: /{path}", src=StringIO(content), dest=f"{root}/{path}")
+            if needs_restart:
+                boot_changes.append(put)
         host_key = lab.HOST_KEYS / name / "ssh_host_ed25519_key"
-        changes.append(
+        boot_changes.append(
             files.put(
                 name=f"{name}: SSH host key",
                 src=str(host_key),
@@ -130,13 +131,11 @@ def containers(cluster):
                 mode="600",
             )
         )
-        changes.append(
-            files.put(
-                name=f"{name}: SSH host public key",
-                src=str(host_key) + ".pub",
-                dest=f"{root}/etc/ssh/ssh_host_ed25519_key.pub",
-                mode="644",
-            )
+        files.put(
+            name=f"{name}: SSH host public key",
+            src=str(host_key) + ".pub",
+            dest=f"{root}/etc/ssh/ssh_host_ed25519_key.pub",
+            mode="644",
         )
         files.directory(name=f"{name}: /root/.ssh", path=f"{root}/root/.ssh", mode="700")
         files.put(
@@ -151,7 +150,7 @@ def containers(cluster):
                 server.shell(
                     name=f"Restart {name} (its configuration changed)",
                     commands=[f"lxc-stop -n {name} -t 30", f"lxc-start -n {name}"],
-                    _if=lambda changes=changes: any(c.did_change() for c in changes),
+                    _if=lambda changes=boot_changes: any(c.did_change() for c in changes),
                 )
             )
         else:

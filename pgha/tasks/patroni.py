@@ -12,7 +12,9 @@ from pyinfra.operations import files, server, systemd
 
 from pgha import TEMPLATES, patroni, secrets
 from pgha.facts.patroni import TextFileHeader
+from pgha.tasks.common import install_packages_without_starting
 from pgha.operations import patroni as patroni_ops
+from pgha.operations.files import validated_copy
 
 UNIT_FILE = "/etc/systemd/system/patroni.service"
 
@@ -23,8 +25,6 @@ def packages(settings) -> list[str]:
 
 @deploy("patroni: install")
 def install(cluster):
-    from pgha.tasks.common import install_packages_without_starting
-
     version = cluster.settings["postgresql_version"]
     # read by pg_createcluster when postgresql-N is installed: no `main` cluster on 5432
     files.put(
@@ -66,7 +66,7 @@ def configure(cluster, node):
         mode="600",
         p=values,
     )
-    config = patroni_ops.config_installed(
+    config = validated_copy(
         name="patroni: validate the candidate (patroni --validate-config) and install it",
         candidate=candidate,
         live=live,
@@ -76,6 +76,9 @@ def configure(cluster, node):
             f"python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' {candidate}; "
             f"else runuser -u postgres -- patroni --validate-config {candidate}; fi"
         ),
+        user="postgres",
+        group="postgres",
+        mode="600",
     )
     files.directory(name="patroni: /root/.config/patroni", path="/root/.config/patroni", mode="700")
     files.link(

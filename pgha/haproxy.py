@@ -1,0 +1,29 @@
+"""HAProxy on every Patroni node: the values of haproxy.cfg, computed from the topology."""
+
+from __future__ import annotations
+
+CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
+
+
+def config(cluster, secrets: dict) -> dict:
+    s = cluster.settings
+    return {
+        "stats_port": s["haproxy_stats_port"],
+        "stats_user": s["haproxy_stats_user"],
+        "stats_password": secrets["haproxy_stats_password"],
+        "etcd_port": s["haproxy_etcd_port"],
+        "etcd_servers": [
+            {"name": n.name, "address": f"{n.address}:{s['etcd_client_port']}"} for n in cluster.etcd
+        ],
+        "rw_port": s["haproxy_rw_port"],
+        "ro_port": s["haproxy_ro_port"],
+        "restapi_port": s["patroni_restapi_port"],
+        "pg_servers": [
+            {"name": n.patroni_name, "address": f"{n.address}:{s['postgresql_port']}"}
+            for n in cluster.patroni
+        ],
+        "check": (
+            f"inter {s['haproxy_check_inter']} fastinter {s['haproxy_check_fastinter']} "
+            f"rise {s['haproxy_check_rise']} fall {s['haproxy_check_fall']}"
+        ),
+    }

@@ -1,0 +1,61 @@
+"""The HAProxy role on every Patroni node: install, validated configuration, reload on change."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, systemd
+
+from pgha import TEMPLATES, haproxy, secrets
+from pgha.operations.files import validated_copy
+from pgha.tasks.common import install_packages_without_starting
+
+CANDIDATE = "/etc/haproxy/.haproxy.cfg.candidate"
+
+
+@deploy("haproxy: install")
+def install():
+    install_packages_without_starting("haproxy", ["haproxy"])
+
+
+@deploy("haproxy: configure")
+def configure(cluster):
+    files.template(
+        name="haproxy: render haproxy.cfg (candidate)",
+        src=str(TEMPLATES / "haproxy/haproxy.cfg.j2"),
+        dest=CANDIDATE,
+        user="root",
+        group="haproxy",
+        mode="640",
+        h=haproxy.config(cluster, secrets.load()),
+    )
+    return validated_copy(
+        name="haproxy: check the candidate (haproxy -c) and install it",
+        candidate=CANDIDATE,
+        live=haproxy.CONFIG_FILE,
+        validate=f"haproxy -c -q -f {CANDIDATE}",
+        user="root",
+        group="haproxy",
+        mode="640",
+    )
+
+
+@deploy("haproxy: start")
+def start(config):
+    was_running = host.get_fact(SystemdStatus).get("haproxy.service", False)
+    systemd.service(name="haproxy: enabled and running", service="haproxy", running=True, enabled=True)
+    systemd.service(
+        name="haproxy: reload (configuration changed)",
+        service="haproxy",
+        reloaded=True,
+        _if=lambda: was_running and config.did_change(),
+    )
+
+
+def deploy_haproxy(cluster):
+    """The whole role on the current host, if it is a Patroni member."""
+    if "patroni" not in host.groups:
+        return
+    install()
+    start(configure(cluster))
