@@ -13,8 +13,9 @@ lab_base_container = "pgha-base"  # cached base, every node is a clone of it
 # packages baked into the base container (the roles install the rest)
 lab_base_packages = ["openssh-server", "python3", "iproute2", "ca-certificates", "curl"]
 
-# --- Networks allowed to reach PostgreSQL (besides the cluster's own nodes) -------------
-client_networks = ["10.0.3.0/24"]
+# --- Networks allowed to reach PostgreSQL (besides the Patroni nodes themselves) --------
+# The lab's clients run on the LXC host; other containers (etcd) are refused by pg_hba.
+client_networks = ["10.0.3.1/32"]
 
 # --- Ports ------------------------------------------------------------------------------
 etcd_client_port = 2379  # etcd client API on the etcd nodes

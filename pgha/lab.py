@@ -140,8 +140,13 @@ def prepare_local_files(cluster) -> None:
         return
     ensure_local_keys(names)
     content = known_hosts(cluster)
-    if not KNOWN_HOSTS.exists() or KNOWN_HOSTS.read_text() != content:
-        KNOWN_HOSTS.write_text(content)
+    # keep the entries of other inventories' containers (e.g. the tests' scratch nodes)
+    ours = {line.split()[0] for line in content.splitlines()}
+    old = KNOWN_HOSTS.read_text() if KNOWN_HOSTS.exists() else ""
+    kept = [line for line in old.splitlines() if line.split() and line.split()[0] not in ours]
+    merged = "".join(f"{line}\n" for line in kept) + content
+    if merged != old:
+        KNOWN_HOSTS.write_text(merged)
 
 
 def lab_containers(cluster) -> list[str]:

@@ -1,0 +1,114 @@
+"""The seed's "Ajout d'un nouveau secondaire": from a cluster of pg-1 and pg-2, adding
+pg_patroni3 to the inventory and re-running makes it a streaming replica, without
+restarting the other members or moving the leadership.
+
+pg_patroni3 is first taken out of the running lab cluster (Patroni stopped, data wiped),
+the deploy is run with a 2-member inventory, then with the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
+
+REMOVED = "pg_patroni3"
+REMOVED_MEMBER = "pg-3"
+
+
+def _rest(address: str, path: str) -> dict:
+    out = subprocess.run(
+        ["curl", "-s", "-m", "3", f"http://{address}:8008/{path}"],
+        capture_output=True, text=True, check=False,
+    ).stdout
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {}
+
+
+def _members(address: str) -> dict[str, dict]:
+    return {m["name"]: m for m in _rest(address, "cluster").get("members", [])}
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _two_member_inventory(tmp_path):
+    (tmp_path / "group_data").mkdir()
+    shutil.copy(GROUP_DATA, tmp_path / "group_data" / "all.py")
+    text = INVENTORY.read_text().replace(
+        '    "pg_patroni3": ("10.0.3.68", "pg-3", ["p3"]),\n', ""
+    )
+    assert "pg_patroni3" not in text, "the inventory's layout changed: update this test"
+    path = tmp_path / "inventory_two_patroni.py"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def leader_address(cluster):
+    members = _members(cluster.node("pg_patroni1").address)
+    leader = next(m for m in members.values() if m["role"] in ("leader", "master", "primary"))
+    return leader["host"]
+
+
+def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_others(
+    cluster, patroni_hosts, leader_address, tmp_path
+):
+    removed = patroni_hosts[REMOVED]
+    data_dir = f"/var/lib/postgresql/{cluster.settings['postgresql_version']}/{cluster.settings['patroni_scope']}"
+    if REMOVED_MEMBER == next(m for m in _members(leader_address).values() if m["host"] == leader_address)["name"]:
+        pytest.fail("pg-3 leads: this test expects it to be a replica (run after a fresh deploy)")
+
+    # 1. take pg_patroni3 out: Patroni and PostgreSQL stopped, data and config gone
+    removed.run_expect([0], "systemctl disable --now patroni")
+    removed.run_expect([0], f"rm -rf {data_dir} /etc/patroni/pg-3.yml /etc/patroni/.pg-3.yml.candidate")
+    _wait(lambda: REMOVED_MEMBER not in _members(leader_address), 90, "pg-3 to leave /cluster")
+
+    # 2. the 2-member inventory converges to a healthy 2-member cluster
+    code, output = run_pyinfra(_two_member_inventory(tmp_path), "deploys/patroni.py", "--limit", "patroni")
+    assert code == 0, output[-3000:]
+    assert "pg-3" not in output.split("--> Cluster status")[-1].split("Connect")[0]
+    before = {
+        name: _rest(m["host"], "patroni")["postmaster_start_time"]
+        for name, m in _members(leader_address).items()
+    }
+    assert sorted(before) == ["pg-1", "pg-2"]
+
+    # 3. the real inventory adds pg-3
+    code, output = run_pyinfra(INVENTORY, "deploys/patroni.py", "--limit", "patroni")
+    assert code == 0, output[-3000:]
+    members = _wait(
+        lambda: (m := _members(leader_address)) and len(m) == 3 and m,
+        60,
+        "3 members in /cluster",
+    )
+    replication = {
+        r["application_name"]: r["state"] for r in _rest(leader_address, "patroni").get("replication", [])
+    }
+    assert replication.get(REMOVED_MEMBER) == "streaming", replication
+    assert members[REMOVED_MEMBER]["role"] == "replica"
+    # the leader did not move and the other members were not restarted
+    assert _members(leader_address)[
+        next(n for n, m in members.items() if m["host"] == leader_address)
+    ]["role"] in ("leader", "master", "primary")
+    after = {name: _rest(members[name]["host"], "patroni")["postmaster_start_time"] for name in before}
+    assert after == before
+
+    # 4. nothing left to do
+    code, output = run_pyinfra(INVENTORY, "deploys/patroni.py", "--limit", "patroni")
+    assert code == 0, output[-3000:]
+    assert changed_operations(output) == 0
