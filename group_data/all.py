@@ -43,6 +43,12 @@ patroni_ttl = 30  # leader lock TTL, seconds
 patroni_loop_wait = 10  # seconds between HA loop runs
 patroni_retry_timeout = 10  # DCS and PostgreSQL retry timeout, seconds
 patroni_maximum_lag_on_failover = 1048576  # bytes a replica may lag and still be promoted
+# Synchronous replication (cluster-wide, in the DCS): a commit is acknowledged once
+# synchronous_node_count replicas have it, so a failover loses no acknowledged write.
+# strict: with no synchronous replica left, writes wait rather than go asynchronous.
+patroni_synchronous_mode = False
+patroni_synchronous_mode_strict = False
+patroni_synchronous_node_count = 1
 patroni_restapi_username = "patroni"  # basic auth user for the REST API's unsafe methods
 patroni_superuser = "postgres"
 patroni_replication_user = "repl"
@@ -62,7 +68,11 @@ postgresql_parameters = {
 
 # --- HAProxy ----------------------------------------------------------------------------
 haproxy_stats_user = "admin"
-haproxy_check_inter = "2s"  # interval between health checks
-haproxy_check_fastinter = "1s"  # interval while a server changes state
+# Health checks of the REST API (OPTIONS /master, /replica). A new leader is marked up
+# within downinter + (rise - 1) * fastinter (0.75 s); two checks either way avoid flapping
+# on one slow answer. The seed's inter 2s/fastinter 1s took ~3.5 s to see a new leader.
+haproxy_check_inter = "1s"  # interval between checks of a server that is up
+haproxy_check_fastinter = "250ms"  # interval while a server changes state
+haproxy_check_downinter = "500ms"  # interval between checks of a server that is down
 haproxy_check_rise = 2  # successful checks to mark a server up
-haproxy_check_fall = 1  # failed checks to mark a server down
+haproxy_check_fall = 2  # failed checks to mark a server down

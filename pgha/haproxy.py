@@ -24,6 +24,7 @@ def config(cluster, secrets: dict) -> dict:
         ],
         "check": (
             f"inter {s['haproxy_check_inter']} fastinter {s['haproxy_check_fastinter']} "
+            f"downinter {s['haproxy_check_downinter']} "
             f"rise {s['haproxy_check_rise']} fall {s['haproxy_check_fall']}"
         ),
     }

@@ -97,9 +97,10 @@ def interfaces(settings: dict) -> str:
 
 
 def lxc_config_lines(settings: dict, node) -> dict[str, str]:
-    prefix = ipaddress.ip_network(settings["lab_subnet"]).prefixlen
+    subnet = ipaddress.ip_network(settings["lab_subnet"])
     return {
-        "lxc.net.0.ipv4.address": f"{node.address}/{prefix}",
+        # the broadcast is given explicitly: LXC 5.0 computes a wrong one (lxc/lxc#4522)
+        "lxc.net.0.ipv4.address": f"{node.address}/{subnet.prefixlen} {subnet.broadcast_address}",
         "lxc.net.0.ipv4.gateway": settings["lab_gateway"],
         "lxc.start.auto": "1",
     }

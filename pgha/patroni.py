@@ -46,6 +46,9 @@ def dynamic_config(settings) -> dict:
         "loop_wait": settings["patroni_loop_wait"],
         "retry_timeout": settings["patroni_retry_timeout"],
         "maximum_lag_on_failover": settings["patroni_maximum_lag_on_failover"],
+        "synchronous_mode": settings["patroni_synchronous_mode"],
+        "synchronous_mode_strict": settings["patroni_synchronous_mode_strict"],
+        "synchronous_node_count": settings["patroni_synchronous_node_count"],
         "postgresql": {
             "use_pg_rewind": True,
             "use_slots": True,
@@ -58,15 +61,26 @@ _BOOL_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": Fal
 
 
 def _same(wanted, current) -> bool:
-    """Patroni may hand values back as strings ('on', '30s', '10'): compare loosely."""
-    if isinstance(wanted, bool):
-        return _BOOL_WORDS.get(str(current).lower()) is wanted
+    """Patroni may hand values back as strings ('on', '30s', '10') and patronictl stores
+    'on' as a YAML boolean: compare loosely."""
+    if isinstance(wanted, bool) or isinstance(current, bool):
+        as_bool = [v if isinstance(v, bool) else _BOOL_WORDS.get(str(v).lower()) for v in (wanted, current)]
+        return as_bool[0] is not None and as_bool[0] is as_bool[1]
     return str(wanted) == str(current)
+
+
+# What Patroni assumes for a key absent from the DCS: absent and equal is no change.
+PATRONI_DEFAULTS = {
+    "synchronous_mode": False,
+    "synchronous_mode_strict": False,
+    "synchronous_node_count": 1,
+}
 
 
 def dynamic_config_changes(wanted: dict, current: dict) -> dict[str, object]:
     """Flattened ``{"ttl": 30, "postgresql.parameters.max_connections": 200}`` of what differs."""
     changes: dict[str, object] = {}
+    current = {**PATRONI_DEFAULTS, **(current or {})}
 
     def walk(prefix: str, want: dict, have: dict) -> None:
         for key, value in want.items():

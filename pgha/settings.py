@@ -116,6 +116,9 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "patroni_loop_wait": (_is_int(1), "an integer number of seconds, at least 1"),
     "patroni_retry_timeout": (_is_int(1), "an integer number of seconds, at least 1"),
     "patroni_maximum_lag_on_failover": (_is_int(0), "a number of bytes, 0 or more"),
+    "patroni_synchronous_mode": (lambda v: isinstance(v, bool), "true or false"),
+    "patroni_synchronous_mode_strict": (lambda v: isinstance(v, bool), "true or false"),
+    "patroni_synchronous_node_count": (_is_int(1), "an integer, at least 1"),
     "patroni_restapi_username": (_is_name, "a user name"),
     "patroni_superuser": (_is_name, "a PostgreSQL role name"),
     "patroni_replication_user": (_is_name, "a PostgreSQL role name"),
@@ -135,6 +138,10 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "haproxy_check_fastinter": (
         lambda v: isinstance(v, str) and DURATION.match(v) is not None,
         "a duration such as 1s or 250ms",
+    ),
+    "haproxy_check_downinter": (
+        lambda v: isinstance(v, str) and DURATION.match(v) is not None,
+        "a duration such as 500ms or 1s",
     ),
     "haproxy_check_rise": (_is_int(1), "an integer, at least 1"),
     "haproxy_check_fall": (_is_int(1), "an integer, at least 1"),
@@ -330,6 +337,14 @@ def _check_topology(cluster: Cluster, problems: list[str]) -> None:
                     f"{node.name!r}: expected distinct names"
                 )
 
+    sync_count = s.get("patroni_synchronous_node_count")
+    if s.get("patroni_synchronous_mode") is True and _is_int(1)(sync_count):
+        if sync_count > len(cluster.patroni) - 1:
+            problems.append(
+                f"group_data: patroni_synchronous_node_count = {sync_count} with "
+                f"{len(cluster.patroni)} Patroni members: expected at most "
+                f"{len(cluster.patroni) - 1} (the members other than the leader)"
+            )
     if len(cluster.patroni) < 2:
         problems.append(
             f"inventory: group 'patroni' has {len(cluster.patroni)} member(s): "

@@ -54,9 +54,11 @@ def cluster_healthy(expected: dict[str, str], timeout: float = 60):
         if seen != expected:
             return False, f"etcd member list on {host.name} is {seen}, expected {expected}"
         health = host.get_fact(EtcdHealth, endpoints=LOCAL)
-        unhealthy = sorted(url for url in expected.values() if not health.get(url))
+        unhealthy = sorted(name for name, url in expected.items() if not health.get(url))
         if unhealthy:
-            return False, f"etcd members not healthy: {', '.join(unhealthy)}"
+            return False, "etcd members not healthy: " + ", ".join(
+                f"{name} ({expected[name]})" for name in unhealthy
+            )
         return True, f"etcd: {len(expected)} healthy members, same list: {', '.join(sorted(expected))}"
 
     host.noop(poll(probe, timeout))

@@ -76,11 +76,13 @@ def start(cluster, node, plan, changes):
         enabled=True,
     )
     if was_running:
+        # one member at a time, so that the cluster keeps its quorum
         systemd.service(
             name="etcd: restart (its configuration changed)",
             service="etcd",
             restarted=True,
             _if=lambda: any(c.did_change() for c in changes),
+            _serial=True,
         )
 
 

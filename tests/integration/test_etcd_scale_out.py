@@ -19,7 +19,6 @@ scratch containers are always destroyed at the end.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 import uuid
@@ -41,6 +40,7 @@ PATRONI_NODES = {  # only built as containers, to satisfy the inventory check
 }
 ALL_NODES = {**ETCD_NODES, **{n: a for n, (a, _, _) in PATRONI_NODES.items()}}
 CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
+HOST_KEYS = helpers.PROJECT_ROOT / ".lab" / "host_keys"  # the real lab's (pgha.lab.HOST_KEYS)
 CLIENT_PORT = CLUSTER.settings["etcd_client_port"]
 PEER_PORT = CLUSTER.settings["etcd_peer_port"]
 
@@ -71,16 +71,41 @@ lab.prepare_local_files(_cluster)
 '''
 
 
-def _sha(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-
-
-def _real_lab_files() -> dict:
-    """The real lab's local known_hosts and each real container's /etc/hosts."""
-    files = {"known_hosts": _sha(helpers.LAB_KNOWN_HOSTS)}
+def _real_lab_problems() -> list[str]:
+    """What a scratch run could break in the real lab (and nothing the other engineer's
+    deploys may legitimately change meanwhile): the real nodes' known_hosts entries, no
+    scratch entry or host key in .lab/, no scratch name in a real container's /etc/hosts."""
+    problems = []
+    known = helpers.LAB_KNOWN_HOSTS.read_text() if helpers.LAB_KNOWN_HOSTS.exists() else ""
+    entries = {tuple(line.split()[:3]) for line in known.splitlines() if line.strip()}
+    for node in CLUSTER.nodes:
+        public = (HOST_KEYS / node.name / "ssh_host_ed25519_key.pub").read_text().split()
+        if (node.address, public[0], public[1]) not in entries:
+            problems.append(f".lab/known_hosts lost the entry of {node.name} ({node.address})")
+    for name, address in ALL_NODES.items():
+        if any(entry[0] == address for entry in entries):
+            problems.append(f".lab/known_hosts has an entry for scratch {address}")
+        if (HOST_KEYS / name).exists():
+            problems.append(f".lab/host_keys/{name} was created")
     for name in LAB_NAMES:
-        files[name] = _sha(Path("/var/lib/lxc") / name / "rootfs/etc/hosts")
-    return files
+        hosts = (Path("/var/lib/lxc") / name / "rootfs/etc/hosts").read_text()
+        if any(re.search(rf"\b{scratch}\b", hosts) for scratch in ALL_NODES):
+            problems.append(f"{name}'s /etc/hosts lists scratch nodes")
+        missing = [n.address for n in CLUSTER.nodes if n.address not in hosts.split()]
+        if missing:
+            problems.append(f"{name}'s /etc/hosts lost {missing}")
+    return problems
+
+
+def _restore_lab_known_hosts() -> None:
+    """Put the real lab's known_hosts right again: drop scratch entries, then let
+    inventory.py's own prepare_local_files() rewrite the real nodes' entries."""
+    if helpers.LAB_KNOWN_HOSTS.exists():
+        lines = helpers.LAB_KNOWN_HOSTS.read_text().splitlines()
+        kept = [line for line in lines if not line.split() or line.split()[0] not in ALL_NODES.values()]
+        if kept != lines:
+            helpers.LAB_KNOWN_HOSTS.write_text("".join(f"{line}\n" for line in kept))
+    helpers.load_inventory(helpers.INVENTORY)
 
 
 class Scratch:
@@ -93,7 +118,7 @@ class Scratch:
         self.key = f"{helpers.TEST_KEY_PREFIX}scale-out-{uuid.uuid4().hex[:12]}"
         self.value = uuid.uuid4().hex
         self.outputs: dict[str, str] = {}
-        self.real_before = _real_lab_files()
+        self.real_problems_before = _real_lab_problems()
         group_data = directory / "group_data"
         group_data.mkdir()
         text, count = re.subn(
@@ -114,6 +139,11 @@ class Scratch:
         self.ssh_config = directory / "ssh_config"
         helpers.write_ssh_config(self.ssh_config, ALL_NODES, known_hosts=self.known_hosts)
         self.hosts = helpers.testinfra_hosts(self.ssh_config, ETCD_NODES)
+
+    def record(self, name: str, output: str) -> None:
+        """Keep a pyinfra run's output (also in the scratch directory, for post-mortems)."""
+        self.outputs[name] = output
+        (self.dir / f"{name}.log").write_text(output, encoding="utf-8")
 
     def step(self, name: str):
         return _Step(self, name)
@@ -163,8 +193,8 @@ def scratch(tmp_path_factory):
     if _scratch_containers():
         s.teardown()
         _force_destroy(_scratch_containers())
-    if _sha(helpers.LAB_KNOWN_HOSTS) != s.real_before["known_hosts"]:
-        helpers.load_inventory(helpers.INVENTORY)  # prepare_local_files() rewrites it
+    if any("known_hosts" in p for p in _real_lab_problems()):
+        _restore_lab_known_hosts()
 
 
 def _members(host):
@@ -207,17 +237,17 @@ def test_build_two_member_scratch_lab(scratch):
         rc, output = helpers.run_pyinfra(
             scratch.inv2, "deploys/lxc_hosts.py", "--limit", "lxc_hosts", timeout=900
         )
-        scratch.outputs["lab2"] = output
+        scratch.record("lab2", output)
         assert rc == 0, helpers.tail(output)
         _assert_running(["scratch_etcd1", "scratch_etcd2", "scratch_patroni1", "scratch_patroni2"])
         assert "scratch_etcd3" not in helpers.lxc_containers()
-        assert _real_lab_files() == scratch.real_before, "the real lab's files were changed"
+        assert _real_lab_problems() == scratch.real_problems_before
 
 
 def test_deploy_two_member_etcd(scratch):
     with scratch.step("deploy etcd with 2 members"):
         rc, output = helpers.run_pyinfra(scratch.inv2, "deploys/etcd.py", "--limit", "etcd")
-        scratch.outputs["etcd2"] = output
+        scratch.record("etcd2", output)
         assert rc == 0, helpers.tail(output)
         first = scratch.hosts["scratch_etcd1"]
         names = ["scratch_etcd1", "scratch_etcd2"]
@@ -235,10 +265,10 @@ def test_grow_scratch_lab_to_three_etcd_nodes(scratch):
         rc, output = helpers.run_pyinfra(
             scratch.inv3, "deploys/lxc_hosts.py", "--limit", "lxc_hosts", timeout=900
         )
-        scratch.outputs["lab3"] = output
+        scratch.record("lab3", output)
         assert rc == 0, helpers.tail(output)
         _assert_running(list(ALL_NODES))
-        assert _real_lab_files() == scratch.real_before, "the real lab's files were changed"
+        assert _real_lab_problems() == scratch.real_problems_before
         # the 2-member cluster came through whatever the lab deploy did to its containers
         first = scratch.hosts["scratch_etcd1"]
         assert helpers.wait_until(lambda: helpers.get_key(first, scratch.key) == scratch.value, 60)
@@ -257,7 +287,7 @@ def test_growing_the_lab_does_not_restart_existing_containers(scratch):
 def test_scale_out_to_three_members(scratch):
     with scratch.step("deploy etcd with 3 members"):
         rc, output = helpers.run_pyinfra(scratch.inv3, "deploys/etcd.py", "--limit", "etcd")
-        scratch.outputs["etcd3"] = output
+        scratch.record("etcd3", output)
         assert rc == 0, helpers.tail(output)
         names = list(ETCD_NODES)
         for name in names:
@@ -313,10 +343,8 @@ def test_teardown_destroys_the_scratch_containers(scratch):
 
 
 def test_real_lab_untouched(scratch, etcd_hosts):
-    after = _real_lab_files()
-    assert after == scratch.real_before, {
-        k: (scratch.real_before[k], v) for k, v in after.items() if scratch.real_before[k] != v
-    }
+    assert scratch.real_problems_before == [], scratch.real_problems_before
+    assert _real_lab_problems() == []
     first = next(iter(etcd_hosts.values()))
     assert helpers.member_list(first) == helpers.expected_members(CLUSTER)
     assert helpers.cluster_health(first) == {u: True for u in helpers.client_urls(CLUSTER).values()}

@@ -127,7 +127,7 @@ def test_etc_hosts_lists_a_node_in_two_groups_once(groups, group_data):
 )
 def test_lxc_config_lines(cluster, group_data, node_name, address):
     assert lab.lxc_config_lines(group_data, cluster.node(node_name)) == {
-        "lxc.net.0.ipv4.address": f"{address}/24",
+        "lxc.net.0.ipv4.address": f"{address}/24 10.0.3.255",
         "lxc.net.0.ipv4.gateway": "10.0.3.1",
         "lxc.start.auto": "1",
     }
@@ -136,7 +136,7 @@ def test_lxc_config_lines(cluster, group_data, node_name, address):
 def test_lxc_config_lines_follow_the_subnet(cluster, group_data):
     group_data.update(lab_subnet="10.0.0.0/16", lab_gateway="10.0.0.1")
     lines = lab.lxc_config_lines(group_data, cluster.node("etcd1"))
-    assert lines["lxc.net.0.ipv4.address"] == "10.0.3.64/16"
+    assert lines["lxc.net.0.ipv4.address"] == "10.0.3.64/16 10.0.255.255"
     assert lines["lxc.net.0.ipv4.gateway"] == "10.0.0.1"
 
 

@@ -1,0 +1,48 @@
+"""pgha: commands for a deployed cluster.
+
+Usage:
+  pgha status [--inventory inventory.py]
+  pgha switchover [--to pg-2] [--inventory inventory.py]
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+from pgha import PROJECT_ROOT, client, secrets
+
+
+def _cluster(inventory: str):
+    namespace = runpy.run_path(str(Path(inventory).resolve()))
+    return namespace["_cluster"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pgha", description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", default=str(PROJECT_ROOT / "inventory.py"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("status", help="members, roles, timelines and lag")
+    switch = commands.add_parser("switchover", help="planned change of leader, through Patroni")
+    switch.add_argument("--to", dest="candidate", help="Patroni name of the new leader (default: any healthy replica)")
+    switch.add_argument("--timeout", type=float, default=60)
+    args = parser.parse_args(argv)
+
+    cluster = _cluster(args.inventory)
+    if args.command == "status":
+        for m in client.members(cluster):
+            print(f"{m['name']:<8} {m['host']:<15} {m['role']:<8} {m['state']:<10} TL {m['timeline']} lag {m['lag']}")
+        return 0
+    try:
+        result = client.switchover(cluster, secrets.load(), args.candidate, args.timeout)
+    except client.SwitchoverError as error:
+        print(f"pgha switchover: {error}", file=sys.stderr)
+        return 1
+    print(f"switchover {result['from']} -> {result['to']}: writes accepted through HAProxy after {result['seconds']:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Talking to the deployed cluster from the control machine: Patroni's REST API and
+PostgreSQL through HAProxy. Used by the switchover command, the HA drills and the tests."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg2
+import requests
+
+
+def members(cluster, timeout: float = 2) -> list[dict]:
+    """``/cluster`` from the first Patroni member that answers (roles normalised)."""
+    from pgha.facts.patroni import parse_cluster
+
+    port = cluster.settings["patroni_restapi_port"]
+    for node in cluster.patroni:
+        try:
+            answer = requests.get(f"http://{node.address}:{port}/cluster", timeout=timeout)
+            return parse_cluster(answer.json())
+        except (requests.RequestException, ValueError):
+            continue
+    return []
+
+
+def leader(cluster) -> dict | None:
+    return next((m for m in members(cluster) if m["role"] == "leader"), None)
+
+
+def dsn(cluster, secrets: dict, port_setting: str = "haproxy_rw_port", **extra) -> str:
+    """A multi-host libpq connection string over every Patroni node's HAProxy."""
+    s = cluster.settings
+    hosts = ",".join(n.address for n in cluster.patroni)
+    ports = ",".join(str(s[port_setting]) for _ in cluster.patroni)
+    options = {
+        "host": hosts,
+        "port": ports,
+        "user": s["patroni_admin_user"],
+        "password": secrets["admin_password"],
+        "dbname": "postgres",
+        "connect_timeout": 1,
+        **({"target_session_attrs": "read-write"} if port_setting == "haproxy_rw_port" else {}),
+        **extra,
+    }
+    return " ".join(f"{k}={v}" for k, v in options.items())
+
+
+def write_probe(cluster, secrets: dict) -> str | None:
+    """The address of the server that accepted a write through HAProxy's 5432, or None."""
+    try:
+        with psycopg2.connect(dsn(cluster, secrets)) as conn, conn.cursor() as cur:
+            cur.execute("select inet_server_addr()::text, txid_current()")  # a write: assigns an xid
+            address = cur.fetchone()[0]
+        conn.close()
+        return address.split("/")[0]
+    except psycopg2.Error:
+        return None
+
+
+class SwitchoverError(Exception):
+    pass
+
+
+def switchover(cluster, secrets: dict, candidate: str | None = None, timeout: float = 60) -> dict:
+    """Move the leadership through Patroni (``POST /switchover``) to ``candidate`` (a
+    Patroni name) or to any healthy replica, and wait until the new leader accepts writes
+    through HAProxy. Returns ``{"from", "to", "seconds"}`` (seconds from the request to the
+    first accepted write)."""
+    s = cluster.settings
+    current = members(cluster)
+    old = next((m for m in current if m["role"] == "leader"), None)
+    if old is None:
+        raise SwitchoverError("no leader: a switchover needs a running leader (use failover)")
+    replicas = [m for m in current if m["role"] == "replica" and m["state"] in ("running", "streaming")]
+    if candidate is not None and candidate not in {m["name"] for m in replicas}:
+        raise SwitchoverError(
+            f"candidate {candidate!r} is not a healthy replica: expected one of "
+            f"{', '.join(sorted(m['name'] for m in replicas)) or 'none'}"
+        )
+    if not replicas:
+        raise SwitchoverError("no healthy replica to switch over to")
+    body = {"leader": old["name"], **({"candidate": candidate} if candidate else {})}
+    started = time.monotonic()
+    answer = requests.post(
+        f"http://{old['host']}:{s['patroni_restapi_port']}/switchover",
+        json=body,
+        auth=(s["patroni_restapi_username"], secrets["restapi_password"]),
+        timeout=timeout,
+    )
+    if answer.status_code != 200:
+        raise SwitchoverError(f"Patroni refused the switchover: {answer.status_code} {answer.text.strip()}")
+    while time.monotonic() - started < timeout:
+        address = write_probe(cluster, secrets)
+        if address and address != old["host"]:
+            new = next((n.patroni_name for n in cluster.patroni if n.address == address), address)
+            if candidate is None or new == candidate:
+                return {"from": old["name"], "to": new, "seconds": round(time.monotonic() - started, 3)}
+        time.sleep(0.05)
+    raise SwitchoverError(f"no write accepted by a new leader within {timeout:.0f}s")

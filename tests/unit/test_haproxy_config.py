@@ -1,0 +1,210 @@
+"""pgha.haproxy and templates/haproxy/haproxy.cfg.j2: the rendered configuration of the
+HAProxy on every Patroni node."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from pgha import haproxy
+
+from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, render
+
+PG_SERVERS = [
+    f"server {pg} {address}:5434 check port 8008" for (address, pg, _aliases) in PATRONI_NODES.values()
+]
+ETCD_SERVERS = [f"server {name} {address}:2379 check" for name, address in ETCD_NODES.items()]
+CHECK_PREFIX = "haproxy_check_"
+
+
+def check_options(data: dict) -> dict[str, str]:
+    """What every `haproxy_check_<keyword>` setting asks for: ``{"inter": "2s", "rise": "2", ...}``."""
+    return {key[len(CHECK_PREFIX):]: str(value) for key, value in data.items() if key.startswith(CHECK_PREFIX)}
+
+
+def default_server(lines: list[str]) -> dict[str, str]:
+    """The section's one `default-server` line as keyword/value pairs; it must end with
+    `on-marked-down shutdown-sessions` (clients of a demoted leader are cut off)."""
+    found = [line for line in lines if line.startswith("default-server ")]
+    assert len(found) == 1, lines
+    words = found[0].split()[1:]
+    assert words[-2:] == ["on-marked-down", "shutdown-sessions"]
+    words = words[:-2]
+    assert len(words) % 2 == 0, found[0]
+    pairs = dict(zip(words[::2], words[1::2]))
+    assert len(pairs) == len(words) // 2, f"a keyword twice in {found[0]!r}"
+    return pairs
+
+
+def render_cfg(cluster, secrets: dict = FAKE_SECRETS) -> str:
+    return render("haproxy/haproxy.cfg.j2", h=haproxy.config(cluster, secrets))
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    """``{"listen stats": ["mode http", "bind *:7000", ...]}``: each section's lines, comments
+    dropped, whitespace collapsed, in order."""
+    result: dict[str, list[str]] = {}
+    current = None
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].rstrip() if raw.lstrip().startswith("#") else raw.rstrip()
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            current = " ".join(line.split())
+            assert current not in result, f"section {current!r} twice"
+            result[current] = []
+        else:
+            assert current is not None, f"line {raw!r} outside any section"
+            result[current].append(" ".join(line.split()))
+    return result
+
+
+def servers(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("server ")]
+
+
+def test_sections(cluster):
+    assert list(sections(render_cfg(cluster))) == [
+        "global",
+        "defaults",
+        "listen stats",
+        "listen etcd",
+        "listen primary",
+        "listen replicas",
+    ]
+
+
+def test_defaults_are_tcp(cluster):
+    defaults = sections(render_cfg(cluster))["defaults"]
+    assert "mode tcp" in defaults
+    assert "timeout check 2s" in defaults
+
+
+def test_stats(cluster):
+    stats = sections(render_cfg(cluster))["listen stats"]
+    assert "bind *:7000" in stats
+    assert "mode http" in stats
+    assert "stats enable" in stats
+    assert f"stats auth admin:{FAKE_SECRETS['haproxy_stats_password']}" in stats
+
+
+def test_etcd_proxy(cluster):
+    etcd = sections(render_cfg(cluster))["listen etcd"]
+    assert "bind 127.0.0.1:2379" in etcd
+    assert "option tcp-check" in etcd
+    assert "balance roundrobin" in etcd
+    assert servers(etcd) == ETCD_SERVERS
+
+
+def test_primary(cluster):
+    primary = sections(render_cfg(cluster))["listen primary"]
+    assert "bind *:5432" in primary
+    assert "option httpchk OPTIONS /master" in primary
+    assert "http-check expect status 200" in primary
+    assert default_server(primary) == check_options(cluster.settings)
+    assert servers(primary) == PG_SERVERS
+
+
+def test_replicas(cluster):
+    replicas = sections(render_cfg(cluster))["listen replicas"]
+    assert "bind *:5433" in replicas
+    assert "balance roundrobin" in replicas
+    assert "option httpchk OPTIONS /replica" in replicas
+    assert "http-check expect status 200" in replicas
+    assert default_server(replicas) == check_options(cluster.settings)
+    assert servers(replicas) == PG_SERVERS
+
+
+def test_check_timing_from_group_data(cluster, group_data):
+    options = check_options(group_data)
+    assert {"inter", "fastinter", "rise", "fall"} <= set(options)
+    check = haproxy.config(cluster, FAKE_SECRETS)["check"].split()
+    assert dict(zip(check[::2], check[1::2])) == options
+
+
+def test_check_timing_with_the_seed_values(groups, group_data):
+    cluster = cluster_with(
+        groups, group_data, haproxy_check_inter="2s", haproxy_check_fastinter="1s", haproxy_check_rise=2,
+        haproxy_check_fall=1,
+    )
+    line = next(l for l in sections(render_cfg(cluster))["listen primary"] if l.startswith("default-server"))
+    pairs = default_server([line])
+    assert (pairs["inter"], pairs["fastinter"], pairs["rise"], pairs["fall"]) == ("2s", "1s", "2", "1")
+    if "downinter" not in pairs:
+        assert "default-server inter 2s fastinter 1s rise 2 fall 1 on-marked-down shutdown-sessions" == line
+
+
+def test_check_timing_follows_a_change(groups, group_data):
+    changes = {
+        "haproxy_check_inter": "500ms",
+        "haproxy_check_fastinter": "100ms",
+        "haproxy_check_rise": 3,
+        "haproxy_check_fall": 4,
+    }
+    if "haproxy_check_downinter" in group_data:
+        changes["haproxy_check_downinter"] = "750ms"
+    before = sections(render_cfg(cluster_with(groups, group_data)))
+    cluster = cluster_with(groups, group_data, **changes)
+    parsed = sections(render_cfg(cluster))
+    wanted = check_options({**group_data, **changes})
+    assert wanted["inter"] == "500ms" and wanted["fall"] == "4"
+    for name in ("listen primary", "listen replicas"):
+        assert default_server(parsed[name]) == wanted
+        assert default_server(before[name]) != wanted
+    # the etcd proxy's own checks do not follow the Patroni check settings
+    assert parsed["listen etcd"] == before["listen etcd"]
+
+
+def test_ports_follow_the_settings(groups, group_data):
+    cluster = cluster_with(
+        groups,
+        group_data,
+        haproxy_rw_port=6432,
+        haproxy_ro_port=6433,
+        haproxy_stats_port=7001,
+        haproxy_etcd_port=12379,
+        postgresql_port=5444,
+        patroni_restapi_port=8018,
+        etcd_client_port=22379,
+    )
+    parsed = sections(render_cfg(cluster))
+    assert "bind *:6432" in parsed["listen primary"]
+    assert "bind *:6433" in parsed["listen replicas"]
+    assert "bind *:7001" in parsed["listen stats"]
+    assert "bind 127.0.0.1:12379" in parsed["listen etcd"]
+    assert servers(parsed["listen primary"])[0] == "server pg-1 10.0.3.141:5444 check port 8018"
+    assert servers(parsed["listen etcd"])[0] == "server etcd1 10.0.3.64:22379 check"
+
+
+def test_servers_follow_the_inventory(groups, group_data):
+    groups["patroni"] = groups["patroni"][:2]
+    parsed = sections(render_cfg(cluster_with(groups, group_data)))
+    assert servers(parsed["listen primary"]) == PG_SERVERS[:2]
+    assert servers(parsed["listen replicas"]) == PG_SERVERS[:2]
+
+
+def test_only_the_stats_password_is_in_the_file(cluster):
+    text = render_cfg(cluster)
+    assert text.count(FAKE_SECRETS["haproxy_stats_password"]) == 1
+    for key, value in FAKE_SECRETS.items():
+        if key != "haproxy_stats_password":
+            assert value not in text, key
+
+
+def test_rendered_file_ends_with_a_newline(cluster):
+    text = render_cfg(cluster)
+    # keep_trailing_newline, as pyinfra renders it; the loops leave blank lines (no trim_blocks)
+    assert text.endswith("\n")
+    assert text.rstrip("\n").endswith("server pg-3 10.0.3.68:5434 check port 8008")
+
+
+def test_haproxy_accepts_the_file_when_it_is_installed(cluster, tmp_path):
+    # haproxy is usually not installed where the unit tests run: then only the text is checked
+    # (above); where it is, `haproxy -c` must accept the file as deploys/haproxy.py requires.
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(render_cfg(cluster), encoding="utf-8")
+    assert path.read_text(encoding="utf-8").startswith("# Managed by pgha")
+    binary = shutil.which("haproxy")
+    if binary:
+        result = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stdout + result.stderr

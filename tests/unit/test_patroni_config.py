@@ -1,0 +1,522 @@
+"""pgha.patroni and templates/patroni/: each member's rendered configuration, its pg_hba, the
+systemd unit, and the comparison of the wanted dynamic configuration with Patroni's /config."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+
+import pytest
+import yaml
+
+from pgha import patroni
+from pgha.facts.patroni import PatroniDynamicConfig, TextFileHeader
+from pgha.patroni import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
+
+from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
+
+PATRONI_BY_NAME = {pg: address for (address, pg, _aliases) in PATRONI_NODES.values()}
+
+# The settings the lab ran with when /config was recorded (patroni-3.0.2-config.json).
+RECORDED_SETTINGS = {
+    "patroni_ttl": 30,
+    "patroni_loop_wait": 10,
+    "patroni_retry_timeout": 10,
+    "patroni_maximum_lag_on_failover": 1048576,
+    # absent from the recorded /config: Patroni's defaults
+    "patroni_synchronous_mode": False,
+    "patroni_synchronous_mode_strict": False,
+    "patroni_synchronous_node_count": 1,
+    "postgresql_parameters": {
+        "wal_level": "replica",
+        "hot_standby": "on",
+        "wal_keep_size": "128MB",
+        "max_wal_senders": 10,
+        "max_replication_slots": 10,
+        "checkpoint_timeout": "30s",
+        "password_encryption": "scram-sha-256",
+    },
+}
+SEED_TYPOS = ("wal_keep_segment", "wal_keep_segments", "max_relocation_slots", "max_relication_slots")
+
+
+def render_member(cluster, name: str = "pg-1", secrets: dict = FAKE_SECRETS) -> str:
+    return render("patroni/patroni.yml.j2", p=patroni.config(cluster, cluster.node(name), secrets))
+
+
+def load_member(cluster, name: str = "pg-1") -> dict:
+    return yaml.safe_load(render_member(cluster, name))
+
+
+def recorded_config() -> dict:
+    return json.loads(recorded("patroni-3.0.2-config.json"))
+
+
+def recorded_data(group_data: dict, **changes) -> dict:
+    """group_data with the values the recorded /config was made from (and ``changes``)."""
+    return {**group_data, **RECORDED_SETTINGS, **changes}
+
+
+def method(rule: str) -> str:
+    return rule.split()[-1]
+
+
+# --- the member's identity and REST API ------------------------------------------------------
+
+
+def test_rendered_config_parses(cluster):
+    doc = load_member(cluster)
+    assert isinstance(doc, dict)
+    assert set(doc) == {"scope", "name", "restapi", "etcd3", "bootstrap", "postgresql"}
+
+
+def test_scope_and_name(cluster):
+    doc = load_member(cluster)
+    assert doc["scope"] == "my-ha-cluster"
+    assert doc["name"] == "pg-1"
+
+
+@pytest.mark.parametrize("name", sorted(PATRONI_BY_NAME))
+def test_restapi_listens_everywhere_and_advertises_the_node_address(cluster, name):
+    restapi = load_member(cluster, name)["restapi"]
+    assert restapi["listen"] == "0.0.0.0:8008"
+    assert restapi["connect_address"] == f"{PATRONI_BY_NAME[name]}:8008"
+    assert not restapi["connect_address"].startswith("127.")
+
+
+def test_restapi_authentication(cluster):
+    assert load_member(cluster)["restapi"]["authentication"] == {
+        "username": "patroni",
+        "password": FAKE_SECRETS["restapi_password"],
+    }
+
+
+def test_restapi_port_follows_the_setting(groups, group_data):
+    cluster = cluster_with(groups, group_data, patroni_restapi_port=8018)
+    restapi = load_member(cluster, "pg-2")["restapi"]
+    assert restapi["listen"] == "0.0.0.0:8018"
+    assert restapi["connect_address"] == "10.0.3.201:8018"
+
+
+# --- the DCS section ---------------------------------------------------------------------------
+
+
+def test_dcs_through_the_local_proxy(groups, group_data):
+    cluster = cluster_with(groups, group_data, patroni_dcs_via_local_proxy=True)
+    doc = load_member(cluster)
+    assert doc["etcd3"] == {"hosts": ["127.0.0.1:2379"], "use_proxies": True}
+    assert "etcd" not in doc  # the v2 API section: Patroni must use etcd3
+
+
+def test_dcs_straight_to_the_etcd_members(groups, group_data):
+    cluster = cluster_with(groups, group_data, patroni_dcs_via_local_proxy=False)
+    assert load_member(cluster)["etcd3"] == {
+        "hosts": [f"{address}:2379" for address in ETCD_NODES.values()],
+        "use_proxies": False,
+    }
+
+
+def test_dcs_proxy_port_follows_haproxy_etcd_port(groups, group_data):
+    cluster = cluster_with(groups, group_data, haproxy_etcd_port=12379)
+    assert dcs_hosts(cluster) == ["127.0.0.1:12379"]
+
+
+def test_dcs_digest_differs_between_proxy_and_direct(groups, group_data):
+    via_proxy = dcs_digest(cluster_with(groups, group_data, patroni_dcs_via_local_proxy=True))
+    direct = dcs_digest(cluster_with(groups, group_data, patroni_dcs_via_local_proxy=False))
+    assert via_proxy != direct
+    assert len(via_proxy) == 12 and int(via_proxy, 16) >= 0
+
+
+def test_dcs_digest_is_stable(groups, group_data):
+    assert dcs_digest(cluster_with(groups, group_data)) == dcs_digest(cluster_with(groups, group_data))
+
+
+def test_dcs_digest_follows_etcd_members_only_without_the_proxy(groups, group_data):
+    def digest(proxy: bool, members: list[str]) -> str:
+        g = dict(groups)
+        g["etcd"] = [entry for entry in groups["etcd"] if entry[0] in members]
+        return dcs_digest(cluster_with(g, group_data, patroni_dcs_via_local_proxy=proxy, etcd_allow_even_members=True))
+
+    three, two = ["etcd1", "etcd2", "etcd3"], ["etcd1", "etcd2"]
+    assert digest(True, three) == digest(True, two)  # Patroni's file does not change
+    assert digest(False, three) != digest(False, two)
+
+
+def test_dcs_digest_is_in_the_file_header_the_fact_reads(cluster):
+    text = render_member(cluster)
+    # the fact's command: head -n 5 FILE | grep -E '^# [a-z-]+: '
+    header = [line for line in text.splitlines()[:5] if re.match(r"^# [a-z-]+: ", line)]
+    assert TextFileHeader().process(header) == {"dcs-digest": dcs_digest(cluster)}
+
+
+# --- bootstrap: the dynamic configuration, initdb, users ----------------------------------------
+
+
+def test_bootstrap_dcs_timings_from_group_data(cluster, group_data):
+    dcs = load_member(cluster)["bootstrap"]["dcs"]
+    assert dcs["ttl"] == group_data["patroni_ttl"]
+    assert dcs["loop_wait"] == group_data["patroni_loop_wait"]
+    assert dcs["retry_timeout"] == group_data["patroni_retry_timeout"]
+    assert dcs["maximum_lag_on_failover"] == group_data["patroni_maximum_lag_on_failover"]
+    assert all(isinstance(dcs[key], int) for key in ("ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover"))
+
+
+def test_bootstrap_dcs_follows_group_data(groups, group_data):
+    cluster = cluster_with(
+        groups, group_data, patroni_ttl=45, patroni_loop_wait=5, patroni_retry_timeout=15,
+        patroni_maximum_lag_on_failover=0,
+    )
+    dcs = load_member(cluster)["bootstrap"]["dcs"]
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"], dcs["maximum_lag_on_failover"]) == (45, 5, 15, 0)
+
+
+def test_bootstrap_postgresql_rewind_slots_and_parameters(cluster, group_data):
+    postgresql = load_member(cluster)["bootstrap"]["dcs"]["postgresql"]
+    assert postgresql["use_pg_rewind"] is True
+    assert postgresql["use_slots"] is True
+    parameters = postgresql["parameters"]
+    assert parameters == {name: str(value) for name, value in group_data["postgresql_parameters"].items()}
+    assert parameters["wal_level"] == "replica"
+    assert parameters["hot_standby"] == "on"
+    assert parameters["password_encryption"] == "scram-sha-256"
+    for name in ("wal_keep_size", "max_wal_senders", "max_replication_slots", "checkpoint_timeout"):
+        assert name in parameters
+
+
+def test_parameters_have_none_of_the_seed_typos(cluster):
+    text = render_member(cluster)
+    parameters = yaml.safe_load(text)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    for typo in SEED_TYPOS:
+        assert typo not in parameters
+        assert typo not in text
+
+
+def test_parameter_values_stay_strings(groups, group_data):
+    # 'on' and 'off' would be booleans in YAML 1.1; Patroni gets PostgreSQL's own spelling
+    parameters = dict(group_data["postgresql_parameters"], wal_log_hints="off", max_connections=200)
+    cluster = cluster_with(groups, group_data, postgresql_parameters=parameters)
+    rendered = load_member(cluster)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert rendered["hot_standby"] == "on"
+    assert rendered["wal_log_hints"] == "off"
+    assert rendered["max_connections"] == "200"
+
+
+def test_initdb(cluster):
+    assert load_member(cluster)["bootstrap"]["initdb"] == [{"encoding": "UTF8"}, "data-checksums"]
+
+
+def test_admin_user(cluster):
+    assert load_member(cluster)["bootstrap"]["users"] == {
+        "dba": {"password": FAKE_SECRETS["admin_password"], "options": ["createrole", "createdb"]}
+    }
+
+
+# --- the postgresql section ------------------------------------------------------------------
+
+
+def test_authentication(cluster):
+    authentication = load_member(cluster)["postgresql"]["authentication"]
+    assert authentication["replication"] == {"username": "repl", "password": FAKE_SECRETS["replication_password"]}
+    assert authentication["superuser"] == {"username": "postgres", "password": FAKE_SECRETS["superuser_password"]}
+    assert authentication["rewind"] == authentication["superuser"]
+
+
+@pytest.mark.parametrize("name", sorted(PATRONI_BY_NAME))
+def test_postgresql_listen_and_connect_address(cluster, name):
+    postgresql = load_member(cluster, name)["postgresql"]
+    hosts, _, port = postgresql["listen"].rpartition(":")
+    assert port == "5434"
+    assert PATRONI_BY_NAME[name] in hosts.split(",")
+    assert postgresql["connect_address"] == f"{PATRONI_BY_NAME[name]}:5434"
+
+
+def test_postgresql_paths(cluster):
+    postgresql = load_member(cluster)["postgresql"]
+    assert postgresql["data_dir"] == "/var/lib/postgresql/15/my-ha-cluster"
+    assert postgresql["bin_dir"] == "/usr/lib/postgresql/15/bin"
+    assert postgresql["parameters"] == {"unix_socket_directories": "/var/run/postgresql"}
+
+
+def test_postgresql_paths_follow_the_version(groups, group_data):
+    postgresql = load_member(cluster_with(groups, group_data, postgresql_version=16))["postgresql"]
+    assert postgresql["data_dir"] == "/var/lib/postgresql/16/my-ha-cluster"
+    assert postgresql["bin_dir"] == "/usr/lib/postgresql/16/bin"
+
+
+def test_postgresql_port_follows_the_setting(groups, group_data):
+    postgresql = load_member(cluster_with(groups, group_data, postgresql_port=5444))["postgresql"]
+    assert postgresql["listen"].endswith(":5444")
+    assert postgresql["connect_address"] == "10.0.3.141:5444"
+
+
+# --- pg_hba ------------------------------------------------------------------------------------
+
+
+def test_pg_hba_is_the_same_in_bootstrap_and_postgresql(cluster):
+    doc = load_member(cluster)
+    assert doc["bootstrap"]["pg_hba"] == doc["postgresql"]["pg_hba"] == pg_hba(cluster)
+
+
+def test_pg_hba_uses_scram_except_local_postgres_peer(cluster):
+    rules = load_member(cluster)["postgresql"]["pg_hba"]
+    not_scram = [rule for rule in rules if method(rule) != "scram-sha-256"]
+    assert not_scram == ["local all postgres peer"]
+
+
+def test_pg_hba_local_postgres_peer_comes_before_local_all(cluster):
+    rules = pg_hba(cluster)
+    assert rules.index("local all postgres peer") < rules.index("local all all scram-sha-256")
+
+
+def test_pg_hba_has_no_weak_or_open_rule(cluster):
+    text = "\n".join(load_member(cluster)["postgresql"]["pg_hba"])
+    assert "md5" not in text
+    assert "trust" not in text
+    assert "password" not in text.split()
+    assert "0.0.0.0/0" not in render_member(cluster)
+    assert "::/0" not in text
+
+
+def test_pg_hba_replication_from_each_patroni_node(cluster):
+    rules = pg_hba(cluster)
+    replication = sorted(rule for rule in rules if rule.split()[1] == "replication")
+    assert replication == sorted(
+        f"host replication repl {address}/32 scram-sha-256" for address in PATRONI_BY_NAME.values()
+    )
+
+
+def test_pg_hba_client_networks(cluster):
+    assert "host all all 10.0.3.1/32 scram-sha-256" in pg_hba(cluster)
+
+
+def test_pg_hba_etcd_nodes_are_not_let_in(cluster):
+    text = "\n".join(pg_hba(cluster))
+    for address in ETCD_NODES.values():
+        assert address not in text
+
+
+def test_pg_hba_follows_client_networks(groups, group_data):
+    networks = ["10.0.3.1/32", "192.168.10.0/24", "10.0.3.141/32"]  # the last is a Patroni node
+    rules = pg_hba(cluster_with(groups, group_data, client_networks=networks))
+    assert "host all all 192.168.10.0/24 scram-sha-256" in rules
+    assert rules.count("host all all 10.0.3.141/32 scram-sha-256") == 1
+    assert len(rules) == len(set(rules))
+
+
+# --- secrets appear only where they belong ------------------------------------------------------
+
+
+def test_each_secret_appears_only_at_its_keys(cluster):
+    text = render_member(cluster)
+    assert text.count(FAKE_SECRETS["restapi_password"]) == 1
+    assert text.count(FAKE_SECRETS["admin_password"]) == 1
+    assert text.count(FAKE_SECRETS["replication_password"]) == 1
+    assert text.count(FAKE_SECRETS["superuser_password"]) == 2  # superuser and rewind
+    assert text.count(FAKE_SECRETS["haproxy_stats_password"]) == 0
+
+    found = {}
+
+    def walk(path: str, value) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{path}.{key}" if path else str(key), item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(f"{path}[{index}]", item)
+        elif value in FAKE_SECRETS.values():
+            found[path] = value
+
+    walk("", yaml.safe_load(text))
+    assert found == {
+        "restapi.authentication.password": FAKE_SECRETS["restapi_password"],
+        "bootstrap.users.dba.password": FAKE_SECRETS["admin_password"],
+        "postgresql.authentication.superuser.password": FAKE_SECRETS["superuser_password"],
+        "postgresql.authentication.replication.password": FAKE_SECRETS["replication_password"],
+        "postgresql.authentication.rewind.password": FAKE_SECRETS["superuser_password"],
+    }
+
+
+def test_the_secrets_are_the_ones_given(cluster):
+    other = {key: value[::-1] for key, value in FAKE_SECRETS.items()}
+    text = render_member(cluster, secrets=other)
+    for key in ("restapi_password", "admin_password", "replication_password", "superuser_password"):
+        assert FAKE_SECRETS[key] not in text
+        assert other[key] in text
+
+
+# --- the systemd unit --------------------------------------------------------------------------
+
+
+def load_unit(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # keys are case-sensitive
+    parser.read_string(text)
+    return parser
+
+
+def test_systemd_unit(cluster):
+    node = cluster.node("pg-1")
+    text = render(
+        "patroni/patroni.service.j2",
+        scope="my-ha-cluster",
+        member="pg-1",
+        config_file=patroni.config_file(node),
+    )
+    unit = load_unit(text)
+    service = unit["Service"]
+    assert service["KillMode"] == "process"
+    assert service["TimeoutSec"] == "30"
+    assert service["ExecStart"] == "/usr/bin/patroni /etc/patroni/pg-1.yml"
+    assert service["User"] == "postgres"
+    assert service["Group"] == "postgres"
+    assert service["Type"] == "simple"
+    assert "my-ha-cluster" in unit["Unit"]["Description"]
+    assert "pg-1" in unit["Unit"]["Description"]
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_config_file_is_named_after_the_patroni_name(cluster):
+    assert [patroni.config_file(n) for n in cluster.patroni] == [
+        "/etc/patroni/pg-1.yml",
+        "/etc/patroni/pg-2.yml",
+        "/etc/patroni/pg-3.yml",
+    ]
+
+
+# --- dynamic_config_changes -------------------------------------------------------------------
+
+
+def test_recorded_config_matches_the_settings_it_was_made_from(group_data):
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), recorded_config()) == {}
+
+
+def test_recorded_config_through_the_fact(group_data):
+    current = PatroniDynamicConfig().process(recorded("patroni-3.0.2-config.json").splitlines())
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {}
+
+
+def test_changed_ttl(group_data):
+    wanted = dynamic_config(recorded_data(group_data, patroni_ttl=31))
+    assert dynamic_config_changes(wanted, recorded_config()) == {"ttl": 31}
+
+
+def test_new_parameter(group_data):
+    parameters = {**RECORDED_SETTINGS["postgresql_parameters"], "max_connections": 200}
+    wanted = dynamic_config(recorded_data(group_data, postgresql_parameters=parameters))
+    assert dynamic_config_changes(wanted, recorded_config()) == {"postgresql.parameters.max_connections": 200}
+
+
+def test_changed_parameter(group_data):
+    parameters = {**RECORDED_SETTINGS["postgresql_parameters"], "max_connections": 200}
+    wanted = dynamic_config(recorded_data(group_data, postgresql_parameters=parameters))
+    current = recorded_config()
+    current["postgresql"]["parameters"]["max_connections"] = "100"
+    assert dynamic_config_changes(wanted, current) == {"postgresql.parameters.max_connections": 200}
+    current["postgresql"]["parameters"]["max_connections"] = "200"
+    assert dynamic_config_changes(wanted, current) == {}
+
+
+def test_numbers_given_back_as_strings_are_the_same(group_data):
+    current = recorded_config()
+    current.update(ttl="30", loop_wait="10", retry_timeout="10", maximum_lag_on_failover="1048576")
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {}
+
+
+@pytest.mark.parametrize("value", [True, "true", "on", "True", "yes"])
+def test_use_slots_true_in_any_spelling(group_data, value):
+    current = recorded_config()
+    current["postgresql"]["use_slots"] = value
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {}
+
+
+@pytest.mark.parametrize("value", [False, "false", "off"])
+def test_use_slots_false_is_a_change(group_data, value):
+    current = recorded_config()
+    current["postgresql"]["use_slots"] = value
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {"postgresql.use_slots": True}
+
+
+def test_missing_keys_are_changes(group_data):
+    current = recorded_config()
+    del current["retry_timeout"]
+    del current["postgresql"]["parameters"]["wal_level"]
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {
+        "retry_timeout": 10,
+        "postgresql.parameters.wal_level": "replica",
+    }
+
+
+def test_no_current_config_means_everything_changes(group_data):
+    changes = dynamic_config_changes(dynamic_config(recorded_data(group_data)), None)
+    assert changes["ttl"] == 30
+    assert changes["postgresql.use_pg_rewind"] is True
+    assert changes["postgresql.parameters.max_wal_senders"] == 10
+    assert len(changes) == 4 + 2 + len(RECORDED_SETTINGS["postgresql_parameters"])
+
+
+def test_keys_only_in_the_dcs_are_left_alone(group_data):
+    current = recorded_config()
+    current["master_start_timeout"] = 300
+    current["postgresql"]["parameters"]["work_mem"] = "8MB"
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {}
+
+
+def test_parameter_stored_as_the_opposite_boolean_is_a_change(group_data):
+    current = recorded_config()
+    current["postgresql"]["parameters"]["hot_standby"] = False  # as `-p hot_standby=off` stores it
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {"postgresql.parameters.hot_standby": "on"}
+
+
+def test_parameter_stored_as_boolean_by_patronictl_is_the_same(group_data):
+    # regression: _same compared str("on") with str(True) and proposed the change on every run.
+    # dynamic_config_applied runs `patronictl edit-config -p hot_standby=on`; patronictl
+    # stores yaml.safe_load("on"), i.e. True. The next run must then see no change.
+    current = recorded_config()
+    current["postgresql"]["parameters"]["hot_standby"] = yaml.safe_load("on")
+    assert current["postgresql"]["parameters"]["hot_standby"] is True
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {}
+
+
+@pytest.mark.parametrize("word, stored", [("on", True), ("off", False), ("yes", True)])
+def test_any_on_off_parameter_stored_as_boolean_is_the_same(group_data, word, stored):
+    parameters = {**RECORDED_SETTINGS["postgresql_parameters"], "wal_log_hints": word}
+    wanted = dynamic_config(recorded_data(group_data, postgresql_parameters=parameters))
+    current = recorded_config()
+    current["postgresql"]["parameters"]["wal_log_hints"] = yaml.safe_load(word)
+    assert current["postgresql"]["parameters"]["wal_log_hints"] is stored
+    assert dynamic_config_changes(wanted, current) == {}
+
+
+# --- synchronous replication settings (in the DCS) -------------------------------------------
+
+
+def test_bootstrap_synchronous_settings_from_group_data(cluster, group_data):
+    dcs = load_member(cluster)["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is group_data["patroni_synchronous_mode"]
+    assert dcs["synchronous_mode_strict"] is group_data["patroni_synchronous_mode_strict"]
+    assert dcs["synchronous_node_count"] == group_data["patroni_synchronous_node_count"]
+
+
+def test_bootstrap_synchronous_settings_follow_group_data(groups, group_data):
+    cluster = cluster_with(
+        groups, group_data, patroni_synchronous_mode=True, patroni_synchronous_mode_strict=True,
+        patroni_synchronous_node_count=2,
+    )
+    dcs = load_member(cluster)["bootstrap"]["dcs"]
+    assert (dcs["synchronous_mode"], dcs["synchronous_mode_strict"], dcs["synchronous_node_count"]) == (True, True, 2)
+
+
+def test_synchronous_settings_absent_from_the_dcs_are_patroni_defaults(group_data):
+    # the recorded /config (Patroni 3.0.2) has no synchronous_* key: Patroni's defaults apply
+    current = recorded_config()
+    assert not any(key.startswith("synchronous") for key in current)
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {}
+
+
+def test_turning_synchronous_mode_on_is_a_change(group_data):
+    wanted = dynamic_config(recorded_data(group_data, patroni_synchronous_mode=True))
+    assert dynamic_config_changes(wanted, recorded_config()) == {"synchronous_mode": True}
+    current = {**recorded_config(), "synchronous_mode": True}
+    assert dynamic_config_changes(wanted, current) == {}
