@@ -23,9 +23,13 @@ def _cluster(inventory: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pgha", description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default=str(PROJECT_ROOT / "inventory.py"))
+    # --inventory is accepted after the command too (`pgha switchover --to pg-2 --inventory X`);
+    # SUPPRESS keeps the subcommand from resetting a value given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--inventory", default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("status", help="members, roles, timelines and lag")
-    switch = commands.add_parser("switchover", help="planned change of leader, through Patroni")
+    commands.add_parser("status", parents=[common], help="members, roles, timelines and lag")
+    switch = commands.add_parser("switchover", parents=[common], help="planned change of leader, through Patroni")
     switch.add_argument("--to", dest="candidate", help="Patroni name of the new leader (default: any healthy replica)")
     switch.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args(argv)
