@@ -1,0 +1,215 @@
+"""RTO/RPO benchmark of the HA drills (pgha/drills.py) for timing profiles and replication modes.
+
+Usage:
+  .venv/bin/python bench/ha_drills.py [--inventory inventory.py] [--profiles seed,fast]
+      [--modes async,sync] [--drills leader-killed,switchover,...]
+      [--output bench/results/ha_drills.md]
+
+For each profile and mode the Patroni timings and synchronous_mode are applied with
+`pyinfra -y <inventory> deploys/patroni.py --data ...` (the DCS configuration), every drill
+runs with the writer and the split-brain watcher, and a table per drill is printed and
+written to the output file (markdown). group_data's settings are restored at the end (a
+plain deploys/patroni.py run), also after an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pgha import drills  # noqa: E402
+from pgha import secrets as pgha_secrets  # noqa: E402
+
+# Timing profiles (seconds). Patroni requires loop_wait + 2 * retry_timeout <= ttl (a leader
+# must not lose its lock while it is still retrying a DCS or PostgreSQL call), and so does
+# pgha/settings.py.
+# - seed: the seed's (and group_data's) values.
+# - fast: ttl 8 / loop_wait 2 / retry_timeout 3: 2 + 2 * 3 = 8 <= 8, the bound met exactly.
+#   A lower ttl would mean retry_timeout 2 or loop_wait 1: retry_timeout 2 is too close to
+#   the etcd client's own timeouts (a single etcd election or slow fsync makes the leader
+#   demote), and loop_wait 1 doubles the DCS write rate for ~1 s at best. The local etcd
+#   proxy marks a dead etcd member down after 2 x 2 s, within one retry_timeout.
+PROFILES = {
+    "seed": {"ttl": 30, "loop_wait": 10, "retry_timeout": 10},
+    "fast": {"ttl": 8, "loop_wait": 2, "retry_timeout": 3},
+}
+MODES = {"async": False, "sync": True}
+ORDER = ["switchover", "leader-patroni-stopped", "leader-killed", "leader-network-cut",
+         "leader-haproxy-stopped", "replica-killed", "etcd-one-down", "etcd-quorum-lost"]
+
+
+def targets(drill: str, profile: dict, sync: bool) -> dict:
+    """The figures each drill should meet ('rto', 'lost'), as text for the table."""
+    out = {"rto": "-", "lost": "0" if sync else "-"}
+    if drill == "switchover":
+        out["rto"] = "<= 2"
+    elif drill == "leader-patroni-stopped":
+        out["rto"] = "<= 2"
+    elif drill == "leader-killed":
+        limit = profile["ttl"] + 2
+        if profile is PROFILES["fast"]:
+            limit = min(limit, 10)
+        out["rto"] = f"<= {limit}"
+    return out
+
+
+def met(value, target: str) -> str:
+    if target == "-" or value is None:
+        return ""
+    number = float(target.split()[-1])
+    return " ok" if value <= number else " MISSED"
+
+
+def apply(inventory: Path, profile: dict | None, sync: bool | None) -> None:
+    args = []
+    if profile is not None:
+        args += ["--data", f"patroni_ttl={profile['ttl']}", "--data", f"patroni_loop_wait={profile['loop_wait']}",
+                 "--data", f"patroni_retry_timeout={profile['retry_timeout']}"]
+    if sync is not None:
+        args += ["--data", f"patroni_synchronous_mode={sync}"]
+    command = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", str(inventory), "deploys/patroni.py", *args]
+    drills.log(f"apply: {' '.join(command[2:])}")
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(f"deploys/patroni.py failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+
+
+def wait_applied(cluster, profile: dict, sync: bool, old_loop_wait: int) -> None:
+    config = drills.dynamic_config(cluster) or {}
+    wanted = {"ttl": profile["ttl"], "loop_wait": profile["loop_wait"],
+              "retry_timeout": profile["retry_timeout"], "synchronous_mode": sync}
+    wrong = {k: config.get(k) for k, v in wanted.items() if config.get(k) != v}
+    if wrong:
+        raise SystemExit(f"GET /config does not match the profile: {wrong}")
+    # members read the DCS configuration at their next HA loop (old loop_wait)
+    time.sleep(old_loop_wait + 2)
+    if sync and not drills.wait_for(lambda: drills.sync_standbys(cluster), 30, 0.5):
+        raise SystemExit("no synchronous standby after enabling synchronous_mode")
+
+
+def fmt(value, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(rows: list[dict]) -> list[str]:
+    header = ("| profile | mode | RTO (s) | target RTO | rows lost | target lost | old/affected node "
+              "streams again (s) | two writable primaries | leader | TL | end state |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for r in rows:
+        t = r["targets"]
+        lines.append(
+            f"| {r['profile']} | {r['mode']} | {fmt(r.get('rto_s'))}{met(r.get('rto_s'), t['rto'])} | {t['rto']} | "
+            f"{fmt(r.get('lost'))}{met(r.get('lost'), t['lost'])} | {t['lost']} | {fmt(r.get('rejoin_s'))} | "
+            f"{fmt(r.get('two_primaries'))} | {r.get('old_leader', '-')} -> {r.get('new_leader', '-')} | "
+            f"{fmt(r.get('timeline'))} | {'ok' if r.get('end_state_ok') else r.get('error') or r.get('end_state_problem') or 'FAILED'} |"
+        )
+    return lines
+
+
+def write_report(path: Path, results: dict[str, list[dict]], meta: dict) -> None:
+    out = [
+        "# HA drills: RTO / RPO",
+        "",
+        f"Measured by `bench/ha_drills.py` on {meta['date']} ({meta['host']}), inventory "
+        f"`{meta['inventory']}`, {meta['elapsed']:.0f} s. Profiles: "
+        + ", ".join(f"{n} (ttl {p['ttl']}, loop_wait {p['loop_wait']}, retry_timeout {p['retry_timeout']})"
+                    for n, p in PROFILES.items() if n in meta["profiles"])
+        + ". Modes: " + ", ".join(meta["modes"]) + ".",
+        "",
+        "RTO = the longest gap between two writes acknowledged to a client writing every 50 ms "
+        "through HAProxy's 5432 (multi-host DSN, reconnecting every 0.1 s on error). Rows lost = "
+        "acknowledged ids missing from the final leader. 'Streams again' = seconds from the fault "
+        "until the old leader (the killed replica for replica-killed) shows up as streaming in the "
+        "leader's pg_stat_replication ('-': not applicable, or it leads again). Two writable primaries "
+        "= two reachable members answering pg_is_in_recovery() = false at overlapping times (polled "
+        "every 200 ms on 5434).",
+        "",
+    ]
+    for drill_name, rows in results.items():
+        out += [f"## {drill_name}", "", rows[0].get("description", ""), ""] + table(rows) + [""]
+        notes = [f"- {r['profile']}/{r['mode']}: {json.dumps(r.get('notes', {}), default=str)}" for r in rows if r.get("notes")]
+        if notes:
+            out += ["<details><summary>notes</summary>", ""] + notes + ["", "</details>", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", default=os.environ.get("PGHA_INVENTORY", str(ROOT / "inventory.py")))
+    parser.add_argument("--profiles", default="seed,fast")
+    parser.add_argument("--modes", default="async,sync")
+    parser.add_argument("--drills", default=",".join(ORDER))
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "ha_drills.md"))
+    args = parser.parse_args(argv)
+    inventory = Path(args.inventory).resolve()
+    profiles = [p for p in args.profiles.split(",") if p]
+    modes = [m for m in args.modes.split(",") if m]
+    names = [d for d in args.drills.split(",") if d]
+    for p in profiles:
+        if p not in PROFILES:
+            parser.error(f"unknown profile {p!r}: expected one of {', '.join(PROFILES)}")
+    for m in modes:
+        if m not in MODES:
+            parser.error(f"unknown mode {m!r}: expected one of {', '.join(MODES)}")
+    for d in names:
+        if d not in drills.DRILLS:
+            parser.error(f"unknown drill {d!r}: expected one of {', '.join(drills.DRILLS)}")
+
+    cluster = drills.load_cluster(inventory)
+    secrets = pgha_secrets.load()
+    results: dict[str, list[dict]] = {d: [] for d in names}
+    started = time.monotonic()
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": platform.node(),
+            "inventory": str(inventory), "profiles": profiles, "modes": modes}
+    output = Path(args.output)
+    loop_wait = (drills.dynamic_config(cluster) or {}).get("loop_wait", cluster.settings["patroni_loop_wait"])
+    try:
+        for pname in profiles:
+            profile = PROFILES[pname]
+            for mode in modes:
+                sync = MODES[mode]
+                apply(inventory, profile, sync)
+                wait_applied(cluster, profile, sync, loop_wait)
+                loop_wait = profile["loop_wait"]
+                for name in names:
+                    row = {"profile": pname, "mode": mode, "drill": name,
+                           "targets": targets(name, profile, sync)}
+                    try:
+                        row.update(drills.run_drill(cluster, name, secrets))
+                    except Exception as error:  # noqa: BLE001 - reported in the table, next drill
+                        row["error"] = f"{type(error).__name__}: {error}"
+                        drills.log(f"{name}: {row['error']}")
+                    results[name].append(row)
+                    meta["elapsed"] = time.monotonic() - started
+                    write_report(output, {k: v for k, v in results.items() if v}, meta)
+    finally:
+        apply(inventory, None, None)  # group_data's settings
+        meta["elapsed"] = time.monotonic() - started
+        if any(results.values()):
+            write_report(output, {k: v for k, v in results.items() if v}, meta)
+    for name, rows in results.items():
+        print(f"\n{name}")
+        print("\n".join(table(rows)))
+    print(f"\nwritten: {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
