@@ -138,3 +138,21 @@ class PatroniStatus(FactBase):
             return json.loads("\n".join(output))
         except ValueError:
             return {}
+
+
+class PostmasterParameters(FactBase):
+    """Which of ``names`` PostgreSQL reads at start only (pg_settings.context = postmaster),
+    asked of the local server through its socket as the postgres user."""
+
+    default = list
+
+    def command(self, names: list[str], socket_dir: str = "/var/run/postgresql", port: int = 5434) -> str:
+        quoted = ",".join("'" + n.replace("'", "") + "'" for n in names)
+        sql = f"select name from pg_settings where context = 'postmaster' and name in ({quoted})"
+        return (
+            f"runuser -u postgres -- psql -h {shlex.quote(socket_dir)} -p {int(port)} -d postgres "
+            f"-Atc {shlex.quote(sql)} 2>/dev/null || true"
+        )
+
+    def process(self, output):
+        return sorted(line.strip() for line in output if line.strip())

@@ -6,10 +6,16 @@ import json
 import shlex
 
 from pyinfra import host, logger
-from pyinfra.api import operation
+from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.exceptions import OperationError
 
-from pgha.facts.patroni import PatroniCluster, PatroniDynamicConfig, PatroniRole, PatroniStatus
+from pgha.facts.patroni import (
+    PatroniCluster,
+    PatroniDynamicConfig,
+    PatroniRole,
+    PatroniStatus,
+    PostmasterParameters,
+)
 from pgha.operations.checks import executing, poll
 from pgha.patroni import dynamic_config_changes
 
@@ -32,10 +38,23 @@ def leader_elected(port: int, timeout: float = 120):
     yield from ()
 
 
+def _wait_until_flagged(port: int, parameters: list[str], timeout: float) -> None:
+    """Patroni flags members ``pending_restart`` only at its next HA loop after a change."""
+
+    def probe():
+        members = host.get_fact(PatroniCluster, port=port) or []
+        waiting = [m["name"] for m in members if not m["pending_restart"]]
+        return not waiting, f"members not flagged for a restart after {', '.join(parameters)} changed: {', '.join(waiting)}"
+
+    poll(probe, timeout, interval=1)
+
+
 @operation()
-def dynamic_config_applied(wanted: dict, config_file: str, port: int):
+def dynamic_config_applied(wanted: dict, config_file: str, port: int, pg_port: int = 5434, settle_seconds: float = 30):
     """The DCS configuration holds ``wanted`` (patronictl edit-config), changed only where
-    a value differs."""
+    a value differs. When a parameter PostgreSQL reads at start only (pg_settings context
+    ``postmaster``) changed, waits until Patroni flags the members for a restart, so that
+    pending_restarts_applied, next, restarts them in this same run."""
     current = host.get_fact(PatroniDynamicConfig, port=port)
     if current is None:
         if executing():
@@ -53,22 +72,49 @@ def dynamic_config_applied(wanted: dict, config_file: str, port: int):
         else:
             args.append(f"-s {shlex.quote(path + '=' + text)}")
     yield f"{patronictl(config_file)} edit-config --force --quiet {' '.join(args)}"
+    changed_parameters = [p.removeprefix("postgresql.parameters.") for p in changes if p.startswith("postgresql.parameters.")]
+    if executing() and changed_parameters:
+        restart_only = host.get_fact(PostmasterParameters, names=changed_parameters, port=pg_port)
+        if restart_only:
+            yield FunctionCommand(_wait_until_flagged, (port, restart_only, settle_seconds), {})
+
+
+def _flagged(port: int) -> list[dict]:
+    members = host.get_fact(PatroniCluster, port=port) or []
+    # replicas first, the leader last
+    return sorted((m for m in members if m["pending_restart"]), key=lambda m: m["role"] == "leader")
+
+
+def _rolling_restart(scope: str, config_file: str, port: int, settle_seconds: float, rounds: int = 3) -> None:
+    """Restart flagged members one at a time, replicas first. A replica cannot run with a
+    lower max_connections (and similar) than its primary, so lowering one flags the
+    replicas again once the leader has restarted: wait one HA loop and go round again."""
+    for _ in range(rounds):
+        pending = _flagged(port)
+        if not pending:
+            return
+        for member in pending:
+            command = f"{patronictl(config_file)} restart {shlex.quote(scope)} {shlex.quote(member['name'])} --force --pending"
+            status, output = host.run_shell_command(command)
+            if not status:
+                raise OperationError(f"restart of {member['name']} failed: {output.stderr}")
+            logger.info(f"    [{host.name}] restarted {member['name']} ({member['role']})")
+        try:
+            poll(lambda: (bool(_flagged(port)), "no member flagged again"), settle_seconds, interval=1)
+        except OperationError:
+            return  # nothing flagged again within one HA loop: done
+    if _flagged(port):
+        raise OperationError(f"members still wait for a restart after {rounds} rounds")
 
 
 @operation()
-def pending_restarts_applied(scope: str, config_file: str, port: int):
-    """Members flagged ``pending_restart`` (a parameter that needs a restart changed) are
-    restarted one at a time, replicas first, the leader last."""
-    members = host.get_fact(PatroniCluster, port=port) or []
-    pending = [m for m in members if m["pending_restart"]]
-    if not pending:
+def pending_restarts_applied(scope: str, config_file: str, port: int, settle_seconds: float = 30):
+    """Members flagged ``pending_restart`` are restarted one at a time, replicas first, the
+    leader last (in place: the leadership does not move)."""
+    if not _flagged(port):
         host.noop("no member waits for a restart")
         return
-    for member in sorted(pending, key=lambda m: m["role"] == "leader"):
-        yield (
-            f"{patronictl(config_file)} restart {shlex.quote(scope)} "
-            f"{shlex.quote(member['name'])} --force --pending"
-        )
+    yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
 
 
 @operation()

@@ -184,6 +184,8 @@ def dynamic_configuration(cluster, node):
         wanted=patroni.dynamic_config(s),
         config_file=live,
         port=port,
+        pg_port=s["postgresql_port"],
+        settle_seconds=2 * s["patroni_loop_wait"] + 5,
         _if=only_first,
     )
     patroni_ops.pending_restarts_applied(
@@ -191,6 +193,7 @@ def dynamic_configuration(cluster, node):
         scope=s["patroni_scope"],
         config_file=live,
         port=port,
+        settle_seconds=s["patroni_loop_wait"] + 5,
         _if=only_first,
     )
 
