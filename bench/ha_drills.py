@@ -123,6 +123,11 @@ def table(rows: list[dict]) -> list[str]:
 
 
 def write_report(path: Path, results: dict[str, list[dict]], meta: dict) -> None:
+    order = {(p, m): i for i, (p, m) in enumerate((p, m) for p in PROFILES for m in MODES)}
+    results = {d: sorted(rows, key=lambda r: order.get((r["profile"], r["mode"]), 99)) for d, rows in results.items()}
+    all_rows = [r for rows in results.values() for r in rows]
+    meta = {**meta, "profiles": [p for p in PROFILES if any(r["profile"] == p for r in all_rows)],
+            "modes": [m for m in MODES if any(r["mode"] == m for r in all_rows)]}
     out = [
         "# HA drills: RTO / RPO",
         "",
@@ -148,6 +153,8 @@ def write_report(path: Path, results: dict[str, list[dict]], meta: dict) -> None
             out += ["<details><summary>notes</summary>", ""] + notes + ["", "</details>", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    rows = [r for rs in results.values() for r in rs]
+    path.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="async,sync")
     parser.add_argument("--drills", default=",".join(ORDER))
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "ha_drills.md"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of the previous run (OUTPUT with .json) that this run does not redo")
     args = parser.parse_args(argv)
     inventory = Path(args.inventory).resolve()
     profiles = [p for p in args.profiles.split(",") if p]
@@ -174,11 +183,18 @@ def main(argv: list[str] | None = None) -> int:
 
     cluster = drills.load_cluster(inventory)
     secrets = pgha_secrets.load()
-    results: dict[str, list[dict]] = {d: [] for d in names}
+    output = Path(args.output)
+    results: dict[str, list[dict]] = {d: [] for d in ORDER if d in names}
+    results.update({d: [] for d in names if d not in results})
+    previous: list[dict] = []
+    if args.merge and output.with_suffix(".json").exists():
+        previous = [r for r in json.loads(output.with_suffix(".json").read_text())["rows"]
+                    if not (r["profile"] in profiles and r["mode"] in modes and r["drill"] in names)]
+    for row in previous:
+        results.setdefault(row["drill"], []).append(row)
     started = time.monotonic()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": platform.node(),
             "inventory": str(inventory), "profiles": profiles, "modes": modes}
-    output = Path(args.output)
     loop_wait = (drills.dynamic_config(cluster) or {}).get("loop_wait", cluster.settings["patroni_loop_wait"])
     try:
         for pname in profiles:

@@ -425,6 +425,16 @@ def cluster_state(cluster, secrets: dict) -> dict:
     if streaming != others or len(members) != len(cluster.patroni):
         state["problem"] = f"leader {leader['name']}, streaming {streaming}, expected {others}"
         return state
+    # in synchronous mode Patroni only promotes a synchronous standby named in the DCS: a
+    # cluster whose leader has not picked one yet (its next HA loop) cannot fail over
+    config = dynamic_config(cluster) or {}
+    if config.get("synchronous_mode"):
+        wanted = min(int(config.get("synchronous_node_count", 1)), len(cluster.patroni) - 1)
+        sync = sync_standbys(cluster)
+        state["sync_standbys"] = sync
+        if len(sync) < wanted:
+            state["problem"] = f"synchronous mode: {len(sync)} synchronous standby(s) {sync}, expected {wanted}"
+            return state
     state["ok"] = True
     return state
 

@@ -60,14 +60,18 @@ def configure(cluster, node, plan):
 
 @deploy("etcd: start")
 def start(cluster, node, plan, changes):
+    # Steps are registered on every member and skipped where they do not apply: pyinfra
+    # orders operations host by host, so this keeps "member add" before any start and
+    # every start before the check.
+    joins = plan[node.name]["joins"]
     running_members = [n for n in cluster.etcd if not plan[n.name]["joins"] and n is not node]
-    if plan[node.name]["joins"]:
-        etcd_ops.member_added(
-            name=f"etcd: add {node.name} to the running cluster",
-            member=node.name,
-            peer_url=etcd_config.peer_url(cluster, node),
-            endpoints=etcd_config.client_endpoints(cluster, running_members),
-        )
+    etcd_ops.member_added(
+        name="etcd: add the new member to the running cluster",
+        member=node.name,
+        peer_url=etcd_config.peer_url(cluster, node),
+        endpoints=etcd_config.client_endpoints(cluster, running_members),
+        _if=lambda: joins,
+    )
     was_running = host.get_fact(SystemdStatus).get("etcd.service", False)
     systemd.service(
         name="etcd: enabled and running",
@@ -75,35 +79,32 @@ def start(cluster, node, plan, changes):
         running=True,
         enabled=True,
     )
-    if was_running:
-        # one member at a time, so that the cluster keeps its quorum
-        systemd.service(
-            name="etcd: restart (its configuration changed)",
-            service="etcd",
-            restarted=True,
-            _if=lambda: any(c.did_change() for c in changes),
-            _serial=True,
-        )
+    # one member at a time, so that the cluster keeps its quorum
+    systemd.service(
+        name="etcd: restart (its configuration changed)",
+        service="etcd",
+        restarted=True,
+        _if=lambda: was_running and any(c.did_change() for c in changes),
+        _serial=True,
+    )
 
 
 @deploy("etcd: remove members missing from the inventory")
 def remove_extra_members(cluster, node):
     members = host.get_fact(EtcdMembers) or []
     extra = etcd_config.extra_members(cluster, members)
-    if not extra:
-        return
     names = ", ".join(m["name"] or m["ID"] for m in extra)
-    if not cluster.settings["etcd_allow_member_removal"]:
+    if extra and not cluster.settings["etcd_allow_member_removal"]:
         raise DeployError(
             f"etcd: the running cluster has members that the inventory does not list: {names}. "
             "Add them back to the inventory, or set etcd_allow_member_removal = True to remove "
             "them from the cluster"
         )
-    if node is cluster.etcd[0]:
-        etcd_ops.members_removed(
-            name=f"etcd: remove {names} from the cluster",
-            peer_urls=[url for m in extra for url in m["peerURLs"]],
-        )
+    etcd_ops.members_removed(
+        name="etcd: remove the members the inventory no longer lists (etcd_allow_member_removal)",
+        peer_urls=[url for m in extra for url in m["peerURLs"]],
+        _if=lambda: bool(extra) and node is cluster.etcd[0],
+    )
 
 
 @deploy("etcd: check")

@@ -333,6 +333,37 @@ def test_further_runs_change_nothing(scratch):
         )
 
 
+def test_member_removed_when_the_setting_allows_it(scratch):
+    with scratch.step("remove a member, allowed by etcd_allow_member_removal"):
+        directory = scratch.dir / "removal"
+        (directory / "group_data").mkdir(parents=True)
+        text, count = re.subn(
+            r"^etcd_allow_member_removal = False\b",
+            "etcd_allow_member_removal = True",
+            (scratch.dir / "group_data" / "all.py").read_text(encoding="utf-8"),
+            flags=re.M,
+        )
+        assert count == 1, "group_data/all.py no longer sets etcd_allow_member_removal = False"
+        (directory / "group_data" / "all.py").write_text(text, encoding="utf-8")
+        # same lab state (known_hosts, host keys) as the other scratch inventories
+        inventory = scratch.inv2.read_text(encoding="utf-8").replace(
+            "_HERE = Path(__file__).resolve().parent\n", "_HERE = Path(__file__).resolve().parent.parent\n"
+        )
+        assert "parent.parent" in inventory
+        (directory / "inv2.py").write_text(inventory, encoding="utf-8")
+
+        rc, output = helpers.run_pyinfra(directory / "inv2.py", "deploys/etcd.py", "--limit", "etcd")
+        scratch.record("etcd-remove", output)
+        assert rc == 0, helpers.tail(output)
+        names = list(ETCD_NODES)[:2]
+        for name in names:
+            assert _members(scratch.hosts[name]) == _expected(names), name
+        assert helpers.get_key(scratch.hosts["scratch_etcd1"], scratch.key) == scratch.value
+        rc, output = helpers.run_pyinfra(directory / "inv2.py", "deploys/etcd.py", "--limit", "etcd")
+        assert rc == 0, helpers.tail(output)
+        assert helpers.changed_operations(output) == 0, "\n".join(helpers.changed_operation_rows(output))
+
+
 # --- always: clean up, and the real lab is as it was --------------------------------------
 
 
