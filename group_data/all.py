@@ -69,10 +69,10 @@ postgresql_parameters = {
 # --- HAProxy ----------------------------------------------------------------------------
 haproxy_stats_user = "admin"
 # Health checks of the REST API (OPTIONS /master, /replica). A new leader is marked up
-# within downinter + (rise - 1) * fastinter (0.75 s); two checks either way avoid flapping
+# within downinter + (rise - 1) * fastinter (0.35 s); two checks either way avoid flapping
 # on one slow answer. The seed's inter 2s/fastinter 1s took ~3.5 s to see a new leader.
 haproxy_check_inter = "1s"  # interval between checks of a server that is up
-haproxy_check_fastinter = "250ms"  # interval while a server changes state
-haproxy_check_downinter = "500ms"  # interval between checks of a server that is down
+haproxy_check_fastinter = "100ms"  # interval while a server changes state
+haproxy_check_downinter = "250ms"  # interval between checks of a server that is down
 haproxy_check_rise = 2  # successful checks to mark a server up
 haproxy_check_fall = 2  # failed checks to mark a server down

@@ -103,6 +103,8 @@ def pg_hba(cluster) -> list[str]:
         f"local all {s['patroni_superuser']} peer",
         "local all all scram-sha-256",
         "host all all 127.0.0.1/32 scram-sha-256",
+        # Patroni checks a member's own timeline over a local replication connection
+        f"host replication {s['patroni_replication_user']} 127.0.0.1/32 scram-sha-256",
     ]
     rules += [f"host replication {s['patroni_replication_user']} {net} scram-sha-256" for net in node_networks]
     rules += [f"host all all {net} scram-sha-256" for net in node_networks]

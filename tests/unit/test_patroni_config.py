@@ -279,11 +279,13 @@ def test_pg_hba_has_no_weak_or_open_rule(cluster):
     assert "::/0" not in text
 
 
-def test_pg_hba_replication_from_each_patroni_node(cluster):
+def test_pg_hba_replication_from_each_patroni_node_and_the_member_itself(cluster):
     rules = pg_hba(cluster)
     replication = sorted(rule for rule in rules if rule.split()[1] == "replication")
+    # 127.0.0.1: Patroni reads a member's own timeline over a local replication connection
     assert replication == sorted(
-        f"host replication repl {address}/32 scram-sha-256" for address in PATRONI_BY_NAME.values()
+        [f"host replication repl {address}/32 scram-sha-256" for address in PATRONI_BY_NAME.values()]
+        + ["host replication repl 127.0.0.1/32 scram-sha-256"]
     )
 
 
