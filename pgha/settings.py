@@ -124,6 +124,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "patroni_replication_user": (_is_name, "a PostgreSQL role name"),
     "patroni_admin_user": (_is_name, "a PostgreSQL role name"),
     "patroni_dcs_via_local_proxy": (lambda v: isinstance(v, bool), "true or false"),
+    "patroni_switchover_on_stop": (lambda v: isinstance(v, bool), "true or false"),
     "postgresql_parameters": (
         lambda v: isinstance(v, dict)
         and all(isinstance(k, str) for k in v)

@@ -17,6 +17,8 @@ from pgha.operations import patroni as patroni_ops
 from pgha.operations.files import validated_copy
 
 UNIT_FILE = "/etc/systemd/system/patroni.service"
+HANDOVER_SCRIPT = "/usr/local/lib/pgha/patroni-handover"
+RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
 
 
 def packages(settings) -> list[str]:
@@ -97,6 +99,30 @@ def configure(cluster, node):
         path="/root/.config/patroni/patronictl.yaml",
         target=live,
     )
+    handover = cluster.settings["patroni_switchover_on_stop"]
+    if handover:
+        files.template(
+            name="patroni: REST API credentials for the stop-time switchover",
+            src=str(TEMPLATES / "patroni/restapi-curlrc.j2"),
+            dest=RESTAPI_CURLRC,
+            user="postgres",
+            group="postgres",
+            mode="600",
+            username=values["restapi_username"],
+            password=values["restapi_password"],
+        )
+    else:
+        files.file(name="patroni: no stop-time switchover credentials", path=RESTAPI_CURLRC, present=False)
+    files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
+    files.template(
+        name="patroni: stop-time switchover script (leader hands over before stopping)",
+        src=str(TEMPLATES / "patroni/handover.sh.j2"),
+        dest=HANDOVER_SCRIPT,
+        mode="755",
+        port=cluster.settings["patroni_restapi_port"],
+        curlrc=RESTAPI_CURLRC,
+        member=values["name"],
+    )
     unit = files.template(
         name="patroni: systemd unit (KillMode=process, TimeoutSec=30)",
         src=str(TEMPLATES / "patroni/patroni.service.j2"),
@@ -104,6 +130,7 @@ def configure(cluster, node):
         scope=values["scope"],
         member=values["name"],
         config_file=live,
+        handover=HANDOVER_SCRIPT if handover else "",
     )
     systemd.daemon_reload(name="patroni: systemd reload", _if=unit.did_change)
     return config

@@ -358,16 +358,20 @@ def load_unit(text: str) -> configparser.ConfigParser:
     return parser
 
 
-def test_systemd_unit(cluster):
+@pytest.mark.parametrize("handover", ["/usr/local/lib/pgha/patroni-handover", ""])
+def test_systemd_unit(cluster, handover):
     node = cluster.node("pg-1")
     text = render(
         "patroni/patroni.service.j2",
         scope="my-ha-cluster",
         member="pg-1",
         config_file=patroni.config_file(node),
+        handover=handover,
     )
     unit = load_unit(text)
     service = unit["Service"]
+    # patroni_switchover_on_stop: the leader hands over before it stops
+    assert service.get("ExecStop") == (handover or None)
     assert service["KillMode"] == "process"
     assert service["TimeoutSec"] == "30"
     assert service["ExecStart"] == "/usr/bin/patroni /etc/patroni/pg-1.yml"
@@ -377,6 +381,25 @@ def test_systemd_unit(cluster):
     assert "my-ha-cluster" in unit["Unit"]["Description"]
     assert "pg-1" in unit["Unit"]["Description"]
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_handover_script_switches_over_only_from_an_unpaused_leader():
+    text = render(
+        "patroni/handover.sh.j2", port=8008, curlrc="/etc/patroni/.restapi-curlrc", member="pg-1"
+    )
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/sh"
+    assert "*'\"pause\": true'*) exit 0" in text
+    assert "-X OPTIONS \"$API/primary\")\" = 200 ] || exit 0" in text
+    assert "-K /etc/patroni/.restapi-curlrc -X POST" in text
+    assert '-d \'{"leader": "pg-1"}\' "$API/switchover"' in text
+    assert lines[-1] == "exit 0"  # never blocks the stop
+    assert "password" not in text.lower().replace("-k /etc/patroni", "")
+
+
+def test_restapi_curlrc_holds_the_credentials():
+    text = render("patroni/restapi-curlrc.j2", username="patroni", password="s3cr3t-value-0123")
+    assert 'user = "patroni:s3cr3t-value-0123"' in text.splitlines()
 
 
 def test_config_file_is_named_after_the_patroni_name(cluster):

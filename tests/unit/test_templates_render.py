@@ -24,7 +24,14 @@ def template_data(cluster) -> dict[str, dict]:
             "scope": "my-ha-cluster",
             "member": "pg-1",
             "config_file": patroni.config_file(node),
+            "handover": "/usr/local/lib/pgha/patroni-handover",
         },
+        "patroni/handover.sh.j2": {
+            "port": 8008,
+            "curlrc": "/etc/patroni/.restapi-curlrc",
+            "member": "pg-1",
+        },
+        "patroni/restapi-curlrc.j2": {"username": "patroni", "password": FAKE_SECRETS["restapi_password"]},
         "haproxy/haproxy.cfg.j2": {"h": haproxy.config(cluster, FAKE_SECRETS)},
     }
 
@@ -41,6 +48,8 @@ def test_every_template_is_covered(cluster):
         "etcd/default-etcd.j2",
         "patroni/patroni.yml.j2",
         "patroni/patroni.service.j2",
+        "patroni/handover.sh.j2",
+        "patroni/restapi-curlrc.j2",
         "haproxy/haproxy.cfg.j2",
     ],
 )
