@@ -33,14 +33,18 @@ from pgha import secrets as pgha_secrets  # noqa: E402
 # must not lose its lock while it is still retrying a DCS or PostgreSQL call), and so does
 # pgha/settings.py.
 # - seed: the seed's (and group_data's) values.
-# - fast: ttl 8 / loop_wait 2 / retry_timeout 3: 2 + 2 * 3 = 8 <= 8, the bound met exactly.
-#   A lower ttl would mean retry_timeout 2 or loop_wait 1: retry_timeout 2 is too close to
-#   the etcd client's own timeouts (a single etcd election or slow fsync makes the leader
-#   demote), and loop_wait 1 doubles the DCS write rate for ~1 s at best. The local etcd
-#   proxy marks a dead etcd member down after 2 x 2 s, within one retry_timeout.
+# - fast: ttl 7 / loop_wait 1 / retry_timeout 3: 1 + 2 * 3 = 7 <= 7, the bound met exactly.
+#   retry_timeout stays at 3 s: it must outlast an etcd leader election (1 s election
+#   timeout by default) and a slow fsync, or the leader demotes on a DCS hiccup; 2 s is too
+#   close to the etcd client's own timeouts. loop_wait 1 instead of 2 buys the second of
+#   ttl (one lock renewal per member per second: three small etcd writes a second, nothing
+#   for etcd). With ttl 8 / loop_wait 2 a killed leader took 10.8-10.9 s (the lock expires
+#   6-8 s after the kill, then the successor's status request to the dead member hangs
+#   ~2 s before it promotes). The local etcd proxy marks a dead etcd member down after
+#   2 x 2 s, within one retry_timeout.
 PROFILES = {
     "seed": {"ttl": 30, "loop_wait": 10, "retry_timeout": 10},
-    "fast": {"ttl": 8, "loop_wait": 2, "retry_timeout": 3},
+    "fast": {"ttl": 7, "loop_wait": 1, "retry_timeout": 3},
 }
 MODES = {"async": False, "sync": True}
 ORDER = ["switchover", "leader-patroni-stopped", "leader-killed", "leader-network-cut",
