@@ -304,12 +304,9 @@ def client_urls(cluster) -> dict[str, str]:
 
 def wait_until(probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
     """Call ``probe`` until it returns something truthy; return it, or the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+    from pgha.drills import wait_for
+
+    return wait_for(probe, timeout, interval)
 
 
 def lxc_containers() -> dict[str, dict]:
