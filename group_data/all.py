@@ -28,6 +28,9 @@ haproxy_ro_port = 5433  # read-only: round-robin over the streaming replicas
 haproxy_stats_port = 7000  # HAProxy stats page (authenticated)
 
 # --- etcd -------------------------------------------------------------------------------
+# etcd has no authentication: a firewall on each member lets its client port answer only
+# the Patroni nodes, the etcd members and these networks (the lab host, for checks).
+etcd_client_networks = ["10.0.3.1/32"]
 etcd_cluster_token = "patroni"  # initial-cluster-token
 # An even member count tolerates no more failures than one member less: refused unless
 # this is true (the seed runs a 2-member cluster before adding the third member).

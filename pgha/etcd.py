@@ -82,3 +82,21 @@ def extra_members(cluster, members: list[dict]) -> list[dict]:
     """Members of the running cluster that the inventory no longer lists."""
     wanted = {peer_url(cluster, n) for n in cluster.etcd}
     return [m for m in members if not set(m.get("peerURLs", [])) & wanted]
+
+
+FIREWALL_RULES = "/etc/pgha/etcd-firewall.nft"
+FIREWALL_UNIT = "/etc/systemd/system/pgha-etcd-firewall.service"
+
+
+def firewall(cluster) -> dict:
+    """Who may reach etcd: clients = the Patroni nodes, the etcd members and
+    etcd_client_networks; peers = the etcd members."""
+    s = cluster.settings
+    members = [n.address for n in cluster.etcd]
+    clients = list(dict.fromkeys(members + [n.address for n in cluster.patroni] + list(s["etcd_client_networks"])))
+    return {
+        "clients": clients,
+        "peers": members,
+        "client_port": s["etcd_client_port"],
+        "peer_port": s["etcd_peer_port"],
+    }

@@ -104,6 +104,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "haproxy_rw_port": PORT,
     "haproxy_ro_port": PORT,
     "haproxy_stats_port": PORT,
+    "etcd_client_networks": (_is_list_of(_is_network), "a list of networks such as 10.0.3.1/32"),
     "etcd_cluster_token": (_is_name, "a token of letters, digits, '-', '_' or '.'"),
     "etcd_allow_even_members": (lambda v: isinstance(v, bool), "true or false"),
     "etcd_allow_member_removal": (lambda v: isinstance(v, bool), "true or false"),

@@ -12,9 +12,10 @@ from pgha import TEMPLATES
 from pgha import etcd as etcd_config
 from pgha.facts.etcd import EtcdMembers, EtcdNodeState
 from pgha.operations import etcd as etcd_ops
+from pgha.operations.files import validated_copy
 from pgha.tasks.common import install_packages_without_starting
 
-PACKAGES = ["etcd-server", "etcd-client"]
+PACKAGES = ["etcd-server", "etcd-client", "nftables"]
 
 
 def _states(cluster) -> dict[str, dict]:
@@ -36,6 +37,48 @@ def install():
         name="etcd: no data of the package's default instance",
         path="/var/lib/etcd/default",
         present=False,
+    )
+
+
+@deploy("etcd: firewall")
+def firewall(cluster):
+    rules_candidate = etcd_config.FIREWALL_RULES + ".candidate"
+    files.directory(name="etcd: /etc/pgha", path="/etc/pgha", mode="755")
+    files.template(
+        name="etcd: render the firewall rules (candidate)",
+        src=str(TEMPLATES / "etcd/firewall.nft.j2"),
+        dest=rules_candidate,
+        mode="644",
+        fw=etcd_config.firewall(cluster),
+    )
+    rules = validated_copy(
+        name="etcd: check the firewall rules (nft -c) and install them",
+        candidate=rules_candidate,
+        live=etcd_config.FIREWALL_RULES,
+        validate=f"nft -c -f {rules_candidate}",
+        user="root",
+        group="root",
+        mode="644",
+    )
+    unit = files.template(
+        name="etcd: firewall unit",
+        src=str(TEMPLATES / "etcd/firewall.service.j2"),
+        dest=etcd_config.FIREWALL_UNIT,
+        rules=etcd_config.FIREWALL_RULES,
+    )
+    systemd.daemon_reload(name="etcd: systemd reload (firewall unit)", _if=unit.did_change)
+    was_active = host.get_fact(SystemdStatus).get("pgha-etcd-firewall.service", False)
+    systemd.service(
+        name="etcd: firewall enabled and applied",
+        service="pgha-etcd-firewall",
+        running=True,
+        enabled=True,
+    )
+    systemd.service(
+        name="etcd: firewall reloaded (rules changed)",
+        service="pgha-etcd-firewall",
+        reloaded=True,
+        _if=lambda: was_active and rules.did_change(),
     )
 
 
@@ -125,6 +168,7 @@ def deploy_etcd(cluster):
     except etcd_config.EtcdPlanError as error:
         raise DeployError(str(error)) from error
     install()
+    firewall(cluster)
     remove_extra_members(cluster, node)
     changes = configure(cluster, node, plan)
     start(cluster, node, plan, changes)

@@ -274,3 +274,28 @@ def test_client_endpoints(cluster):
     assert client_endpoints(cluster) == "http://10.0.3.64:2379,http://10.0.3.78:2379,http://10.0.3.32:2379"
     subset = [cluster.node("etcd2"), cluster.node("etcd3")]
     assert client_endpoints(cluster, subset) == "http://10.0.3.78:2379,http://10.0.3.32:2379"
+
+
+# --- the firewall of the etcd ports ---------------------------------------------------------
+
+
+def test_firewall_lets_in_patroni_nodes_etcd_members_and_client_networks_only(cluster):
+    fw = etcd_config.firewall(cluster)
+    assert fw["peers"] == ["10.0.3.64", "10.0.3.78", "10.0.3.32"]
+    assert fw["clients"] == [
+        "10.0.3.64", "10.0.3.78", "10.0.3.32", "10.0.3.141", "10.0.3.201", "10.0.3.68", "10.0.3.1/32",
+    ]
+    assert (fw["client_port"], fw["peer_port"]) == (2379, 2380)
+
+
+def test_firewall_rules_render_and_replace_only_their_own_table(cluster):
+    text = render("etcd/firewall.nft.j2", fw=etcd_config.firewall(cluster))
+    lines = [line.strip() for line in text.splitlines()]
+    assert "flush ruleset" not in text  # other rules of the host stay
+    assert lines.index("delete table inet pgha_etcd") < lines.index("table inet pgha_etcd {")
+    assert "elements = { 10.0.3.64, 10.0.3.78, 10.0.3.32, 10.0.3.141, 10.0.3.201, 10.0.3.68, 10.0.3.1/32 }" in lines
+    assert "elements = { 10.0.3.64, 10.0.3.78, 10.0.3.32 }" in lines
+    assert "tcp dport 2379 ip saddr @clients accept" in lines
+    assert "tcp dport 2380 ip saddr @peers accept" in lines
+    assert "tcp dport { 2379, 2380 } reject with tcp reset" in lines
+    assert lines.index('iif "lo" accept') < lines.index("tcp dport { 2379, 2380 } reject with tcp reset")

@@ -19,6 +19,8 @@ def template_data(cluster) -> dict[str, dict]:
             "etcd": etcd.config(cluster, cluster.node("etcd1"), etcd.plan(cluster, {})["etcd1"])
         },
         "etcd/default-etcd.j2": {"config_file": etcd.CONFIG_FILE},
+        "etcd/firewall.nft.j2": {"fw": etcd.firewall(cluster)},
+        "etcd/firewall.service.j2": {"rules": etcd.FIREWALL_RULES},
         "patroni/patroni.yml.j2": {"p": patroni.config(cluster, node, FAKE_SECRETS)},
         "patroni/patroni.service.j2": {
             "scope": "my-ha-cluster",
@@ -46,6 +48,8 @@ def test_every_template_is_covered(cluster):
     [
         "etcd/etcd.conf.yml.j2",
         "etcd/default-etcd.j2",
+        "etcd/firewall.nft.j2",
+        "etcd/firewall.service.j2",
         "patroni/patroni.yml.j2",
         "patroni/patroni.service.j2",
         "patroni/handover.sh.j2",
