@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from io import StringIO
 
+from typing import Callable
+
 from pyinfra import host
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files
+
+from pgha import TEMPLATES
+from pgha.operations.files import validated_copy
 
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
 
@@ -36,3 +41,38 @@ def install_packages_without_starting(role: str, packages: list[str]) -> None:
         update=True,
     )
     files.file(name=f"{role}: allow services to start again", path=POLICY_RC_D, present=False)
+
+
+def validated_template(
+    what: str,
+    template: str,
+    live: str,
+    validate: Callable[[str], str],
+    user: str,
+    group: str,
+    mode: str,
+    **values,
+):
+    """Render ``template`` into a candidate next to ``live``; only once ``validate(candidate)``
+    (the daemon's own checker) accepts it does it replace ``live``. Returns the operation
+    that installs it: its did_change() says whether the live file changed."""
+    directory, name = live.rsplit("/", 1)
+    candidate = f"{directory}/.{name}.candidate"
+    files.template(
+        name=f"{what}: render the configuration (candidate)",
+        src=str(TEMPLATES / template),
+        dest=candidate,
+        user=user,
+        group=group,
+        mode=mode,
+        **values,
+    )
+    return validated_copy(
+        name=f"{what}: check the candidate with the daemon's checker and install it",
+        candidate=candidate,
+        live=live,
+        validate=validate(candidate),
+        user=user,
+        group=group,
+        mode=mode,
+    )

@@ -12,8 +12,7 @@ from pgha import TEMPLATES
 from pgha import etcd as etcd_config
 from pgha.facts.etcd import EtcdMembers, EtcdNodeState
 from pgha.operations import etcd as etcd_ops
-from pgha.operations.files import validated_copy
-from pgha.tasks.common import install_packages_without_starting
+from pgha.tasks.common import install_packages_without_starting, validated_template
 
 PACKAGES = ["etcd-server", "etcd-client", "nftables"]
 
@@ -42,23 +41,16 @@ def install():
 
 @deploy("etcd: firewall")
 def firewall(cluster):
-    rules_candidate = etcd_config.FIREWALL_RULES + ".candidate"
     files.directory(name="etcd: /etc/pgha", path="/etc/pgha", mode="755")
-    files.template(
-        name="etcd: render the firewall rules (candidate)",
-        src=str(TEMPLATES / "etcd/firewall.nft.j2"),
-        dest=rules_candidate,
-        mode="644",
-        fw=etcd_config.firewall(cluster),
-    )
-    rules = validated_copy(
-        name="etcd: check the firewall rules (nft -c) and install them",
-        candidate=rules_candidate,
+    rules = validated_template(
+        "etcd firewall",
+        "etcd/firewall.nft.j2",
         live=etcd_config.FIREWALL_RULES,
-        validate=f"nft -c -f {rules_candidate}",
+        validate=lambda candidate: f"nft -c -f {candidate}",
         user="root",
         group="root",
         mode="644",
+        fw=etcd_config.firewall(cluster),
     )
     unit = files.template(
         name="etcd: firewall unit",

@@ -5,14 +5,10 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import files, systemd
+from pyinfra.operations import systemd
 
-from pgha import TEMPLATES, haproxy, secrets
-from pgha.operations.files import validated_copy
-from pgha.tasks.common import install_packages_without_starting
-
-CANDIDATE = "/etc/haproxy/.haproxy.cfg.candidate"
-
+from pgha import haproxy, secrets
+from pgha.tasks.common import install_packages_without_starting, validated_template
 
 @deploy("haproxy: install")
 def install():
@@ -21,23 +17,15 @@ def install():
 
 @deploy("haproxy: configure")
 def configure(cluster):
-    files.template(
-        name="haproxy: render haproxy.cfg (candidate)",
-        src=str(TEMPLATES / "haproxy/haproxy.cfg.j2"),
-        dest=CANDIDATE,
+    return validated_template(
+        "haproxy",
+        "haproxy/haproxy.cfg.j2",
+        live=haproxy.CONFIG_FILE,
+        validate=lambda candidate: f"haproxy -c -q -f {candidate}",
         user="root",
         group="haproxy",
         mode="640",
         h=haproxy.config(cluster, secrets.load()),
-    )
-    return validated_copy(
-        name="haproxy: check the candidate (haproxy -c) and install it",
-        candidate=CANDIDATE,
-        live=haproxy.CONFIG_FILE,
-        validate=f"haproxy -c -q -f {CANDIDATE}",
-        user="root",
-        group="haproxy",
-        mode="640",
     )
 
 

@@ -12,9 +12,8 @@ from pyinfra.operations import files, server, systemd
 
 from pgha import TEMPLATES, patroni, secrets
 from pgha.facts.patroni import TextFileHeader
-from pgha.tasks.common import install_packages_without_starting
+from pgha.tasks.common import install_packages_without_starting, validated_template
 from pgha.operations import patroni as patroni_ops
-from pgha.operations.files import validated_copy
 
 UNIT_FILE = "/etc/systemd/system/patroni.service"
 HANDOVER_SCRIPT = "/usr/local/lib/pgha/patroni-handover"
@@ -73,25 +72,16 @@ def validate_command(candidate: str) -> str:
 def configure(cluster, node):
     values = patroni.config(cluster, node, secrets.load())
     live = patroni.config_file(node)
-    candidate = f"/etc/patroni/.{node.patroni_name}.yml.candidate"
     files.directory(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
-    files.template(
-        name="patroni: render the member's configuration (candidate)",
-        src=str(TEMPLATES / "patroni/patroni.yml.j2"),
-        dest=candidate,
+    config = validated_template(
+        "patroni",
+        "patroni/patroni.yml.j2",
+        live=live,
+        validate=validate_command,
         user="postgres",
         group="postgres",
         mode="600",
         p=values,
-    )
-    config = validated_copy(
-        name="patroni: validate the candidate (patroni --validate-config) and install it",
-        candidate=candidate,
-        live=live,
-        validate=validate_command(candidate),
-        user="postgres",
-        group="postgres",
-        mode="600",
     )
     files.directory(name="patroni: /root/.config/patroni", path="/root/.config/patroni", mode="700")
     files.link(
