@@ -295,15 +295,14 @@ def _check_unknown_keys(data: dict[str, Any], problems: list[str]) -> None:
     for key in data:
         if key in SETTINGS or key in HOST_DATA_KEYS or key.startswith(("ssh_", "_")):
             continue
-        hint = _typo_hint(key, SETTINGS)
-        if hint is None and (
-            key in KNOWN_PG_PARAMETERS
-            or key in RENAMED_PG_PARAMETERS
-            or _typo_hint(key, KNOWN_PG_PARAMETERS) is not None
-        ):
-            hint = "postgresql_parameters (PostgreSQL parameters belong in that mapping)"
-        elif hint and key not in SETTINGS and _typo_hint(key, SETTINGS) is None:
-            hint += ", inside postgresql_parameters"
+        setting = difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.8)
+        if setting:
+            hint = setting[0]
+        elif key in KNOWN_PG_PARAMETERS:
+            hint = f"postgresql_parameters[{key!r}] (PostgreSQL parameters belong in that mapping)"
+        else:
+            parameter = _typo_hint(key, KNOWN_PG_PARAMETERS)
+            hint = f"{parameter}, inside postgresql_parameters" if parameter else None
         if hint:
             problems.append(f"group_data: unknown setting {key!r}: did you mean {hint}?")
     parameters = data.get("postgresql_parameters")

@@ -422,16 +422,18 @@ def test_timings_equal_to_ttl_are_accepted(groups, group_data, ttl, loop_wait, r
 @pytest.mark.parametrize(
     ("key", "hint"),
     [
-        ("wal_keep_segment", "wal_keep_size"),
-        ("patroni_tll", "patroni_ttl"),
-        ("haproxy_stat_port", "haproxy_stats_port"),
-        ("max_replication_slots", "postgresql_parameters"),  # a parameter outside its mapping
-        ("max_relication_slots", "postgresql_parameters"),  # ... and misspelt too
+        ("wal_keep_segment", ("did you mean wal_keep_size", "inside postgresql_parameters")),
+        ("patroni_tll", ("did you mean patroni_ttl",)),
+        ("haproxy_stat_port", ("did you mean haproxy_stats_port",)),
+        # a parameter outside its mapping
+        ("max_replication_slots", ("did you mean postgresql_parameters['max_replication_slots']",)),
+        # ... and misspelt too
+        ("max_relication_slots", ("did you mean max_replication_slots", "inside postgresql_parameters")),
     ],
 )
 def test_top_level_typo_is_refused(groups, group_data, key, hint):
     group_data[key] = 10
-    matching(problems_of(groups, group_data), f"unknown setting {key!r}", f"did you mean {hint}")
+    matching(problems_of(groups, group_data), f"unknown setting {key!r}", *hint)
 
 
 @pytest.mark.parametrize(
