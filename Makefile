@@ -45,4 +45,4 @@ verify: setup
 
 ## Destroy the lab containers (the base container cache is kept)
 teardown: setup
-	$(VENV)/bin/python -m pgha.lab teardown $(INVENTORY)
+	$(VENV)/bin/python -m pgha.lab.teardown $(INVENTORY)

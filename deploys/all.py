@@ -6,24 +6,17 @@ Usage: pyinfra -y inventory.py deploys/all.py
 the containers before it runs this file.)
 """
 
-from pyinfra import host
+from pgha.common.operations import barrier
+from pgha.etcd.deploy import deploy_etcd
+from pgha.haproxy.deploy import deploy_haproxy
+from pgha.lab.deploy import build as build_lab
+from pgha.patroni.deploy import deploy_patroni
+from pgha.settings.loader import current
 
-from pgha import settings
-from pgha.operations.checks import barrier
-from pgha.tasks import lab
-from pgha.tasks.etcd import deploy_etcd
-from pgha.tasks.haproxy import deploy_haproxy
-from pgha.tasks.patroni import deploy_patroni
+cluster = current()
 
-cluster = settings.current()
-
-if "lxc_hosts" in host.groups:
-    lab.install()
-    lab.network(cluster)
-    lab.base_container(cluster)
-    lab.containers(cluster)
+build_lab(cluster)
 barrier(name="the lab is built", what="lab ready")
-
 deploy_etcd(cluster)
 barrier(name="etcd is healthy on every member", what="etcd ready")
 deploy_haproxy(cluster)

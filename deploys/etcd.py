@@ -3,7 +3,7 @@
 Usage: pyinfra -y inventory.py deploys/etcd.py
 """
 
-from pgha import settings
-from pgha.tasks.etcd import deploy_etcd
+from pgha.etcd.deploy import deploy_etcd
+from pgha.settings.loader import current
 
-deploy_etcd(settings.current())
+deploy_etcd(current())

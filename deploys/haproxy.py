@@ -4,7 +4,7 @@
 Usage: pyinfra -y inventory.py deploys/haproxy.py
 """
 
-from pgha import settings
-from pgha.tasks.haproxy import deploy_haproxy
+from pgha.haproxy.deploy import deploy_haproxy
+from pgha.settings.loader import current
 
-deploy_haproxy(settings.current())
+deploy_haproxy(current())

@@ -4,14 +4,7 @@ Usage: pyinfra -y inventory.py deploys/lxc_hosts.py --limit lxc_hosts
 (`make lab` runs this; `make teardown` destroys the containers and keeps the base cache.)
 """
 
-from pyinfra import host
+from pgha.lab.deploy import build
+from pgha.settings.loader import current
 
-from pgha import settings
-from pgha.tasks import lab
-
-if "lxc_hosts" in host.groups:
-    cluster = settings.current()
-    lab.install()
-    lab.network(cluster)
-    lab.base_container(cluster)
-    lab.containers(cluster)
+build(current())

@@ -4,7 +4,7 @@ Usage: pyinfra -y inventory.py deploys/patroni.py
 (With patroni_dcs_via_local_proxy = True, deploys/haproxy.py must have run first.)
 """
 
-from pgha import settings
-from pgha.tasks.patroni import deploy_patroni
+from pgha.patroni.deploy import deploy_patroni
+from pgha.settings.loader import current
 
-deploy_patroni(settings.current())
+deploy_patroni(current())

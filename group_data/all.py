@@ -38,6 +38,8 @@ etcd_allow_even_members = False
 # Members missing from the inventory but still in the cluster are refused unless true;
 # then they are removed from the cluster.
 etcd_allow_member_removal = False
+# seconds the etcd deploy's last step waits for every member to be healthy and agree
+etcd_check_timeout = 60
 
 # --- Patroni / PostgreSQL ---------------------------------------------------------------
 patroni_scope = "my-ha-cluster"  # cluster name in the DCS

@@ -8,21 +8,17 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import runpy
 import sys
-from pathlib import Path
 
-from pgha import PROJECT_ROOT, client, secrets
-
-
-def _cluster(inventory: str):
-    namespace = runpy.run_path(str(Path(inventory).resolve()))
-    return namespace["_cluster"]
+from pgha import client
+from pgha.errors import ConfigError, SwitchoverError
+from pgha.patroni import rest
+from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pgha", description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", default=str(PROJECT_ROOT / "inventory.py"))
+    parser.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
     # --inventory is accepted after the command too (`pgha switchover --to pg-2 --inventory X`);
     # SUPPRESS keeps the subcommand from resetting a value given before it
     common = argparse.ArgumentParser(add_help=False)
@@ -34,14 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     switch.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args(argv)
 
-    cluster = _cluster(args.inventory)
+    try:
+        cluster = load_cluster(args.inventory)
+    except ConfigError as error:
+        print(f"pgha: {error}", file=sys.stderr)
+        return 2
     if args.command == "status":
-        for m in client.members(cluster):
+        for m in rest.members(cluster):
             print(f"{m['name']:<8} {m['host']:<15} {m['role']:<8} {m['state']:<10} TL {m['timeline']} lag {m['lag']}")
         return 0
     try:
-        result = client.switchover(cluster, secrets.load(), args.candidate, args.timeout)
-    except client.SwitchoverError as error:
+        result = client.switchover(cluster, args.candidate, args.timeout)
+    except SwitchoverError as error:
         print(f"pgha switchover: {error}", file=sys.stderr)
         return 1
     print(f"switchover {result['from']} -> {result['to']}: writes accepted through HAProxy after {result['seconds']:.2f}s")

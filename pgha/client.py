@@ -1,5 +1,6 @@
-"""Talking to the deployed cluster from the control machine: Patroni's REST API and
-PostgreSQL through HAProxy. Used by the switchover command, the HA drills and the tests."""
+"""Talking to the deployed cluster from the control machine: PostgreSQL through HAProxy,
+and a switchover through Patroni's REST API (pgha.patroni.rest). Used by the CLI, the HA
+drills and the tests."""
 
 from __future__ import annotations
 
@@ -8,26 +9,12 @@ import time
 import psycopg2
 import requests
 
-
-def members(cluster, timeout: float = 2) -> list[dict]:
-    """``/cluster`` from the first Patroni member that answers (roles normalised)."""
-    from pgha.facts.patroni import parse_cluster
-
-    port = cluster.settings["patroni_restapi_port"]
-    for node in cluster.patroni:
-        try:
-            answer = requests.get(f"http://{node.address}:{port}/cluster", timeout=timeout)
-            return parse_cluster(answer.json())
-        except (requests.RequestException, ValueError):
-            continue
-    return []
+from pgha.errors import SwitchoverError
+from pgha.patroni import rest
+from pgha.waiting import wait_for
 
 
-def leader(cluster) -> dict | None:
-    return next((m for m in members(cluster) if m["role"] == "leader"), None)
-
-
-def dsn(cluster, secrets: dict, port_setting: str = "haproxy_rw_port", **extra) -> str:
+def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
     """A multi-host libpq connection string over every Patroni node's HAProxy."""
     s = cluster.settings
     hosts = ",".join(n.address for n in cluster.patroni)
@@ -36,7 +23,7 @@ def dsn(cluster, secrets: dict, port_setting: str = "haproxy_rw_port", **extra) 
         "host": hosts,
         "port": ports,
         "user": s["patroni_admin_user"],
-        "password": secrets["admin_password"],
+        "password": cluster.secrets["admin_password"],
         "dbname": "postgres",
         "connect_timeout": 1,
         **({"target_session_attrs": "read-write"} if port_setting == "haproxy_rw_port" else {}),
@@ -45,10 +32,10 @@ def dsn(cluster, secrets: dict, port_setting: str = "haproxy_rw_port", **extra) 
     return " ".join(f"{k}={v}" for k, v in options.items())
 
 
-def write_probe(cluster, secrets: dict) -> str | None:
+def write_probe(cluster) -> str | None:
     """The address of the server that accepted a write through HAProxy's 5432, or None."""
     try:
-        with psycopg2.connect(dsn(cluster, secrets)) as conn, conn.cursor() as cur:
+        with psycopg2.connect(dsn(cluster)) as conn, conn.cursor() as cur:
             cur.execute("select inet_server_addr()::text, txid_current()")  # a write: assigns an xid
             address = cur.fetchone()[0]
         conn.close()
@@ -57,17 +44,13 @@ def write_probe(cluster, secrets: dict) -> str | None:
         return None
 
 
-class SwitchoverError(Exception):
-    pass
-
-
-def switchover(cluster, secrets: dict, candidate: str | None = None, timeout: float = 60) -> dict:
+def switchover(cluster, candidate: str | None = None, timeout: float = 60) -> dict:
     """Move the leadership through Patroni (``POST /switchover``) to ``candidate`` (a
     Patroni name) or to any healthy replica, and wait until the new leader accepts writes
     through HAProxy. Returns ``{"from", "to", "seconds"}`` (seconds from the request to the
     first accepted write)."""
     s = cluster.settings
-    current = members(cluster)
+    current = rest.members(cluster)
     old = next((m for m in current if m["role"] == "leader"), None)
     if old is None:
         raise SwitchoverError("no leader: a switchover needs a running leader (use failover)")
@@ -82,18 +65,22 @@ def switchover(cluster, secrets: dict, candidate: str | None = None, timeout: fl
     body = {"leader": old["name"], **({"candidate": candidate} if candidate else {})}
     started = time.monotonic()
     answer = requests.post(
-        f"http://{old['host']}:{s['patroni_restapi_port']}/switchover",
+        rest.url(cluster, old["host"], "switchover"),
         json=body,
-        auth=(s["patroni_restapi_username"], secrets["restapi_password"]),
+        auth=(s["patroni_restapi_username"], cluster.secrets["restapi_password"]),
         timeout=timeout,
     )
     if answer.status_code != 200:
         raise SwitchoverError(f"Patroni refused the switchover: {answer.status_code} {answer.text.strip()}")
-    while time.monotonic() - started < timeout:
-        address = write_probe(cluster, secrets)
+    def new_leader_writes():
+        address = write_probe(cluster)
         if address and address != old["host"]:
             new = next((n.patroni_name for n in cluster.patroni if n.address == address), address)
             if candidate is None or new == candidate:
                 return {"from": old["name"], "to": new, "seconds": round(time.monotonic() - started, 3)}
-        time.sleep(0.05)
-    raise SwitchoverError(f"no write accepted by a new leader within {timeout:.0f}s")
+        return None
+
+    result = wait_for(new_leader_writes, max(0.0, timeout - (time.monotonic() - started)), interval=0.05)
+    if not result:
+        raise SwitchoverError(f"no write accepted by a new leader within {timeout:.0f}s")
+    return result

@@ -86,11 +86,6 @@ def problems() -> list[str]:
     return found
 
 
-def load() -> dict[str, str]:
-    ensure()
-    found = problems()
-    if found:
-        from pgha.settings import ConfigError
-
-        raise ConfigError(found)
+def read() -> dict[str, str]:
+    """The values of the secrets file; call problems() first (pgha.settings.loader does)."""
     return json.loads(path().read_text(encoding="utf-8"))

@@ -1,0 +1,32 @@
+"""Operations every component uses: a validated copy of a rendered file, a barrier between roles."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.facts.files import Sha1File
+
+
+@operation()
+def validated_copy(candidate: str, live: str, validate: str, user: str, group: str, mode: str):
+    """Copy ``candidate`` over ``live`` when they differ, once ``validate`` (a command that
+    fails on a bad file) has accepted it. A rejected file never goes live."""
+    if host.get_fact(Sha1File, path=candidate) == host.get_fact(Sha1File, path=live):
+        host.noop(f"{live} is up to date")
+        return
+    yield validate
+    yield (
+        f"install -o {shlex.quote(user)} -g {shlex.quote(group)} -m {shlex.quote(mode)} "
+        f"{shlex.quote(candidate)} {shlex.quote(live)}"
+    )
+
+
+@operation()
+def barrier(what: str):
+    """Changes nothing. Registered on every host between two roles: pyinfra orders
+    operations host by host, so a step every host shares makes the next role wait for the
+    previous one everywhere (e.g. Patroni starts only once etcd is healthy)."""
+    host.noop(what)
+    yield from ()

@@ -1,0 +1,169 @@
+"""The etcd role's deploy steps: install, firewall, configure, bootstrap or join, check."""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, systemd
+
+from pgha.common.deploy import install_packages_without_starting, validated_template
+from pgha.errors import EtcdPlanError
+from pgha.etcd import operations as etcd_ops
+from pgha.etcd import values
+from pgha.etcd.facts import EtcdMembers, EtcdNodeState
+
+PACKAGES = ["etcd-server", "etcd-client", "nftables"]
+
+
+def _states(cluster) -> dict[str, dict]:
+    """EtcdNodeState of every inventory member (data present, initial-* in its config)."""
+    states = {}
+    for node in cluster.etcd:
+        member_host = inventory.get_host(node.name)
+        states[node.name] = member_host.get_fact(
+            EtcdNodeState, data_dir=values.DATA_DIR, config_file=values.CONFIG_FILE
+        )
+    return states
+
+
+@deploy("etcd: install")
+def install():
+    install_packages_without_starting("etcd", PACKAGES)
+    # The package's single-node instance must never have left data behind
+    files.directory(
+        name="etcd: no data of the package's default instance",
+        path="/var/lib/etcd/default",
+        present=False,
+    )
+
+
+@deploy("etcd: firewall")
+def firewall(cluster):
+    files.directory(name="etcd: /etc/pgha", path="/etc/pgha", mode="755")
+    rules = validated_template(
+        "etcd firewall",
+        values.TEMPLATES / "firewall.nft.j2",
+        live=values.FIREWALL_RULES,
+        validate=lambda candidate: f"nft -c -f {candidate}",
+        user="root",
+        group="root",
+        mode="644",
+        config=values.firewall(cluster),
+    )
+    unit = files.template(
+        name="etcd: firewall unit",
+        src=str(values.TEMPLATES / "firewall.service.j2"),
+        dest=values.FIREWALL_UNIT,
+        config=values.firewall_unit(),
+    )
+    systemd.daemon_reload(name="etcd: systemd reload (firewall unit)", _if=unit.did_change)
+    was_active = host.get_fact(SystemdStatus).get("pgha-etcd-firewall.service", False)
+    systemd.service(
+        name="etcd: firewall enabled and applied",
+        service="pgha-etcd-firewall",
+        running=True,
+        enabled=True,
+    )
+    systemd.service(
+        name="etcd: firewall reloaded (rules changed)",
+        service="pgha-etcd-firewall",
+        reloaded=True,
+        _if=lambda: was_active and rules.did_change(),
+    )
+
+
+@deploy("etcd: configure")
+def configure(cluster, node, plan):
+    defaults = files.template(
+        name="etcd: /etc/default/etcd points the service at the config file",
+        src=str(values.TEMPLATES / "default-etcd.j2"),
+        dest=values.DEFAULTS_FILE,
+        config=values.defaults_file(cluster),
+    )
+    config = files.template(
+        name=f"etcd: {values.CONFIG_FILE}",
+        src=str(values.TEMPLATES / "etcd.conf.yml.j2"),
+        dest=values.CONFIG_FILE,
+        mode="644",
+        config=values.config(cluster, node, plan[node.name]),
+    )
+    return [defaults, config]
+
+
+@deploy("etcd: start")
+def start(cluster, node, plan, changes):
+    # Steps are registered on every member and skipped where they do not apply: pyinfra
+    # orders operations host by host, so this keeps "member add" before any start and
+    # every start before the check.
+    joins = plan[node.name]["joins"]
+    running_members = [n for n in cluster.etcd if not plan[n.name]["joins"] and n is not node]
+    etcd_ops.member_added(
+        name="etcd: add the new member to the running cluster",
+        member=node.name,
+        peer_url=values.peer_url(cluster, node),
+        endpoints=values.client_endpoints(cluster, running_members),
+        _if=lambda: joins,
+    )
+    was_running = host.get_fact(SystemdStatus).get("etcd.service", False)
+    systemd.service(
+        name="etcd: enabled and running",
+        service="etcd",
+        running=True,
+        enabled=True,
+    )
+    # one member at a time, so that the cluster keeps its quorum
+    systemd.service(
+        name="etcd: restart (its configuration changed)",
+        service="etcd",
+        restarted=True,
+        _if=lambda: was_running and any(c.did_change() for c in changes),
+        _serial=True,
+    )
+
+
+@deploy("etcd: remove members missing from the inventory")
+def remove_extra_members(cluster, node):
+    members = host.get_fact(EtcdMembers, endpoints=values.local_endpoint(cluster)) or []
+    extra = values.extra_members(cluster, members)
+    names = ", ".join(m["name"] or m["ID"] for m in extra)
+    if extra and not cluster.settings["etcd_allow_member_removal"]:
+        raise DeployError(
+            f"etcd: the running cluster has members that the inventory does not list: {names}. "
+            "Add them back to the inventory, or set etcd_allow_member_removal = True to remove "
+            "them from the cluster"
+        )
+    etcd_ops.members_removed(
+        name="etcd: remove the members the inventory no longer lists (etcd_allow_member_removal)",
+        peer_urls=[url for m in extra for url in m["peerURLs"]],
+        endpoints=values.local_endpoint(cluster),
+        _if=lambda: bool(extra) and node is cluster.etcd[0],
+    )
+
+
+@deploy("etcd: check")
+def check(cluster):
+    etcd_ops.cluster_healthy(
+        name="etcd: every member healthy, all agree on the member list",
+        expected={n.name: values.client_url(cluster, n) for n in cluster.etcd},
+        endpoints=values.local_endpoint(cluster),
+        timeout=cluster.settings["etcd_check_timeout"],
+    )
+
+
+def deploy_etcd(cluster):
+    """The whole role on the current host, if it is an etcd member."""
+    if "etcd" not in host.groups:
+        return
+    node = cluster.node(host.name)
+    try:
+        plan = values.plan(cluster, _states(cluster))
+    except EtcdPlanError as error:
+        raise DeployError(str(error)) from error
+    install()
+    firewall(cluster)
+    remove_extra_members(cluster, node)
+    changes = configure(cluster, node, plan)
+    start(cluster, node, plan, changes)
+    check(cluster)

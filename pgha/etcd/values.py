@@ -1,0 +1,118 @@
+"""etcd: the values of each member's configuration, computed from the topology.
+
+Kept free of pyinfra so it is unit-tested directly; templates/ beside this file only print
+these values (each template is given one mapping, ``config``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgha.errors import EtcdPlanError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+DATA_DIR = "/var/lib/etcd/pgha"  # the package's own default instance would use .../default
+CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
+DEFAULTS_FILE = "/etc/default/etcd"
+
+
+def peer_url(cluster, node) -> str:
+    return f"http://{node.address}:{cluster.settings['etcd_peer_port']}"
+
+
+def client_url(cluster, node) -> str:
+    return f"http://{node.address}:{cluster.settings['etcd_client_port']}"
+
+
+def local_endpoint(cluster) -> str:
+    """A member's own client URL, as etcdctl on the member reaches it."""
+    return f"http://127.0.0.1:{cluster.settings['etcd_client_port']}"
+
+
+def client_endpoints(cluster, nodes=None) -> str:
+    return ",".join(client_url(cluster, n) for n in (nodes or cluster.etcd))
+
+
+def initial_cluster(cluster, nodes) -> str:
+    return ",".join(f"{n.name}={peer_url(cluster, n)}" for n in nodes)
+
+
+def plan(cluster, states: dict[str, dict]) -> dict[str, dict]:
+    """How each inventory member gets its initial-* settings.
+
+    ``states`` maps member name to its EtcdNodeState fact: ``has_data`` and the
+    ``initial_cluster`` / ``initial_cluster_state`` its current config file holds.
+    A member with data keeps what it was bootstrapped with (etcd ignores initial-* once it
+    has data, and rewriting them would restart it for nothing). Without any data anywhere,
+    every member bootstraps a new cluster together. Otherwise a member without data is a
+    newcomer: it joins with ``existing`` after `etcdctl member add`, one per run.
+    """
+    members = cluster.etcd
+    with_data = [n for n in members if states.get(n.name, {}).get("has_data")]
+    newcomers = [n for n in members if n not in with_data]
+    if with_data and len(newcomers) > 1:
+        raise EtcdPlanError(
+            f"etcd: {len(newcomers)} new members ({', '.join(n.name for n in newcomers)}) "
+            "would join the running cluster at once: add one member per deploy run "
+            "(etcd needs each new member started before the next is added)"
+        )
+    result = {}
+    for node in members:
+        state = states.get(node.name, {})
+        if node in with_data and state.get("initial_cluster"):
+            initial = (state["initial_cluster"], state.get("initial_cluster_state") or "new", False)
+        elif with_data and node in newcomers:
+            initial = (initial_cluster(cluster, with_data + [node]), "existing", True)
+        else:
+            initial = (initial_cluster(cluster, members), "new", False)
+        result[node.name] = dict(zip(("initial_cluster", "initial_cluster_state", "joins"), initial))
+    return result
+
+
+def config(cluster, node, initial: dict) -> dict:
+    """The values of /etc/etcd/etcd.conf.yml for one member."""
+    port = cluster.settings["etcd_client_port"]
+    return {
+        "name": node.name,
+        "data_dir": DATA_DIR,
+        "listen_peer_urls": peer_url(cluster, node),
+        "listen_client_urls": f"http://localhost:{port},{client_url(cluster, node)}",
+        "initial_advertise_peer_urls": peer_url(cluster, node),
+        "advertise_client_urls": client_url(cluster, node),
+        "initial_cluster": initial["initial_cluster"],
+        "initial_cluster_token": cluster.settings["etcd_cluster_token"],
+        "initial_cluster_state": initial["initial_cluster_state"],
+    }
+
+
+def extra_members(cluster, members: list[dict]) -> list[dict]:
+    """Members of the running cluster that the inventory no longer lists."""
+    wanted = {peer_url(cluster, n) for n in cluster.etcd}
+    return [m for m in members if not set(m.get("peerURLs", [])) & wanted]
+
+
+def defaults_file(cluster) -> dict:
+    """/etc/default/etcd: Debian's etcd.service reads its arguments there."""
+    return {"config_file": CONFIG_FILE}
+
+
+FIREWALL_RULES = "/etc/pgha/etcd-firewall.nft"
+FIREWALL_UNIT = "/etc/systemd/system/pgha-etcd-firewall.service"
+
+
+def firewall(cluster) -> dict:
+    """Who may reach etcd: clients = the Patroni nodes, the etcd members and
+    etcd_client_networks; peers = the etcd members."""
+    s = cluster.settings
+    members = [n.address for n in cluster.etcd]
+    clients = list(dict.fromkeys(members + [n.address for n in cluster.patroni] + list(s["etcd_client_networks"])))
+    return {
+        "clients": clients,
+        "peers": members,
+        "client_port": s["etcd_client_port"],
+        "peer_port": s["etcd_peer_port"],
+    }
+
+
+def firewall_unit() -> dict:
+    return {"rules": FIREWALL_RULES}

@@ -1,0 +1,51 @@
+"""The HAProxy role's deploy steps on every Patroni node: install, validated configuration,
+reload on change."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import systemd
+
+from pgha.common.deploy import install_packages_without_starting, validated_template
+from pgha.haproxy import values
+
+
+@deploy("haproxy: install")
+def install():
+    install_packages_without_starting("haproxy", ["haproxy"])
+
+
+@deploy("haproxy: configure")
+def configure(cluster):
+    return validated_template(
+        "haproxy",
+        values.TEMPLATES / "haproxy.cfg.j2",
+        live=values.CONFIG_FILE,
+        validate=lambda candidate: f"haproxy -c -q -f {candidate}",
+        user="root",
+        group="haproxy",
+        mode="640",
+        config=values.config(cluster),
+    )
+
+
+@deploy("haproxy: start")
+def start(config):
+    was_running = host.get_fact(SystemdStatus).get("haproxy.service", False)
+    systemd.service(name="haproxy: enabled and running", service="haproxy", running=True, enabled=True)
+    systemd.service(
+        name="haproxy: reload (configuration changed)",
+        service="haproxy",
+        reloaded=True,
+        _if=lambda: was_running and config.did_change(),
+    )
+
+
+def deploy_haproxy(cluster):
+    """The whole role on the current host, if it is a Patroni member."""
+    if "patroni" not in host.groups:
+        return
+    install()
+    start(configure(cluster))

@@ -1,0 +1,35 @@
+"""HAProxy on every Patroni node: the values of haproxy.cfg, computed from the topology.
+templates/haproxy.cfg.j2 beside this file only prints them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
+
+
+def config(cluster) -> dict:
+    s = cluster.settings
+    secrets = cluster.secrets
+    return {
+        "stats_port": s["haproxy_stats_port"],
+        "stats_user": s["haproxy_stats_user"],
+        "stats_password": secrets["haproxy_stats_password"],
+        "etcd_port": s["haproxy_etcd_port"],
+        "etcd_servers": [
+            {"name": n.name, "address": f"{n.address}:{s['etcd_client_port']}"} for n in cluster.etcd
+        ],
+        "rw_port": s["haproxy_rw_port"],
+        "ro_port": s["haproxy_ro_port"],
+        "restapi_port": s["patroni_restapi_port"],
+        "pg_servers": [
+            {"name": n.patroni_name, "address": f"{n.address}:{s['postgresql_port']}"}
+            for n in cluster.patroni
+        ],
+        "check": (
+            f"inter {s['haproxy_check_inter']} fastinter {s['haproxy_check_fastinter']} "
+            f"downinter {s['haproxy_check_downinter']} "
+            f"rise {s['haproxy_check_rise']} fall {s['haproxy_check_fall']}"
+        ),
+    }

@@ -1,0 +1,32 @@
+"""Destroy an inventory's lab containers (the cached base container is kept).
+
+Usage: python -m pgha.lab.teardown [INVENTORY] [EXTRA_CONTAINER ...]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pgha.lab.values import LXC_PATH
+from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster
+
+
+def teardown(containers: list[str]) -> None:
+    for name in containers:
+        if not (LXC_PATH / name / "config").exists():
+            continue
+        subprocess.run(["lxc-stop", "-k", "-n", name], check=False, capture_output=True)
+        subprocess.run(["lxc-destroy", "-n", name], check=True)
+        print(f"destroyed {name}")
+
+
+def main(argv: list[str]) -> int:
+    inventory = argv[0] if argv else DEFAULT_INVENTORY
+    cluster = load_cluster(inventory)
+    teardown([n.lxc_container for n in cluster.nodes if n.lxc_container] + argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

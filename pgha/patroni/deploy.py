@@ -1,0 +1,248 @@
+"""The Patroni role's deploy steps: install, configure, ordered bootstrap, dynamic
+configuration, check."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+from pyinfra.facts.files import File, FindInFile
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, server, systemd
+
+from pgha.common.deploy import install_packages_without_starting, validated_template
+from pgha.patroni import operations as patroni_ops
+from pgha.patroni import values as patroni
+from pgha.patroni.facts import TextFileHeader
+
+
+def packages(settings) -> list[str]:
+    return [f"postgresql-{settings['postgresql_version']}", "patroni", "python3-etcd"]
+
+
+@deploy("patroni: install")
+def install(cluster):
+    version = cluster.settings["postgresql_version"]
+    # read by pg_createcluster when postgresql-N is installed: no `main` cluster on 5432
+    files.put(
+        name="patroni: PostgreSQL packages create no default cluster",
+        src=StringIO("# Managed by pgha: Patroni creates the cluster\ncreate_main_cluster = false\n"),
+        dest="/etc/postgresql-common/createcluster.d/pgha.conf",
+    )
+    install_packages_without_starting("patroni", packages(cluster.settings))
+    main_start_conf = f"/etc/postgresql/{version}/main/start.conf"
+    if host.get_fact(File, path=main_start_conf) and not host.get_fact(
+        FindInFile, path=main_start_conf, pattern="^manual"
+    ):
+        # left by an earlier install: stopped and never started again, its data kept
+        server.shell(
+            name=f"patroni: stop the package's default cluster {version}/main (data kept)",
+            commands=[f"pg_ctlcluster {version} main stop || true", f"echo manual > {main_start_conf}"],
+        )
+    files.directory(
+        name=f"patroni: /var/lib/postgresql/{version} owned by postgres",
+        path=f"/var/lib/postgresql/{version}",
+        user="postgres",
+        group="postgres",
+        mode="750",
+    )
+
+
+# Patroni's own checker; on a running member it also reports its own ports as in use,
+# which is expected: only those two findings are set aside then.
+OWN_PORTS_IN_USE = r"^(restapi|postgresql)\.listen .* didn't pass validation: 'Port [0-9]+ is already in use\.'$"
+
+
+def validate_command(candidate: str) -> str:
+    check = f"runuser -u postgres -- patroni --validate-config {candidate} 2>&1"
+    return (
+        f"cd /tmp && out=$({check}); rc=$?; "
+        "if systemctl is-active -q patroni; then "
+        f"out=$(printf '%s\\n' \"$out\" | grep -v -E \"{OWN_PORTS_IN_USE}\" | grep -v '^$'); "
+        '[ -z "$out" ] && rc=0; fi; '
+        '[ "$rc" = 0 ] || { printf \'%s\\n\' "$out" >&2; exit 1; }'
+    )
+
+
+@deploy("patroni: configure")
+def configure(cluster, node):
+    live = patroni.config_file(node)
+    files.directory(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
+    config = validated_template(
+        "patroni",
+        patroni.TEMPLATES / "patroni.yml.j2",
+        live=live,
+        validate=validate_command,
+        user="postgres",
+        group="postgres",
+        mode="600",
+        config=patroni.config(cluster, node),
+    )
+    files.directory(name="patroni: /root/.config/patroni", path="/root/.config/patroni", mode="700")
+    files.link(
+        name="patroni: `patronictl` needs no arguments (root's patronictl.yaml)",
+        path="/root/.config/patroni/patronictl.yaml",
+        target=live,
+    )
+    if cluster.settings["patroni_switchover_on_stop"]:
+        files.template(
+            name="patroni: REST API credentials for the stop-time switchover",
+            src=str(patroni.TEMPLATES / "restapi-curlrc.j2"),
+            dest=patroni.RESTAPI_CURLRC,
+            user="postgres",
+            group="postgres",
+            mode="600",
+            config=patroni.restapi_credentials(cluster),
+        )
+    else:
+        files.file(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC, present=False)
+    files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
+    files.template(
+        name="patroni: stop-time switchover script (leader hands over before stopping)",
+        src=str(patroni.TEMPLATES / "handover.sh.j2"),
+        dest=patroni.HANDOVER_SCRIPT,
+        mode="755",
+        config=patroni.handover_script(cluster, node),
+    )
+    unit = files.template(
+        name="patroni: systemd unit (KillMode=process, TimeoutSec=30)",
+        src=str(patroni.TEMPLATES / "patroni.service.j2"),
+        dest=patroni.UNIT_FILE,
+        config=patroni.systemd_unit(cluster, node),
+    )
+    systemd.daemon_reload(name="patroni: systemd reload", _if=unit.did_change)
+    return config
+
+
+def _cluster_exists(cluster) -> bool:
+    """Whether any member already has a data directory (then there is nothing to bootstrap)."""
+    path = f"{patroni.data_dir(cluster.settings)}/PG_VERSION"
+    return any(inventory.get_host(n.name).get_fact(File, path=path) for n in cluster.patroni)
+
+
+def _dcs_changed_on(cluster, other) -> bool:
+    """Patroni reads its DCS section only at start: did it change in a running member's file?"""
+    live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
+    return bool(live) and live.get("dcs-digest") != patroni.dcs_digest(cluster)
+
+
+@deploy("patroni: start")
+def start(cluster, node, config):
+    s = cluster.settings
+    port = s["patroni_restapi_port"]
+    first = node is cluster.patroni[0]
+    bootstrap = not _cluster_exists(cluster)
+    was_running = host.get_fact(SystemdStatus).get("patroni.service", False)
+    any_dcs_change = any(_dcs_changed_on(cluster, other) for other in cluster.patroni)
+    dcs_changed_here = _dcs_changed_on(cluster, node)
+    live = patroni.config_file(node)
+
+    # Every step is registered on every member (skipped where it does not apply): pyinfra
+    # orders operations per host, so this is what makes "first member is leader" come
+    # before "the others start".
+    only_first, only_others = (lambda: first), (lambda: not first)
+    systemd.service(
+        name="patroni: first member enabled and running",
+        service="patroni",
+        running=True,
+        enabled=True,
+        _if=only_first,
+    )
+    patroni_ops.leader_elected(
+        name="patroni: first member bootstraps and takes the lock",
+        port=port,
+        _if=lambda: first and bootstrap,
+    )
+    systemd.service(
+        name="patroni: other members enabled and running",
+        service="patroni",
+        running=True,
+        enabled=True,
+        _if=only_others,
+    )
+    # Patroni reads its DCS section at start only: restart the daemons, in maintenance mode
+    # so that PostgreSQL keeps running and the leader keeps its role.
+    patroni_ops.paused(
+        name="patroni: pause (the DCS section changed: daemons restart)",
+        scope=s["patroni_scope"],
+        config_file=live,
+        _if=lambda: first and any_dcs_change,
+    )
+    systemd.service(
+        name="patroni: restart the daemon (its DCS section changed)",
+        service="patroni",
+        restarted=True,
+        _if=lambda: was_running and dcs_changed_here,
+    )
+    systemd.service(
+        name="patroni: reload (local configuration changed)",
+        service="patroni",
+        reloaded=True,
+        _if=lambda: was_running and not dcs_changed_here and config.did_change(),
+    )
+    patroni_ops.paused(
+        name="patroni: resume",
+        scope=s["patroni_scope"],
+        config_file=live,
+        pause=False,
+        _if=lambda: first and any_dcs_change,
+    )
+
+
+@deploy("patroni: cluster-wide configuration")
+def dynamic_configuration(cluster, node):
+    s = cluster.settings
+    only_first = lambda: node is cluster.patroni[0]  # noqa: E731
+    live = patroni.config_file(node)
+    port = s["patroni_restapi_port"]
+    patroni_ops.dynamic_config_applied(
+        name="patroni: DCS configuration (ttl, loop_wait, ..., parameters) matches group_data",
+        wanted=patroni.dynamic_config(s),
+        config_file=live,
+        port=port,
+        pg_port=s["postgresql_port"],
+        settle_seconds=2 * s["patroni_loop_wait"] + 5,
+        _if=only_first,
+    )
+    patroni_ops.pending_restarts_applied(
+        name="patroni: rolling restart of members waiting for one (replicas first)",
+        scope=s["patroni_scope"],
+        config_file=live,
+        port=port,
+        settle_seconds=s["patroni_loop_wait"] + 5,
+        _if=only_first,
+    )
+
+
+def connection_hint(cluster) -> str:
+    s = cluster.settings
+    names = ",".join(n.patroni_name for n in cluster.patroni)
+    return (
+        f"\n\nConnect (user {s['patroni_admin_user']}, password `admin_password` in the secrets file):\n"
+        f"  read-write: host={names} port={s['haproxy_rw_port']} target_session_attrs=read-write\n"
+        f"  read-only:  host={names} port={s['haproxy_ro_port']}"
+    )
+
+
+@deploy("patroni: check")
+def check(cluster, node):
+    patroni_ops.cluster_healthy(
+        name="patroni: exactly one leader, every replica streaming",
+        expected=[n.patroni_name for n in cluster.patroni],
+        port=cluster.settings["patroni_restapi_port"],
+        connect_hint=connection_hint(cluster),
+        _if=lambda: node is cluster.patroni[0],
+    )
+
+
+def deploy_patroni(cluster):
+    """The whole role on the current host, if it is a Patroni member."""
+    if "patroni" not in host.groups:
+        return
+    node = cluster.node(host.name)
+    install(cluster)
+    config = configure(cluster, node)
+    start(cluster, node, config)
+    dynamic_configuration(cluster, node)
+    check(cluster, node)

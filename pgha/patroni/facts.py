@@ -1,0 +1,120 @@
+"""Facts read from a member's Patroni REST API, with curl on the member itself.
+
+``PatroniRole`` asks the health-check endpoints HAProxy uses: ``/master`` (3.0.2; 4.x
+still answers it) or ``/primary`` answer 200 only on the leader, ``/replica`` only on a
+running replica. ``PatroniCluster`` parses ``/cluster`` (pgha.patroni.rest owns the parsing).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from pyinfra.api import FactBase
+
+from pgha.patroni.rest import ROLE_ENDPOINTS, normalize_role, parse_cluster
+
+
+def make_rest_command(port: int, path: str, method: str = "GET", address: str = "127.0.0.1",
+                      timeout: int = 3) -> str:
+    """The one curl command line for Patroni's REST API (facts and operations)."""
+    url = f"http://{address}:{int(port)}/{path.lstrip('/')}"
+    return f"curl -s -m {int(timeout)} -X {method} {shlex.quote(url)}"
+
+
+def _json(output) -> object | None:
+    try:
+        return json.loads("\n".join(output))
+    except ValueError:
+        return None
+
+
+class PatroniRole(FactBase):
+    """``{"role": "leader"|"replica"|None, "codes": {"master": 200, ...}, "state": ...,
+    "timeline": ..., "pending_restart": bool}``; role None when the API does not answer."""
+
+    def command(self, port: int) -> str:
+        lines = [
+            f"echo \"{e} $({make_rest_command(port, e, 'OPTIONS')} -o /dev/null -w '%{{http_code}}')\""
+            for e in ROLE_ENDPOINTS
+        ]
+        lines.append(f"echo \"patroni $({make_rest_command(port, 'patroni')} | tr -d '\\n')\"")
+        return "; ".join(lines)
+
+    def process(self, output):
+        codes: dict[str, int] = {}
+        status: dict = {}
+        for line in output:
+            key, _, value = line.partition(" ")
+            if key in ROLE_ENDPOINTS:
+                codes[key] = int(value) if value.strip().isdigit() else 0
+            elif key == "patroni" and value.strip():
+                try:
+                    status = json.loads(value)
+                except ValueError:
+                    status = {}
+        if codes.get("master") == 200 or codes.get("primary") == 200:
+            role = "leader"
+        elif codes.get("replica") == 200:
+            role = "replica"
+        else:
+            role = normalize_role(status.get("role")) if status else None
+        return {
+            "role": role,
+            "codes": codes,
+            "state": status.get("state"),
+            "timeline": status.get("timeline"),
+            "pending_restart": bool(status.get("pending_restart")),
+            "replication": status.get("replication", []),
+        }
+
+
+class PatroniCluster(FactBase):
+    """The members of the cluster as ``/cluster`` reports them, or None."""
+
+    def command(self, port: int) -> str:
+        return make_rest_command(port, "cluster") + " || true"
+
+    def process(self, output):
+        data = _json(output)
+        return parse_cluster(data) if isinstance(data, dict) else None
+
+
+class PatroniDynamicConfig(FactBase):
+    """The cluster-wide configuration in the DCS (``GET /config``), or None."""
+
+    def command(self, port: int) -> str:
+        return make_rest_command(port, "config") + " || true"
+
+    def process(self, output):
+        return _json(output)
+
+
+class PatroniStatus(FactBase):
+    """A member's ``/patroni`` answer (role, state, timeline, and on the leader its
+    ``replication`` list), asked at ``address``; empty when it does not answer."""
+
+    default = dict
+
+    def command(self, port: int, address: str) -> str:
+        return make_rest_command(port, "patroni", address=address) + " || true"
+
+    def process(self, output):
+        data = _json(output)
+        return data if isinstance(data, dict) else {}
+
+
+class TextFileHeader(FactBase):
+    """``key: value`` pairs from the ``# key: value`` comment lines at the top of a file."""
+
+    default = dict
+
+    def command(self, path: str) -> str:
+        return f"head -n 5 {shlex.quote(path)} 2>/dev/null | grep -E '^# [a-z-]+: ' || true"
+
+    def process(self, output):
+        values = {}
+        for line in output:
+            key, _, value = line[2:].partition(": ")
+            values[key.strip()] = value.strip()
+        return values

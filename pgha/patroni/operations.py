@@ -1,0 +1,143 @@
+"""Operations on Patroni members and on the cluster through patronictl and the REST API."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from pyinfra import host, logger
+from pyinfra.api import FunctionCommand, operation
+from pyinfra.api.exceptions import OperationError
+
+from pgha.common.checks import check_until, executing
+from pgha.patroni.facts import PatroniCluster, PatroniDynamicConfig, PatroniRole, PatroniStatus
+from pgha.patroni.rest import cluster_problems, replication_states, summary
+from pgha.patroni.values import dynamic_config_changes
+from pgha.postgres.facts import PostmasterParameters
+from pgha.waiting import wait_for
+
+
+def patronictl(config_file: str) -> str:
+    return f"patronictl -c {shlex.quote(config_file)}"
+
+
+@operation()
+def leader_elected(port: int, timeout: float = 120):
+    """Wait until this member holds the leader lock (first bootstrap). Changes nothing."""
+    if not executing():
+        return
+
+    def probe():
+        role = host.get_fact(PatroniRole, port=port)
+        return role["role"] == "leader", f"{host.name} is {role['role'] or 'not answering'}, not leader"
+
+    host.noop(check_until(probe, timeout, interval=2))
+    yield from ()
+
+
+def _wait_until_flagged(port: int, parameters: list[str], timeout: float) -> None:
+    """Patroni flags members ``pending_restart`` only at its next HA loop after a change."""
+
+    def probe():
+        members = host.get_fact(PatroniCluster, port=port) or []
+        waiting = [m["name"] for m in members if not m["pending_restart"]]
+        return not waiting, f"members not flagged for a restart after {', '.join(parameters)} changed: {', '.join(waiting)}"
+
+    check_until(probe, timeout, interval=1)
+
+
+@operation()
+def dynamic_config_applied(wanted: dict, config_file: str, port: int, pg_port: int, settle_seconds: float = 30):
+    """The DCS configuration holds ``wanted`` (patronictl edit-config), changed only where
+    a value differs. When a parameter PostgreSQL reads at start only (pg_settings context
+    ``postmaster``) changed, waits until Patroni flags the members for a restart, so that
+    pending_restarts_applied, next, restarts them in this same run."""
+    current = host.get_fact(PatroniDynamicConfig, port=port)
+    if current is None:
+        if executing():
+            raise OperationError(f"Patroni REST API on {host.name} does not answer GET /config")
+        return
+    changes = dynamic_config_changes(wanted, current)
+    if not changes:
+        host.noop("the DCS configuration matches group_data")
+        return
+    args = []
+    for path, value in sorted(changes.items()):
+        text = json.dumps(value) if isinstance(value, bool) else str(value)
+        if path.startswith("postgresql.parameters."):
+            args.append(f"-p {shlex.quote(path.removeprefix('postgresql.parameters.') + '=' + text)}")
+        else:
+            args.append(f"-s {shlex.quote(path + '=' + text)}")
+    yield f"{patronictl(config_file)} edit-config --force --quiet {' '.join(args)}"
+    changed_parameters = [p.removeprefix("postgresql.parameters.") for p in changes if p.startswith("postgresql.parameters.")]
+    if executing() and changed_parameters:
+        restart_only = host.get_fact(PostmasterParameters, names=changed_parameters, port=pg_port)
+        if restart_only:
+            yield FunctionCommand(_wait_until_flagged, (port, restart_only, settle_seconds), {})
+
+
+def _flagged(port: int) -> list[dict]:
+    members = host.get_fact(PatroniCluster, port=port) or []
+    # replicas first, the leader last
+    return sorted((m for m in members if m["pending_restart"]), key=lambda m: m["role"] == "leader")
+
+
+def _rolling_restart(scope: str, config_file: str, port: int, settle_seconds: float, rounds: int = 3) -> None:
+    """Restart flagged members one at a time, replicas first. A replica cannot run with a
+    lower max_connections (and similar) than its primary, so lowering one flags the
+    replicas again once the leader has restarted: wait one HA loop and go round again."""
+    for _ in range(rounds):
+        pending = _flagged(port)
+        if not pending:
+            return
+        for member in pending:
+            command = f"{patronictl(config_file)} restart {shlex.quote(scope)} {shlex.quote(member['name'])} --force --pending"
+            status, output = host.run_shell_command(command)
+            if not status:
+                raise OperationError(f"restart of {member['name']} failed: {output.stderr}")
+            logger.info(f"    [{host.name}] restarted {member['name']} ({member['role']})")
+        if not wait_for(lambda: bool(_flagged(port)), settle_seconds, interval=1):
+            return  # nothing flagged again within one HA loop: done
+    if _flagged(port):
+        raise OperationError(f"members still wait for a restart after {rounds} rounds")
+
+
+@operation()
+def pending_restarts_applied(scope: str, config_file: str, port: int, settle_seconds: float = 30):
+    """Members flagged ``pending_restart`` are restarted one at a time, replicas first, the
+    leader last (in place: the leadership does not move)."""
+    if not _flagged(port):
+        host.noop("no member waits for a restart")
+        return
+    yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
+
+
+@operation()
+def paused(scope: str, config_file: str, pause: bool = True):
+    """Maintenance mode on (``pause``) or off, waiting until every member follows."""
+    action = "pause" if pause else "resume"
+    yield f"{patronictl(config_file)} {action} {shlex.quote(scope)} --wait"
+
+
+@operation()
+def cluster_healthy(expected: list[str], port: int, timeout: float = 180, connect_hint: str = ""):
+    """Exactly one leader, every other expected member a streaming replica; prints the
+    summary table. Changes nothing; fails the deploy when the cluster does not converge."""
+    if not executing():
+        return
+    seen: dict = {}
+
+    def probe():
+        members = host.get_fact(PatroniCluster, port=port)
+        replication = {}
+        leader = next((m for m in members or [] if m["role"] == "leader"), None)
+        if leader:
+            replication = replication_states(host.get_fact(PatroniStatus, port=port, address=leader["host"]))
+        seen.update(members=members, replication=replication)
+        problems = cluster_problems(expected, members, replication)
+        return not problems, "; ".join(problems)
+
+    check_until(probe, timeout, interval=2)
+    logger.info("\n--> Cluster status\n" + summary(seen["members"], seen["replication"]) + connect_hint)
+    host.noop("exactly one leader, every replica streaming")
+    yield from ()

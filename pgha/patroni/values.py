@@ -1,0 +1,177 @@
+"""Patroni: each member's configuration and the cluster-wide dynamic configuration,
+computed from the topology. Free of pyinfra so it is unit-tested directly; templates/ beside
+this file only print these values (each template is given one mapping, ``config``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pgha.etcd import values as etcd_values
+from pgha.postgres import SOCKET_DIR
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+UNIT_FILE = "/etc/systemd/system/patroni.service"
+HANDOVER_SCRIPT = "/usr/local/lib/pgha/patroni-handover"
+RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
+
+
+def config_file(node) -> str:
+    return f"/etc/patroni/{node.patroni_name}.yml"
+
+
+def data_dir(settings) -> str:
+    return f"/var/lib/postgresql/{settings['postgresql_version']}/{settings['patroni_scope']}"
+
+
+def bin_dir(settings) -> str:
+    return f"/usr/lib/postgresql/{settings['postgresql_version']}/bin"
+
+
+def dcs_hosts(cluster) -> list[str]:
+    """Where Patroni reaches etcd: the local HAProxy, or the etcd members themselves."""
+    s = cluster.settings
+    if s["patroni_dcs_via_local_proxy"]:
+        return [f"127.0.0.1:{s['haproxy_etcd_port']}"]
+    return [f"{n.address}:{s['etcd_client_port']}" for n in cluster.etcd]
+
+
+def dcs_digest(cluster) -> str:
+    """Patroni reads its DCS section only at start: a change of it needs a restart."""
+    text = json.dumps([dcs_hosts(cluster), cluster.settings["patroni_dcs_via_local_proxy"]])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def dynamic_config(settings) -> dict:
+    """The cluster-wide settings Patroni keeps in the DCS (`patronictl show-config`)."""
+    return {
+        "ttl": settings["patroni_ttl"],
+        "loop_wait": settings["patroni_loop_wait"],
+        "retry_timeout": settings["patroni_retry_timeout"],
+        "maximum_lag_on_failover": settings["patroni_maximum_lag_on_failover"],
+        "synchronous_mode": settings["patroni_synchronous_mode"],
+        "synchronous_mode_strict": settings["patroni_synchronous_mode_strict"],
+        "synchronous_node_count": settings["patroni_synchronous_node_count"],
+        "postgresql": {
+            "use_pg_rewind": True,
+            "use_slots": True,
+            "parameters": dict(settings["postgresql_parameters"]),
+        },
+    }
+
+
+_BOOL_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+
+
+def _same(wanted, current) -> bool:
+    """Patroni may hand values back as strings ('on', '30s', '10') and patronictl stores
+    'on' as a YAML boolean: compare loosely."""
+    if isinstance(wanted, bool) or isinstance(current, bool):
+        as_bool = [v if isinstance(v, bool) else _BOOL_WORDS.get(str(v).lower()) for v in (wanted, current)]
+        return as_bool[0] is not None and as_bool[0] is as_bool[1]
+    return str(wanted) == str(current)
+
+
+# What Patroni assumes for a key absent from the DCS: absent and equal is no change.
+PATRONI_DEFAULTS = {
+    "synchronous_mode": False,
+    "synchronous_mode_strict": False,
+    "synchronous_node_count": 1,
+}
+
+
+def dynamic_config_changes(wanted: dict, current: dict) -> dict[str, object]:
+    """Flattened ``{"ttl": 30, "postgresql.parameters.max_connections": 200}`` of what differs."""
+    changes: dict[str, object] = {}
+    current = {**PATRONI_DEFAULTS, **(current or {})}
+
+    def walk(prefix: str, want: dict, have: dict) -> None:
+        for key, value in want.items():
+            path = f"{prefix}{key}"
+            current_value = have.get(key) if isinstance(have, dict) else None
+            if isinstance(value, dict):
+                walk(path + ".", value, current_value if isinstance(current_value, dict) else {})
+            elif current_value is None or not _same(value, current_value):
+                changes[path] = value
+
+    walk("", wanted, current or {})
+    return changes
+
+
+def pg_hba(cluster) -> list[str]:
+    """scram-sha-256 only; replication and clients limited to the nodes and client_networks."""
+    s = cluster.settings
+    node_networks = [f"{n.address}/32" for n in cluster.patroni]
+    rules = [
+        f"local all {s['patroni_superuser']} peer",
+        "local all all scram-sha-256",
+        "host all all 127.0.0.1/32 scram-sha-256",
+        # Patroni checks a member's own timeline over a local replication connection
+        f"host replication {s['patroni_replication_user']} 127.0.0.1/32 scram-sha-256",
+    ]
+    rules += [f"host replication {s['patroni_replication_user']} {net} scram-sha-256" for net in node_networks]
+    rules += [f"host all all {net} scram-sha-256" for net in node_networks]
+    rules += [
+        f"host all all {net} scram-sha-256"
+        for net in s["client_networks"]
+        if net not in node_networks
+    ]
+    return rules
+
+
+def config(cluster, node) -> dict:
+    """The values of /etc/patroni/<name>.yml for one member."""
+    s = cluster.settings
+    secrets = cluster.secrets
+    return {
+        "scope": s["patroni_scope"],
+        "name": node.patroni_name,
+        "restapi_listen": f"0.0.0.0:{s['patroni_restapi_port']}",
+        "restapi_connect": f"{node.address}:{s['patroni_restapi_port']}",
+        "restapi_username": s["patroni_restapi_username"],
+        "restapi_password": secrets["restapi_password"],
+        "dcs_hosts": dcs_hosts(cluster),
+        "dcs_use_proxies": s["patroni_dcs_via_local_proxy"],
+        "dcs_digest": dcs_digest(cluster),
+        "dynamic": dynamic_config(s),
+        "admin_user": s["patroni_admin_user"],
+        "admin_password": secrets["admin_password"],
+        "listen": f"{node.address},127.0.0.1:{s['postgresql_port']}",
+        "connect_address": f"{node.address}:{s['postgresql_port']}",
+        "data_dir": data_dir(s),
+        "bin_dir": bin_dir(s),
+        "socket_dir": SOCKET_DIR,
+        "superuser": s["patroni_superuser"],
+        "superuser_password": secrets["superuser_password"],
+        "replication_user": s["patroni_replication_user"],
+        "replication_password": secrets["replication_password"],
+        "pg_hba": pg_hba(cluster),
+        "etcd_endpoints": etcd_values.client_endpoints(cluster),
+    }
+
+
+def restapi_credentials(cluster) -> dict:
+    """curl -K file for the stop-time switchover (the REST API's unsafe methods)."""
+    return {
+        "username": cluster.settings["patroni_restapi_username"],
+        "password": cluster.secrets["restapi_password"],
+    }
+
+
+def handover_script(cluster, node) -> dict:
+    return {
+        "port": cluster.settings["patroni_restapi_port"],
+        "curlrc": RESTAPI_CURLRC,
+        "member": node.patroni_name,
+    }
+
+
+def systemd_unit(cluster, node) -> dict:
+    return {
+        "scope": cluster.settings["patroni_scope"],
+        "member": node.patroni_name,
+        "config_file": config_file(node),
+        "handover": HANDOVER_SCRIPT if cluster.settings["patroni_switchover_on_stop"] else "",
+    }

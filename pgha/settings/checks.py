@@ -1,0 +1,156 @@
+"""The checks across settings and topology. `check(groups, data)` returns the checked
+Cluster or raises ConfigError listing every problem; each names the setting, the bad value
+and what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from typing import Any
+
+from pgha.errors import ConfigError
+from pgha.settings.schema import (
+    HOST_DATA_KEYS,
+    KNOWN_PG_PARAMETERS,
+    SETTINGS,
+    is_int,
+    is_ipv4,
+    is_ipv4_network,
+    is_port,
+    typo_hint,
+)
+from pgha.lab.values import network_problems as lab_network_problems
+from pgha.settings.topology import Cluster, nodes_from_groups
+
+logger = logging.getLogger("pgha")
+
+
+def _check_types(data: dict[str, Any], problems: list[str]) -> None:
+    for key, (is_valid, expected) in SETTINGS.items():
+        if key not in data:
+            problems.append(f"group_data: setting {key!r} is missing: expected {expected}")
+        elif not is_valid(data[key]):
+            problems.append(f"group_data: {key} = {data[key]!r}: expected {expected}")
+
+
+def _check_unknown_keys(data: dict[str, Any], problems: list[str]) -> None:
+    for key in data:
+        if key in SETTINGS or key in HOST_DATA_KEYS or key.startswith(("ssh_", "_")):
+            continue
+        setting = difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.8)
+        if setting:
+            hint = setting[0]
+        elif key in KNOWN_PG_PARAMETERS:
+            hint = f"postgresql_parameters[{key!r}] (PostgreSQL parameters belong in that mapping)"
+        else:
+            parameter = typo_hint(key, KNOWN_PG_PARAMETERS)
+            hint = f"{parameter}, inside postgresql_parameters" if parameter else None
+        if hint:
+            problems.append(f"group_data: unknown setting {key!r}: did you mean {hint}?")
+    parameters = data.get("postgresql_parameters")
+    if isinstance(parameters, dict):
+        for key in parameters:
+            if key in KNOWN_PG_PARAMETERS:
+                continue
+            hint = typo_hint(key, KNOWN_PG_PARAMETERS)
+            if hint:
+                problems.append(
+                    f"group_data: postgresql_parameters has unknown parameter {key!r}: "
+                    f"did you mean {hint}?"
+                )
+
+
+def _check_topology(cluster: Cluster, problems: list[str]) -> None:
+    s = cluster.settings
+    nodes = cluster.nodes
+    seen_addresses: dict[str, str] = {}
+    seen_names: dict[str, str] = {}
+    for node in nodes:
+        other = seen_addresses.setdefault(node.address, node.name)
+        if other != node.name:
+            problems.append(
+                f"inventory: address {node.address} is used by both {other!r} and "
+                f"{node.name!r}: expected a distinct address per host"
+            )
+        for name in node.all_names:
+            owner = seen_names.setdefault(name, node.name)
+            if owner != node.name:
+                problems.append(
+                    f"inventory: host name {name!r} is used by both {owner!r} and "
+                    f"{node.name!r}: expected distinct names"
+                )
+
+    sync_count = s.get("patroni_synchronous_node_count")
+    if s.get("patroni_synchronous_mode") is True and is_int(1)(sync_count):
+        if sync_count > len(cluster.patroni) - 1:
+            problems.append(
+                f"group_data: patroni_synchronous_node_count = {sync_count} with "
+                f"{len(cluster.patroni)} Patroni members: expected at most "
+                f"{len(cluster.patroni) - 1} (the members other than the leader)"
+            )
+    if len(cluster.patroni) < 2:
+        problems.append(
+            f"inventory: group 'patroni' has {len(cluster.patroni)} member(s): "
+            "expected at least 2 for high availability"
+        )
+    etcd_count = len(cluster.etcd)
+    if etcd_count < 2:
+        problems.append(
+            f"inventory: group 'etcd' has {etcd_count} member(s): expected 3 or 5 "
+            "(an odd number of at least 3)"
+        )
+    elif etcd_count % 2 == 0:
+        if s.get("etcd_allow_even_members") is True:
+            logger.warning(
+                "group 'etcd' has %d members: an even count tolerates no more failures "
+                "than %d members (allowed by etcd_allow_even_members)",
+                etcd_count,
+                etcd_count - 1,
+            )
+        else:
+            problems.append(
+                f"inventory: group 'etcd' has {etcd_count} members: expected an odd number "
+                "(set etcd_allow_even_members = True to allow it, e.g. while scaling out)"
+            )
+
+    for node in nodes:
+        by_port: dict[int, str] = {}
+        for setting, port in cluster.ports_of(node).items():
+            if not is_port(port):
+                continue  # already reported by the type check
+            if port in by_port:
+                problems.append(
+                    f"group_data: {setting} = {port} and {by_port[port]} = {port} both listen "
+                    f"on host {node.name!r}: expected a distinct port per service"
+                )
+            by_port.setdefault(port, setting)
+
+
+def _check_timings(s: dict[str, Any], problems: list[str]) -> None:
+    keys = ("patroni_ttl", "patroni_loop_wait", "patroni_retry_timeout")
+    if not all(is_int(0)(s.get(k)) for k in keys):
+        return
+    ttl, loop_wait, retry_timeout = (s[k] for k in keys)
+    if loop_wait + 2 * retry_timeout > ttl:
+        problems.append(
+            f"group_data: patroni_loop_wait + 2 * patroni_retry_timeout = "
+            f"{loop_wait} + 2 * {retry_timeout} = {loop_wait + 2 * retry_timeout} is more than "
+            f"patroni_ttl = {ttl}: expected loop_wait + 2 * retry_timeout <= ttl "
+            "(else a leader can lose its lock while still retrying)"
+        )
+
+
+def check(groups: dict[str, Any], data: dict[str, Any]) -> Cluster:
+    """Check the inventory groups and the group data; return the topology or raise."""
+    problems: list[str] = []
+    _check_types(data, problems)
+    _check_unknown_keys(data, problems)
+    etcd, patroni = nodes_from_groups(groups, problems)
+    cluster = Cluster(settings=dict(data), etcd=etcd, patroni=patroni)
+    _check_topology(cluster, problems)
+    problems.extend(lab_network_problems(cluster))
+    _check_timings(data, problems)
+    if problems:
+        raise ConfigError(problems)
+    return cluster

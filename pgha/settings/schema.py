@@ -1,0 +1,160 @@
+"""What each group_data setting must look like: the type predicates and the schema.
+
+Every setting is defined once, with its value, in group_data/all.py; this module only knows
+its type and how to say what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from typing import Any, Callable
+
+DURATION = re.compile(r"^\d+(ms|s|m|h)?$")
+
+
+def is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def is_int(minimum: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def is_str(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def is_ipv4(value: Any) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except (ipaddress.AddressValueError, ValueError, TypeError):
+        return False
+    return True
+
+
+def is_network(value: Any) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def is_ipv4_network(value: Any) -> bool:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def is_list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, (list, tuple)) and all(check(x) for x in v)
+
+
+def is_name(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value) is not None
+
+
+PORT = (is_port, "an integer port number from 1 to 65535")
+SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lab_bridge": (is_name, "a network interface name"),
+    "lab_subnet": (is_ipv4_network, "an IPv4 network such as 10.0.3.0/24"),
+    "lab_gateway": (is_ipv4, "an IPv4 address inside lab_subnet"),
+    "lab_dhcp_range": (
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(is_ipv4(a) for a in v),
+        "a [first, last] pair of IPv4 addresses",
+    ),
+    "lab_release": (is_name, "a Debian release name such as bookworm"),
+    "lab_base_container": (is_name, "a container name"),
+    "lab_base_packages": (is_list_of(is_name), "a list of Debian package names"),
+    "client_networks": (is_list_of(is_network), "a list of networks such as 10.0.3.0/24"),
+    "etcd_client_port": PORT,
+    "etcd_peer_port": PORT,
+    "haproxy_etcd_port": PORT,
+    "postgresql_port": PORT,
+    "patroni_restapi_port": PORT,
+    "haproxy_rw_port": PORT,
+    "haproxy_ro_port": PORT,
+    "haproxy_stats_port": PORT,
+    "etcd_client_networks": (is_list_of(is_network), "a list of networks such as 10.0.3.1/32"),
+    "etcd_cluster_token": (is_name, "a token of letters, digits, '-', '_' or '.'"),
+    "etcd_allow_even_members": (lambda v: isinstance(v, bool), "true or false"),
+    "etcd_allow_member_removal": (lambda v: isinstance(v, bool), "true or false"),
+    "etcd_check_timeout": (is_int(1), "an integer number of seconds, at least 1"),
+    "patroni_scope": (is_name, "a cluster name of letters, digits, '-', '_' or '.'"),
+    "postgresql_version": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 13 <= v <= 18,
+        "a PostgreSQL major version from 13 to 18",
+    ),
+    "patroni_ttl": (is_int(5), "an integer number of seconds, at least 5"),
+    "patroni_loop_wait": (is_int(1), "an integer number of seconds, at least 1"),
+    "patroni_retry_timeout": (is_int(1), "an integer number of seconds, at least 1"),
+    "patroni_maximum_lag_on_failover": (is_int(0), "a number of bytes, 0 or more"),
+    "patroni_synchronous_mode": (lambda v: isinstance(v, bool), "true or false"),
+    "patroni_synchronous_mode_strict": (lambda v: isinstance(v, bool), "true or false"),
+    "patroni_synchronous_node_count": (is_int(1), "an integer, at least 1"),
+    "patroni_restapi_username": (is_name, "a user name"),
+    "patroni_superuser": (is_name, "a PostgreSQL role name"),
+    "patroni_replication_user": (is_name, "a PostgreSQL role name"),
+    "patroni_admin_user": (is_name, "a PostgreSQL role name"),
+    "patroni_dcs_via_local_proxy": (lambda v: isinstance(v, bool), "true or false"),
+    "patroni_switchover_on_stop": (lambda v: isinstance(v, bool), "true or false"),
+    "postgresql_parameters": (
+        lambda v: isinstance(v, dict)
+        and all(isinstance(k, str) for k in v)
+        and all(isinstance(x, (str, int, float, bool)) for x in v.values()),
+        "a mapping of PostgreSQL parameter names to strings or numbers",
+    ),
+    "haproxy_stats_user": (is_name, "a user name"),
+    "haproxy_check_inter": (
+        lambda v: isinstance(v, str) and DURATION.match(v) is not None,
+        "a duration such as 2s or 500ms",
+    ),
+    "haproxy_check_fastinter": (
+        lambda v: isinstance(v, str) and DURATION.match(v) is not None,
+        "a duration such as 1s or 250ms",
+    ),
+    "haproxy_check_downinter": (
+        lambda v: isinstance(v, str) and DURATION.match(v) is not None,
+        "a duration such as 500ms or 1s",
+    ),
+    "haproxy_check_rise": (is_int(1), "an integer, at least 1"),
+    "haproxy_check_fall": (is_int(1), "an integer, at least 1"),
+}
+
+# Keys pyinfra itself, the inventory or the lab helpers put in host data.
+HOST_DATA_KEYS = {
+    "address",
+    "lxc_container",
+    "patroni_name",
+    "aliases",
+}
+
+# PostgreSQL parameters that typos are compared against, and the seed's known mistakes.
+KNOWN_PG_PARAMETERS = {
+    "wal_level", "hot_standby", "wal_keep_size", "max_wal_senders", "max_replication_slots",
+    "checkpoint_timeout", "password_encryption", "max_connections", "shared_buffers",
+    "work_mem", "maintenance_work_mem", "effective_cache_size", "wal_log_hints",
+    "archive_mode", "archive_command", "synchronous_commit", "synchronous_standby_names",
+    "hot_standby_feedback", "max_worker_processes", "wal_compression", "max_wal_size",
+    "min_wal_size", "log_min_duration_statement", "track_commit_timestamp",
+    "shared_preload_libraries", "listen_addresses", "port", "logging_collector",
+    "log_destination", "random_page_cost", "default_statistics_target",
+    "max_locks_per_transaction", "max_prepared_transactions", "wal_sender_timeout",
+    "wal_receiver_timeout", "checkpoint_completion_target",
+}
+RENAMED_PG_PARAMETERS = {
+    "wal_keep_segments": "wal_keep_size (wal_keep_segments was removed in PostgreSQL 13)",
+}
+
+
+def typo_hint(key: str, known: set[str] | dict) -> str | None:
+    if key in RENAMED_PG_PARAMETERS:
+        return RENAMED_PG_PARAMETERS[key]
+    matches = difflib.get_close_matches(key, list(known) + list(RENAMED_PG_PARAMETERS), n=1, cutoff=0.8)
+    if not matches:
+        return None
+    return RENAMED_PG_PARAMETERS.get(matches[0], matches[0])

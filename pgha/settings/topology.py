@@ -1,0 +1,106 @@
+"""The cluster's topology: its nodes (from the inventory groups) and its checked settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgha.settings.schema import is_ipv4
+
+# The inventory groups that make the cluster (lxc_hosts, the lab's builder, is not part of it)
+GROUPS = ("etcd", "patroni")
+
+
+@dataclass
+class Node:
+    name: str  # inventory name, also the LXC container name in the lab
+    address: str
+    groups: set[str] = field(default_factory=set)
+    patroni_name: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    lxc_container: str | None = None
+
+    @property
+    def all_names(self) -> list[str]:
+        names = [self.name]
+        if self.patroni_name:
+            names.append(self.patroni_name)
+        names.extend(self.aliases)
+        return list(dict.fromkeys(names))
+
+
+@dataclass
+class Cluster:
+    settings: dict[str, Any]
+    etcd: list[Node]
+    patroni: list[Node]
+    # the checked secrets file (pgha.secrets), loaded once by pgha.settings.loader
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def nodes(self) -> list[Node]:
+        seen: dict[str, Node] = {}
+        for node in self.etcd + self.patroni:
+            seen.setdefault(node.name, node)
+        return list(seen.values())
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if name in (node.name, node.patroni_name):
+                return node
+        raise KeyError(name)
+
+    def ports_of(self, node: Node) -> dict[str, int]:
+        """Every port a node listens on, by setting name."""
+        names = []
+        if "etcd" in node.groups:
+            names += ["etcd_client_port", "etcd_peer_port"]
+        if "patroni" in node.groups:
+            names += [
+                "postgresql_port",
+                "patroni_restapi_port",
+                "haproxy_rw_port",
+                "haproxy_ro_port",
+                "haproxy_stats_port",
+                "haproxy_etcd_port",
+            ]
+        return {name: self.settings.get(name) for name in names}
+
+
+def host_entries(group: Any) -> list[tuple[str, dict]]:
+    hosts = group[0] if isinstance(group, tuple) else group
+    return [h if isinstance(h, tuple) else (h, {}) for h in hosts]
+
+
+def nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> tuple[list[Node], list[Node]]:
+    by_name: dict[str, Node] = {}
+    members: dict[str, list[Node]] = {"etcd": [], "patroni": []}
+    for group in GROUPS:
+        for name, data in host_entries(groups.get(group, [])):
+            address = data.get("address") or data.get("ssh_hostname")
+            if not is_ipv4(address):
+                problems.append(
+                    f"inventory: host {name!r} has address {address!r}: expected an IPv4 address"
+                )
+                continue
+            node = by_name.get(name)
+            if node is None:
+                node = Node(name=name, address=address, lxc_container=data.get("lxc_container"))
+                by_name[name] = node
+            elif node.address != address:
+                problems.append(
+                    f"inventory: host {name!r} is listed twice with addresses "
+                    f"{node.address!r} and {address!r}: expected one address per host"
+                )
+            if name in {n.name for n in members[group]}:
+                problems.append(
+                    f"inventory: host {name!r} is listed twice in group {group!r}: "
+                    "expected each host once per group"
+                )
+                continue
+            node.groups.add(group)
+            if group == "patroni":
+                node.patroni_name = data.get("patroni_name") or name
+                node.aliases = list(data.get("aliases", []))
+            members[group].append(node)
+    return members["etcd"], members["patroni"]

@@ -1,1 +1,0 @@
-"""@deploy functions, one per role and lifecycle step; deploys/*.py call them."""
