@@ -32,14 +32,14 @@ def load_group_data(directory: str | Path) -> dict[str, Any]:
 
 
 def checked_cluster(groups: dict[str, Any], data: dict[str, Any]) -> Cluster:
-    """Settings, topology and secrets checked together; every problem reported at once."""
+    """Settings, topology and secrets checked together; every problem reported at once. A
+    missing secrets file is reported, not created (check_inventory creates it)."""
     problems: list[str] = []
     cluster = None
     try:
         cluster = check(groups, data)
     except ConfigError as error:
         problems += error.problems
-    secrets.ensure()
     problems += secrets.problems()
     if problems:
         raise ConfigError(problems)
@@ -52,6 +52,7 @@ def check_inventory(inventory_file: str | Path, groups: dict[str, Any],
     """Called by an inventory file with its own groups: the group_data beside it, with
     ``overrides`` applied, checked before pyinfra connects to any host."""
     data = load_group_data(Path(inventory_file).resolve().parent / "group_data")
+    secrets.ensure()
     return checked_cluster(groups, {**data, **(overrides or {})})
 
 

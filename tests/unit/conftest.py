@@ -9,22 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pgha import lab, settings
+from pgha.lab import topology
+from pgha.lab import values as lab
+from pgha.lab.topology import ETCD_NODES, PATRONI_NODES
+from pgha.settings.loader import load_group_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP_DATA_DIR = REPO_ROOT / "group_data"
-
-# The seed's topology (as in inventory.py): name -> address, and Patroni name and aliases.
-ETCD_NODES = {
-    "etcd1": "10.0.3.64",
-    "etcd2": "10.0.3.78",
-    "etcd3": "10.0.3.32",
-}
-PATRONI_NODES = {
-    "pg_patroni1": ("10.0.3.141", "pg-1", ["p1"]),
-    "pg_patroni2": ("10.0.3.201", "pg-2", ["p2"]),
-    "pg_patroni3": ("10.0.3.68", "pg-3", ["p3"]),
-}
 
 
 def etcd_host(name: str, address: str) -> tuple[str, dict]:
@@ -41,19 +32,13 @@ def patroni_host(name: str, address: str, patroni_name: str, aliases: list[str])
 @pytest.fixture
 def group_data() -> dict:
     """A fresh copy of group_data/all.py's settings (tests may change it freely)."""
-    return settings.load_group_data(GROUP_DATA_DIR)
+    return load_group_data(GROUP_DATA_DIR)
 
 
 @pytest.fixture
 def groups() -> dict[str, list[tuple[str, dict]]]:
-    """The inventory groups, built the way inventory.py builds them."""
-    return {
-        "etcd": [etcd_host(name, address) for name, address in ETCD_NODES.items()],
-        "patroni": [
-            patroni_host(name, address, pg_name, aliases)
-            for name, (address, pg_name, aliases) in PATRONI_NODES.items()
-        ],
-    }
+    """The inventory groups of inventory.py (pgha/lab/topology.py)."""
+    return topology.groups()
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +55,7 @@ import os  # noqa: E402
 
 import jinja2  # noqa: E402
 
-from pgha import TEMPLATES  # noqa: E402
+from pgha import PROJECT_ROOT  # noqa: E402
 
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
 
@@ -84,7 +69,13 @@ FAKE_SECRETS = {
 }
 
 
-def render(template: str, **data) -> str:
+def template_path(template: str) -> Path:
+    """"etcd/etcd.conf.yml.j2" -> pgha/etcd/templates/etcd.conf.yml.j2"""
+    component, name = template.split("/", 1)
+    return PROJECT_ROOT / "pgha" / component / "templates" / name
+
+
+def render(template: str, config: dict) -> str:
     """templates/<template> rendered the way pyinfra's files.template renders it.
 
     Mirrors pyinfra.api.util.get_template (pyinfra 3.x): the file's text given to
@@ -92,13 +83,13 @@ def render(template: str, **data) -> str:
     loader=FileSystemLoader(getcwd())).from_string(...)``. test_templates_render.py checks
     that this gives the same text as pyinfra's own function.
     """
-    source = (TEMPLATES / template).read_text(encoding="utf-8")
+    source = template_path(template).read_text(encoding="utf-8")
     environment = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         loader=jinja2.FileSystemLoader(os.getcwd()),
     )
-    return environment.from_string(source).render(data)
+    return environment.from_string(source).render(config=config)
 
 
 def recorded(name: str) -> str:
@@ -107,11 +98,13 @@ def recorded(name: str) -> str:
 
 
 def cluster_with(groups: dict, data: dict, **changes):
-    """The checked topology (settings.check, secrets not looked at) with ``changes`` applied
-    to the group data."""
-    from pgha.settings import check
+    """The checked topology (settings.checks.check) with ``changes`` applied to the group
+    data, carrying the fake secrets."""
+    from pgha.settings.checks import check
 
-    return check(groups, {**data, **changes}, with_secrets=False)
+    cluster = check(groups, {**data, **changes})
+    cluster.secrets = dict(FAKE_SECRETS)
+    return cluster
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import shlex
 import pytest
 import yaml
 
-from pgha import etcd as etcd_config
-from pgha.etcd import EtcdPlanError, client_endpoints, extra_members, plan
-from pgha.facts.etcd import EtcdMembers, EtcdNodeState
+from pgha.etcd import values as etcd_config
+from pgha.errors import EtcdPlanError
+from pgha.etcd.values import client_endpoints, extra_members, plan
+from pgha.etcd.facts import EtcdMembers, EtcdNodeState
 
 from .conftest import ETCD_NODES, cluster_with, recorded, render
 
@@ -50,7 +51,7 @@ def without_data() -> dict:
 
 def render_config(cluster, name: str, the_plan: dict) -> str:
     node = cluster.node(name)
-    return render("etcd/etcd.conf.yml.j2", etcd=etcd_config.config(cluster, node, the_plan[name]))
+    return render("etcd/etcd.conf.yml.j2", etcd_config.config(cluster, node, the_plan[name]))
 
 
 def state_from_file(text: str, has_data: bool) -> dict:
@@ -229,7 +230,7 @@ def test_rendered_config_ends_with_a_newline(cluster):
 
 
 def test_default_file_points_etcd_at_the_config_file():
-    text = render("etcd/default-etcd.j2", config_file=etcd_config.CONFIG_FILE)
+    text = render("etcd/default-etcd.j2", etcd_config.defaults_file(None))
     assert 'DAEMON_ARGS="--config-file /etc/etcd/etcd.conf.yml"' in text.splitlines()
     value = [line for line in text.splitlines() if line.startswith("DAEMON_ARGS=")]
     assert len(value) == 1
@@ -289,7 +290,7 @@ def test_firewall_lets_in_patroni_nodes_etcd_members_and_client_networks_only(cl
 
 
 def test_firewall_rules_render_and_replace_only_their_own_table(cluster):
-    text = render("etcd/firewall.nft.j2", fw=etcd_config.firewall(cluster))
+    text = render("etcd/firewall.nft.j2", etcd_config.firewall(cluster))
     lines = [line.strip() for line in text.splitlines()]
     assert "flush ruleset" not in text  # other rules of the host stay
     assert lines.index("delete table inet pgha_etcd") < lines.index("table inet pgha_etcd {")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from pgha import etcd as etcd_config
-from pgha.facts.etcd import EtcdHealth, EtcdMembers, EtcdNodeState
+from pgha.etcd import values as etcd_config
+from pgha.etcd.facts import EtcdHealth, EtcdMembers, EtcdNodeState
 
 from .conftest import recorded, render
 
@@ -168,7 +168,7 @@ def test_node_state_command_on_a_rendered_config(cluster, tmp_path):
     plan = etcd_config.plan(cluster, {})
     config_file = tmp_path / "etcd.conf.yml"
     config_file.write_text(
-        render("etcd/etcd.conf.yml.j2", etcd=etcd_config.config(cluster, cluster.node("etcd1"), plan["etcd1"])),
+        render("etcd/etcd.conf.yml.j2", etcd_config.config(cluster, cluster.node("etcd1"), plan["etcd1"])),
         encoding="utf-8",
     )
     data_dir = tmp_path / "pgha"

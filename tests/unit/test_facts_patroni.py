@@ -11,16 +11,15 @@ import sys
 
 import pytest
 
-from pgha.facts.patroni import (
+from pgha.patroni.facts import (
     PatroniCluster,
     PatroniDynamicConfig,
     PatroniRole,
     PatroniStatus,
     TextFileHeader,
-    parse_cluster,
 )
-from pgha.operations.patroni import _summary, cluster_problems
-from pgha.patroni import normalize_role
+from pgha.patroni.rest import cluster_problems, normalize_role, parse_cluster
+from pgha.patroni.rest import summary as _summary
 
 from .conftest import recorded
 
@@ -243,11 +242,11 @@ def test_role_command_when_the_api_is_down(tmp_path):
 def test_recorded_cluster():
     members = PatroniCluster().process(recorded("patroni-3.0.2-cluster.json").splitlines())
     assert members == [
-        {"name": "pg-1", "host": "10.0.3.141", "role": "leader", "state": "running", "timeline": 2, "lag": 0,
+        {"name": "pg-1", "host": "10.0.3.141", "role": "leader", "raw_role": "leader", "state": "running", "timeline": 2, "lag": 0,
          "pending_restart": False},
-        {"name": "pg-2", "host": "10.0.3.201", "role": "replica", "state": "running", "timeline": 2, "lag": 0,
+        {"name": "pg-2", "host": "10.0.3.201", "role": "replica", "raw_role": "replica", "state": "running", "timeline": 2, "lag": 0,
          "pending_restart": False},
-        {"name": "pg-3", "host": "10.0.3.68", "role": "replica", "state": "running", "timeline": 2, "lag": 0,
+        {"name": "pg-3", "host": "10.0.3.68", "role": "replica", "raw_role": "replica", "state": "running", "timeline": 2, "lag": 0,
          "pending_restart": False},
     ]
 

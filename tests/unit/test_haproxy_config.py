@@ -3,10 +3,11 @@ HAProxy on every Patroni node."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 
-from pgha import haproxy
+from pgha.haproxy import values as haproxy
 
 from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, render
 
@@ -37,7 +38,7 @@ def default_server(lines: list[str]) -> dict[str, str]:
 
 
 def render_cfg(cluster, secrets: dict = FAKE_SECRETS) -> str:
-    return render("haproxy/haproxy.cfg.j2", h=haproxy.config(cluster, secrets))
+    return render("haproxy/haproxy.cfg.j2", haproxy.config(dataclasses.replace(cluster, secrets=secrets)))
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -125,7 +126,7 @@ def test_replicas(cluster):
 def test_check_timing_from_group_data(cluster, group_data):
     options = check_options(group_data)
     assert {"inter", "fastinter", "rise", "fall"} <= set(options)
-    check = haproxy.config(cluster, FAKE_SECRETS)["check"].split()
+    check = haproxy.config(cluster)["check"].split()
     assert dict(zip(check[::2], check[1::2])) == options
 
 

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from pgha import lab
-from pgha.settings import check
+from pgha.lab import values as lab
+from pgha.settings.checks import check
 
 
 @pytest.fixture
 def cluster(groups, group_data):
-    return check(groups, group_data, with_secrets=False)
+    return check(groups, group_data)
 
 
 def _shell_vars(text: str) -> dict[str, str]:
@@ -112,7 +112,7 @@ def test_etc_hosts_resolves_every_name_to_its_cluster_address(cluster, node_name
 def test_etc_hosts_lists_a_node_in_two_groups_once(groups, group_data):
     groups["etcd"][2] = ("pg_patroni1", lab.container_host_data("pg_patroni1", "10.0.3.141"))
     group_data["haproxy_etcd_port"] = 2391
-    cluster = check(groups, group_data, with_secrets=False)
+    cluster = check(groups, group_data)
     entries = _hosts_entries(lab.etc_hosts(cluster, cluster.node("etcd1")))
     assert [a for a, _ in entries].count("10.0.3.141") == 1
     assert ("10.0.3.141", ["pg_patroni1", "pg-1", "p1", "pg-patroni1"]) in entries
@@ -141,7 +141,7 @@ def test_lxc_config_lines_follow_the_subnet(cluster, group_data):
 
 
 def test_interfaces_has_no_dhcp_for_eth0(group_data):
-    text = lab.interfaces(group_data)
+    text = lab.interfaces()
     assert "dhcp" not in text.lower()
     lines = [line.strip() for line in text.splitlines()]
     assert "auto eth0" in lines

@@ -4,15 +4,16 @@ systemd unit, and the comparison of the wanted dynamic configuration with Patron
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import json
 import re
 
 import pytest
 import yaml
 
-from pgha import patroni
-from pgha.facts.patroni import PatroniDynamicConfig, TextFileHeader
-from pgha.patroni import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
+from pgha.patroni import values as patroni
+from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
+from pgha.patroni.values import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
 
 from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
 
@@ -42,7 +43,7 @@ SEED_TYPOS = ("wal_keep_segment", "wal_keep_segments", "max_relocation_slots", "
 
 
 def render_member(cluster, name: str = "pg-1", secrets: dict = FAKE_SECRETS) -> str:
-    return render("patroni/patroni.yml.j2", p=patroni.config(cluster, cluster.node(name), secrets))
+    return render("patroni/patroni.yml.j2", patroni.config(dataclasses.replace(cluster, secrets=secrets), cluster.node(name)))
 
 
 def load_member(cluster, name: str = "pg-1") -> dict:
@@ -363,10 +364,12 @@ def test_systemd_unit(cluster, handover):
     node = cluster.node("pg-1")
     text = render(
         "patroni/patroni.service.j2",
-        scope="my-ha-cluster",
-        member="pg-1",
-        config_file=patroni.config_file(node),
-        handover=handover,
+        {
+            "scope": "my-ha-cluster",
+            "member": "pg-1",
+            "config_file": patroni.config_file(node),
+            "handover": handover,
+        },
     )
     unit = load_unit(text)
     service = unit["Service"]
@@ -385,7 +388,7 @@ def test_systemd_unit(cluster, handover):
 
 def test_handover_script_switches_over_only_from_an_unpaused_leader():
     text = render(
-        "patroni/handover.sh.j2", port=8008, curlrc="/etc/patroni/.restapi-curlrc", member="pg-1"
+        "patroni/handover.sh.j2", {"port": 8008, "curlrc": "/etc/patroni/.restapi-curlrc", "member": "pg-1"}
     )
     lines = text.splitlines()
     assert lines[0] == "#!/bin/sh"
@@ -398,7 +401,7 @@ def test_handover_script_switches_over_only_from_an_unpaused_leader():
 
 
 def test_restapi_curlrc_holds_the_credentials():
-    text = render("patroni/restapi-curlrc.j2", username="patroni", password="s3cr3t-value-0123")
+    text = render("patroni/restapi-curlrc.j2", {"username": "patroni", "password": "s3cr3t-value-0123"})
     assert 'user = "patroni:s3cr3t-value-0123"' in text.splitlines()
 
 

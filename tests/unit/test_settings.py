@@ -9,8 +9,12 @@ import os
 
 import pytest
 
-from pgha import secrets, settings
-from pgha.settings import SETTINGS, Cluster, ConfigError, check
+from pgha import secrets
+from pgha.errors import ConfigError
+from pgha.settings.checks import check
+from pgha.settings.loader import checked_cluster
+from pgha.settings.schema import SETTINGS
+from pgha.settings.topology import Cluster
 
 from .conftest import etcd_host, patroni_host
 
@@ -19,7 +23,7 @@ from .conftest import etcd_host, patroni_host
 
 def problems_of(groups, data, with_secrets=False) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        check(groups, data, with_secrets=with_secrets)
+        (checked_cluster if with_secrets else check)(groups, data)
     problems = info.value.problems
     assert isinstance(problems, list)
     # the exception's text lists every problem
@@ -72,7 +76,7 @@ def test_valid_config_passes(groups, group_data, caplog):
 
 
 def test_valid_config_passes_without_secrets(groups, group_data):
-    cluster = check(groups, group_data, with_secrets=False)
+    cluster = check(groups, group_data)
     assert (len(cluster.etcd), len(cluster.patroni)) == (3, 3)
 
 
@@ -184,7 +188,7 @@ def test_non_lab_host_may_be_outside_lab_subnet(groups, group_data):
     name = "pg_patroni3"
     index, _ = host_entry(groups, "patroni", name)
     groups["patroni"][index] = (name, {"ssh_hostname": "192.168.7.20", "patroni_name": "pg-3"})
-    cluster = check(groups, group_data, with_secrets=False)
+    cluster = check(groups, group_data)
     node = cluster.node(name)
     assert (node.address, node.lxc_container) == ("192.168.7.20", None)
 
@@ -214,7 +218,7 @@ def test_lab_address_inside_dhcp_range_is_refused(groups, group_data, address):
 
 def test_lab_address_just_after_dhcp_range_is_accepted(groups, group_data):
     set_address(groups, "etcd", "etcd3", "10.0.3.31")
-    assert check(groups, group_data, with_secrets=False).node("etcd3").address == "10.0.3.31"
+    assert check(groups, group_data).node("etcd3").address == "10.0.3.31"
 
 
 @pytest.mark.parametrize("gateway", ["10.0.4.1", "10.0.3.0", "10.0.3.255"])
@@ -277,7 +281,7 @@ def test_two_services_on_one_port_are_refused(groups, group_data, setting, port,
 
 def test_haproxy_etcd_port_may_equal_etcd_client_port_on_separate_hosts(groups, group_data):
     group_data["haproxy_etcd_port"] = group_data["etcd_client_port"] = 2379
-    cluster = check(groups, group_data, with_secrets=False)
+    cluster = check(groups, group_data)
     assert {n.name for n in cluster.etcd}.isdisjoint(n.name for n in cluster.patroni)
 
 
@@ -307,7 +311,7 @@ def test_haproxy_etcd_port_equal_to_etcd_client_port_on_a_shared_host_is_refused
 def test_shared_host_with_distinct_ports_is_accepted(groups, group_data):
     _colocated_groups(groups)
     group_data["haproxy_etcd_port"] = 2391
-    cluster = check(groups, group_data, with_secrets=False)
+    cluster = check(groups, group_data)
     assert cluster.node("pg_patroni1").groups == {"etcd", "patroni"}
     assert len(cluster.nodes) == 5
 
@@ -325,7 +329,7 @@ def test_port_out_of_range_or_not_an_integer_is_refused(groups, group_data, valu
 @pytest.mark.parametrize("value", [1, 65535])
 def test_port_range_limits_are_accepted(groups, group_data, value):
     group_data["haproxy_stats_port"] = value
-    assert check(groups, group_data, with_secrets=False).settings["haproxy_stats_port"] == value
+    assert check(groups, group_data).settings["haproxy_stats_port"] == value
 
 
 # --- member counts ------------------------------------------------------------------------
@@ -343,7 +347,7 @@ def test_fewer_than_two_patroni_members_are_refused(groups, group_data, count):
 
 def test_two_patroni_members_are_accepted(groups, group_data):
     groups["patroni"] = groups["patroni"][:2]
-    assert len(check(groups, group_data, with_secrets=False).patroni) == 2
+    assert len(check(groups, group_data).patroni) == 2
 
 
 @pytest.mark.parametrize("count", [0, 1])
@@ -379,7 +383,7 @@ def test_even_etcd_count_is_accepted_with_a_warning_when_allowed(groups, group_d
     _etcd_members(groups, count)
     group_data["etcd_allow_even_members"] = True
     with caplog.at_level(logging.WARNING, logger="pgha"):
-        cluster = check(groups, group_data, with_secrets=False)
+        cluster = check(groups, group_data)
     assert len(cluster.etcd) == count
     warnings = [r for r in caplog.records if r.name == "pgha" and r.levelno == logging.WARNING]
     assert len(warnings) == 1, caplog.records
@@ -391,7 +395,7 @@ def test_odd_etcd_count_gives_no_warning(groups, group_data, caplog, count):
     _etcd_members(groups, count)
     group_data["etcd_allow_even_members"] = True
     with caplog.at_level(logging.WARNING, logger="pgha"):
-        assert len(check(groups, group_data, with_secrets=False).etcd) == count
+        assert len(check(groups, group_data).etcd) == count
     assert [r for r in caplog.records if r.name == "pgha"] == []
 
 
@@ -413,7 +417,7 @@ def test_timings_exceeding_ttl_are_refused(groups, group_data, ttl, loop_wait, r
 @pytest.mark.parametrize(("ttl", "loop_wait", "retry_timeout"), [(30, 10, 10), (20, 10, 5), (7, 1, 3)])
 def test_timings_equal_to_ttl_are_accepted(groups, group_data, ttl, loop_wait, retry_timeout):
     group_data.update(patroni_ttl=ttl, patroni_loop_wait=loop_wait, patroni_retry_timeout=retry_timeout)
-    assert check(groups, group_data, with_secrets=False).settings["patroni_ttl"] == ttl
+    assert check(groups, group_data).settings["patroni_ttl"] == ttl
 
 
 # --- unknown keys -------------------------------------------------------------------------
@@ -457,7 +461,7 @@ def test_keys_unlike_any_setting_are_left_alone(groups, group_data):
     group_data["team_contact"] = "dba@example.org"
     group_data["ssh_port"] = 22
     group_data["postgresql_parameters"]["pg_stat_statements.max"] = 5000
-    cluster = check(groups, group_data, with_secrets=False)
+    cluster = check(groups, group_data)
     assert cluster.settings["team_contact"] == "dba@example.org"
 
 
@@ -532,7 +536,7 @@ def test_check_without_secrets_does_not_look_at_them(groups, group_data, secrets
     monkeypatch.setattr(secrets, "problems", forbidden)
     monkeypatch.setattr(secrets, "path", forbidden)
     monkeypatch.setattr(secrets, "ensure", forbidden)
-    cluster = check(groups, group_data, with_secrets=False)
+    cluster = check(groups, group_data)
     assert len(cluster.nodes) == 6
     assert secrets_path.read_text() == "not json at all"
 

@@ -7,39 +7,35 @@ import jinja2
 import pytest
 from pyinfra.api.util import get_template
 
-from pgha import TEMPLATES, etcd, haproxy, patroni
+from pgha import PROJECT_ROOT
+from pgha.etcd import values as etcd
+from pgha.haproxy import values as haproxy
+from pgha.patroni import values as patroni
 
-from .conftest import FAKE_SECRETS, render
+from .conftest import FAKE_SECRETS, render, template_path
 
 
 def template_data(cluster) -> dict[str, dict]:
+    """Each template's ``config`` mapping, from the values module that feeds it."""
     node = cluster.node("pg-1")
     return {
-        "etcd/etcd.conf.yml.j2": {
-            "etcd": etcd.config(cluster, cluster.node("etcd1"), etcd.plan(cluster, {})["etcd1"])
-        },
-        "etcd/default-etcd.j2": {"config_file": etcd.CONFIG_FILE},
-        "etcd/firewall.nft.j2": {"fw": etcd.firewall(cluster)},
-        "etcd/firewall.service.j2": {"rules": etcd.FIREWALL_RULES},
-        "patroni/patroni.yml.j2": {"p": patroni.config(cluster, node, FAKE_SECRETS)},
-        "patroni/patroni.service.j2": {
-            "scope": "my-ha-cluster",
-            "member": "pg-1",
-            "config_file": patroni.config_file(node),
-            "handover": "/usr/local/lib/pgha/patroni-handover",
-        },
-        "patroni/handover.sh.j2": {
-            "port": 8008,
-            "curlrc": "/etc/patroni/.restapi-curlrc",
-            "member": "pg-1",
-        },
-        "patroni/restapi-curlrc.j2": {"username": "patroni", "password": FAKE_SECRETS["restapi_password"]},
-        "haproxy/haproxy.cfg.j2": {"h": haproxy.config(cluster, FAKE_SECRETS)},
+        "etcd/etcd.conf.yml.j2": etcd.config(cluster, cluster.node("etcd1"), etcd.plan(cluster, {})["etcd1"]),
+        "etcd/default-etcd.j2": etcd.defaults_file(cluster),
+        "etcd/firewall.nft.j2": etcd.firewall(cluster),
+        "etcd/firewall.service.j2": etcd.firewall_unit(),
+        "patroni/patroni.yml.j2": patroni.config(cluster, node),
+        "patroni/patroni.service.j2": patroni.systemd_unit(cluster, node),
+        "patroni/handover.sh.j2": patroni.handover_script(cluster, node),
+        "patroni/restapi-curlrc.j2": patroni.restapi_credentials(cluster),
+        "haproxy/haproxy.cfg.j2": haproxy.config(cluster),
     }
 
 
 def test_every_template_is_covered(cluster):
-    found = sorted(str(path.relative_to(TEMPLATES)) for path in TEMPLATES.rglob("*.j2"))
+    root = PROJECT_ROOT / "pgha"
+    found = sorted(
+        f"{path.parent.parent.name}/{path.name}" for path in root.glob("*/templates/*.j2")
+    )
     assert found == sorted(template_data(cluster))
 
 
@@ -59,8 +55,8 @@ def test_every_template_is_covered(cluster):
 )
 def test_render_is_pyinfra_rendering(cluster, template):
     data = template_data(cluster)[template]
-    ours = render(template, **data)
-    theirs = get_template(str(TEMPLATES / template)).render(data)
+    ours = render(template, data)
+    theirs = get_template(str(template_path(template))).render(config=data)
     assert ours == theirs
     assert ours.endswith("\n")
     assert "{{" not in ours and "{%" not in ours
@@ -68,6 +64,6 @@ def test_render_is_pyinfra_rendering(cluster, template):
 
 def test_a_missing_value_fails_the_render(cluster):
     data = template_data(cluster)["patroni/patroni.yml.j2"]
-    incomplete = {key: value for key, value in data["p"].items() if key != "restapi_password"}
+    incomplete = {key: value for key, value in data.items() if key != "restapi_password"}
     with pytest.raises(jinja2.UndefinedError):
-        render("patroni/patroni.yml.j2", p=incomplete)
+        render("patroni/patroni.yml.j2", incomplete)
