@@ -1,8 +1,8 @@
 """Fixtures for the integration tests: the real lab topology and testinfra hosts over SSH.
 
-The topology comes from inventory.py itself (the checked pgha.settings.Cluster it builds),
-so the tests follow any change of names or addresses there. Every test here is marked
-`lab`: it needs the LXC lab built and deployed (`make cluster`).
+The topology comes from the inventory under test (helpers.INVENTORY: inventory.py, or
+$PGHA_INVENTORY) through pgha.settings.loader, so the tests follow any change there.
+Every test here is marked `lab`: it needs the LXC lab built and deployed (`make cluster`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
 
 
-# The topology, loaded once at import so tests can be parametrized by node name.
-CLUSTER = helpers.load_cluster(helpers.INVENTORY)
+CLUSTER = helpers.CLUSTER
 ETCD_NAMES = [n.name for n in CLUSTER.etcd]
 PATRONI_NAMES = [n.name for n in CLUSTER.patroni]
 LAB_NAMES = [n.name for n in CLUSTER.nodes if n.lxc_container]
@@ -34,7 +33,7 @@ LAB_NAMES = [n.name for n in CLUSTER.nodes if n.lxc_container]
 
 @pytest.fixture(scope="session")
 def cluster():
-    """The real topology: pgha.settings.Cluster as checked by inventory.py."""
+    """The real topology: the checked pgha.settings.topology.Cluster."""
     return CLUSTER
 
 

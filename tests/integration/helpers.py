@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Callable
 
+from pgha.etcd.facts import make_etcdctl_command
+from pgha.etcd.values import client_url, local_endpoint, peer_url
+from pgha.waiting import wait_for
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INVENTORY = PROJECT_ROOT / "inventory.py"
+# the inventory under test: the lab's, or the one named by `make verify INVENTORY=...`
+INVENTORY = Path(os.environ.get("PGHA_INVENTORY") or PROJECT_ROOT / "inventory.py").resolve()
 GROUP_DATA = PROJECT_ROOT / "group_data" / "all.py"
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
 PYINFRA = VENV_BIN / "pyinfra"
@@ -24,26 +27,10 @@ PYTHON = VENV_BIN / "python"
 LAB_SSH_KEY = PROJECT_ROOT / ".lab" / "id_ed25519"
 LAB_KNOWN_HOSTS = PROJECT_ROOT / ".lab" / "known_hosts"
 
-LOCAL_ETCD = "http://127.0.0.1:2379"
 TEST_KEY_PREFIX = "/pgha-test/"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _GRAND_TOTAL = re.compile(r"^\s*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", re.M)
-
-# pyinfra started through this wrapper when the deploy's checks must give up sooner: the
-# etcd check polls for 60 s (pgha/operations/etcd.py, not a setting), too long for a test
-# that keeps a member stopped. Only the poll's timeout changes, never what it checks.
-_CAPPED_CHECK_WRAPPER = """
-import sys
-import pgha.operations.etcd as ops
-_poll = ops.poll
-def _capped_poll(probe, timeout, interval=1.0):
-    return _poll(probe, min(timeout, {cap}), interval)
-ops.poll = _capped_poll
-from pyinfra_cli.main import main
-sys.argv[0] = "pyinfra"
-sys.exit(main())
-"""
 
 
 # --- pyinfra --------------------------------------------------------------------------------
@@ -53,20 +40,15 @@ def run_pyinfra(
     inventory: str | os.PathLike,
     deploy: str | os.PathLike,
     *extra_args: str,
-    check_timeout: float | None = None,
     timeout: float = 1800,
 ) -> tuple[int, str]:
     """Run `.venv/bin/pyinfra -y <inventory> <deploy> <extra_args...>` in the project root.
 
     Returns (exit code, stdout and stderr interleaved, without colour codes). ``deploy`` may
     also be a pyinfra sub-command such as "fact" or "exec" (its arguments in ``extra_args``).
-    ``check_timeout`` caps how long the etcd check polls before it fails.
+    Settings can be given as ``"--data", "etcd_check_timeout=6"``.
     """
-    args = ["-y", str(inventory), str(deploy), *map(str, extra_args)]
-    if check_timeout is None:
-        command = [str(PYINFRA), *args]
-    else:
-        command = [str(PYTHON), "-c", _CAPPED_CHECK_WRAPPER.format(cap=float(check_timeout)), *args]
+    command = [str(PYINFRA), "-y", str(inventory), str(deploy), *map(str, extra_args)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")  # keep stdout and stderr in order
     env.pop("PYINFRA_YES", None)
     proc = subprocess.run(
@@ -171,29 +153,15 @@ def tail(output: str, lines: int = 60) -> str:
 # --- the topology ---------------------------------------------------------------------------
 
 
-def load_inventory(path: str | os.PathLike = INVENTORY) -> dict[str, Any]:
-    """Execute an inventory file the way pyinfra does and return its namespace.
-
-    inventory.py checks itself (pgha.settings.check_inventory_file) and leaves the checked
-    topology in ``_cluster``; loading the real one also (re)writes .lab/known_hosts from it,
-    which is how the lab's known_hosts is restored after a scratch inventory replaced it.
-    """
-    path = Path(path)
-    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "pgha_test_inventory"}
-    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
-    return namespace
-
-
 def load_cluster(path: str | os.PathLike = INVENTORY):
-    """The checked topology (pgha.settings.Cluster) of an inventory file."""
-    namespace = load_inventory(path)
-    if "_cluster" in namespace:
-        return namespace["_cluster"]
-    from pgha import settings
+    """The checked Cluster of an inventory file (pgha.settings.loader, as every tool loads it)."""
+    from pgha.settings.loader import load_cluster as load
 
-    groups = {g: namespace.get(g, []) for g in ("etcd", "patroni")}
-    data = settings.load_group_data(Path(path).resolve().parent / "group_data")
-    return settings.check(groups, data, with_secrets=False)
+    return load(path)
+
+
+# The topology under test, loaded once so that tests can be parametrized by node name.
+CLUSTER = load_cluster(INVENTORY)
 
 
 # --- SSH ------------------------------------------------------------------------------------
@@ -227,17 +195,9 @@ def testinfra_hosts(ssh_config: Path, names) -> dict:
 # --- etcd -----------------------------------------------------------------------------------
 
 
-def etcdctl_command(*args: str, endpoints: str = LOCAL_ETCD) -> str:
-    quoted = " ".join(shlex.quote(a) for a in args)
-    return (
-        "ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=5s "
-        f"--endpoints={shlex.quote(endpoints)} {quoted}"
-    )
-
-
-def etcdctl(host, *args: str, endpoints: str = LOCAL_ETCD):
+def etcdctl(host, *args: str, endpoints: str | None = None):
     """Run etcdctl on a testinfra host (through that member unless ``endpoints`` says otherwise)."""
-    return host.run(etcdctl_command(*args, endpoints=endpoints))
+    return host.run(make_etcdctl_command(endpoints or local_endpoint(CLUSTER), *args))
 
 
 def cluster_health(host) -> dict[str, bool]:
@@ -279,15 +239,9 @@ def get_key(host, key: str, serializable: bool = False) -> str | None:
 
 
 def expected_members(cluster) -> list[dict]:
-    port_c = cluster.settings["etcd_client_port"]
-    port_p = cluster.settings["etcd_peer_port"]
     return sorted(
         (
-            {
-                "name": n.name,
-                "peerURLs": [f"http://{n.address}:{port_p}"],
-                "clientURLs": [f"http://{n.address}:{port_c}"],
-            }
+            {"name": n.name, "peerURLs": [peer_url(cluster, n)], "clientURLs": [client_url(cluster, n)]}
             for n in cluster.etcd
         ),
         key=lambda m: m["name"],
@@ -295,17 +249,14 @@ def expected_members(cluster) -> list[dict]:
 
 
 def client_urls(cluster) -> dict[str, str]:
-    port = cluster.settings["etcd_client_port"]
-    return {n.name: f"http://{n.address}:{port}" for n in cluster.etcd}
+    return {n.name: client_url(cluster, n) for n in cluster.etcd}
 
 
 # --- misc -----------------------------------------------------------------------------------
 
 
 def wait_until(probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    """Call ``probe`` until it returns something truthy; return it, or the last value."""
-    from pgha.drills import wait_for
-
+    """pgha.waiting.wait_for with the tests' default interval."""
     return wait_for(probe, timeout, interval)
 
 
@@ -331,7 +282,7 @@ def lxc_containers() -> dict[str, dict]:
 
 
 def python_module(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`.venv/bin/python <args>` in the project root (e.g. -m pgha.lab teardown ...)."""
+    """`.venv/bin/python <args>` in the project root (e.g. -m pgha.lab.teardown ...)."""
     return subprocess.run(
         [str(PYTHON), *args],
         cwd=PROJECT_ROOT,

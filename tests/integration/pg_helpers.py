@@ -3,7 +3,7 @@ this machine, the Patroni REST API, the cluster's roles.
 
 The tests connect from the machine running the lab (10.0.3.1, the bridge): pg_hba lets it in
 through `client_networks`. Only lab addresses are contacted. Passwords come from the secrets
-file (pgha.secrets.load()) and never appear in a message or a command line.
+file (carried by the checked Cluster) and never appear in a message or a command line.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import uuid
 import psycopg2
 import pytest
 import requests
-from conftest import CLUSTER
+from helpers import CLUSTER
 
-from pgha import secrets as pgha_secrets
+from pgha.patroni import rest
+from pgha.waiting import wait_for
 
 S = CLUSTER.settings
 PG_PORT = S["postgresql_port"]
@@ -41,8 +42,8 @@ PROBE_TABLE = f"{TEST_SCHEMA}.probe"
 
 @pytest.fixture(scope="module")
 def passwords() -> dict[str, str]:
-    """The cluster's secrets (secrets.json, checked by pgha.secrets)."""
-    return pgha_secrets.load()
+    """The cluster's secrets (secrets.json, checked with the settings)."""
+    return CLUSTER.secrets
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -134,16 +135,14 @@ def count_value(host: str, port: int, password: str, value: str) -> int | None:
 
 
 def rest_url(address: str, path: str) -> str:
-    return f"http://{address}:{REST_PORT}/{path.lstrip('/')}"
+    return rest.url(CLUSTER, address, path)
 
 
 def rest_cluster(address: str) -> list[dict]:
     """The members of GET /cluster on one node, roles normalised, sorted by name."""
-    from pgha.facts.patroni import parse_cluster
-
     response = requests.get(rest_url(address, "cluster"), timeout=5)
     response.raise_for_status()
-    return parse_cluster(response.json())
+    return rest.parse_cluster(response.json())
 
 
 def options_status(address: str, endpoint: str) -> int:
@@ -160,22 +159,13 @@ def roles(address: str | None = None) -> tuple:
     return BY_PG_NAME[leaders[0]["name"]], replicas
 
 
-def wait_for_healthy_cluster(superuser_password: str, timeout: float = 90) -> str:
-    """Poll until /cluster shows one leader and every other member streams; return '' or the
-    last problem seen."""
-    deadline = time.monotonic() + timeout
-    problem = "not checked"
-    while True:
-        try:
-            leader, replicas = roles()
-            states = replication_states(leader.address, superuser_password)
-            wanted = {r.patroni_name: "streaming" for r in replicas}
-            if len(replicas) == len(PATRONI) - 1 and all(states.get(k) == v for k, v in wanted.items()):
-                return ""
-            problem = f"leader {leader.patroni_name}, replicas {[r.patroni_name for r in replicas]}, pg_stat_replication {states}"
-        except (AssertionError, requests.RequestException, psycopg2.Error, ValueError) as error:
-            problem = f"{type(error).__name__}: {error}"
-        if time.monotonic() >= deadline:
-            return problem
-        time.sleep(2)
+def wait_for_healthy_cluster(timeout: float = 90) -> str:
+    """Poll until the deploy's own verdict (pgha.patroni.rest.health: one leader, every
+    other member streaming) holds; return '' or the last problem seen."""
+    seen = {"problems": ["not checked"]}
 
+    def healthy() -> bool:
+        seen.update(rest.health(CLUSTER))
+        return not seen["problems"]
+
+    return "" if wait_for(healthy, timeout, interval=2) else "; ".join(seen["problems"])

@@ -146,15 +146,16 @@ def test_removing_a_member_from_the_inventory_is_refused(etcd_hosts, tmp_path):
     inventory = tmp_path / "inventory.py"
     # Not lab.prepare_local_files(): that would rewrite .lab/known_hosts without etcd3.
     inventory.write_text(
-        "from pgha import lab, settings\n"
+        "from pgha.lab.values import container_host_data\n"
+        "from pgha.settings.loader import check_inventory\n"
         f"ETCD_NODES = {etcd_nodes!r}\n"
         f"PATRONI_NODES = {patroni_nodes!r}\n"
-        "etcd = [(n, lab.container_host_data(n, a)) for n, a in ETCD_NODES.items()]\n"
+        "etcd = [(n, container_host_data(n, a)) for n, a in ETCD_NODES.items()]\n"
         "patroni = [\n"
-        "    (n, lab.container_host_data(n, a, patroni_name=p, aliases=al))\n"
+        "    (n, container_host_data(n, a, patroni_name=p, aliases=al))\n"
         "    for n, (a, p, al) in PATRONI_NODES.items()\n"
         "]\n"
-        "_cluster = settings.check_inventory_file(__file__, {'etcd': etcd, 'patroni': patroni})\n",
+        "check_inventory(__file__, {'etcd': etcd, 'patroni': patroni})\n",
         encoding="utf-8",
     )
     before = {name: _member_state(etcd_hosts[name]) for name in ETCD_NAMES}
@@ -221,7 +222,7 @@ def outage(etcd_hosts):
         try:
             seen["deploy"] = helpers.run_pyinfra(
                 helpers.INVENTORY, "deploys/etcd.py", "--limit", WRITER,
-                check_timeout=6, timeout=OUTAGE_BUDGET - 15,
+                "--data", "etcd_check_timeout=6", timeout=OUTAGE_BUDGET - 15,
             )
         except subprocess.TimeoutExpired as error:
             seen["deploy"] = (None, f"pyinfra timed out: {error}")

@@ -40,14 +40,15 @@ PATRONI_NODES = {  # only built as containers, to satisfy the inventory check
 }
 ALL_NODES = {**ETCD_NODES, **{n: a for n, (a, _, _) in PATRONI_NODES.items()}}
 CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
-HOST_KEYS = helpers.PROJECT_ROOT / ".lab" / "host_keys"  # the real lab's (pgha.lab.HOST_KEYS)
+HOST_KEYS = helpers.PROJECT_ROOT / ".lab" / "host_keys"  # the real lab's (pgha.lab.values.HOST_KEYS)
 CLIENT_PORT = CLUSTER.settings["etcd_client_port"]
 PEER_PORT = CLUSTER.settings["etcd_peer_port"]
 
 INVENTORY_TEMPLATE = '''"""Scratch inventory written by tests/integration/test_etcd_scale_out.py."""
 from pathlib import Path
 
-from pgha import lab, settings
+from pgha.lab import values as lab
+from pgha.settings.loader import check_inventory
 
 # This inventory's own lab state, next to it: .lab/known_hosts and .lab/host_keys belong
 # to the real lab (prepare_local_files() would replace the real known_hosts otherwise).
@@ -64,10 +65,9 @@ patroni = [
     (name, lab.container_host_data(name, address, patroni_name=pg_name, aliases=aliases))
     for name, (address, pg_name, aliases) in PATRONI_NODES.items()
 ]
-_cluster = settings.check_inventory_file(
-    __file__, {{"lxc_hosts": lxc_hosts, "etcd": etcd, "patroni": patroni}}
+lab.prepare_local_files(
+    check_inventory(__file__, {{"lxc_hosts": lxc_hosts, "etcd": etcd, "patroni": patroni}})
 )
-lab.prepare_local_files(_cluster)
 '''
 
 
@@ -105,7 +105,7 @@ def _restore_lab_known_hosts() -> None:
         kept = [line for line in lines if not line.split() or line.split()[0] not in ALL_NODES.values()]
         if kept != lines:
             helpers.LAB_KNOWN_HOSTS.write_text("".join(f"{line}\n" for line in kept))
-    helpers.load_inventory(helpers.INVENTORY)
+    helpers.load_cluster(helpers.INVENTORY)
 
 
 class Scratch:
@@ -149,7 +149,7 @@ class Scratch:
         return _Step(self, name)
 
     def teardown(self) -> subprocess.CompletedProcess:
-        return helpers.python_module("-m", "pgha.lab", "teardown", str(self.inv3))
+        return helpers.python_module("-m", "pgha.lab.teardown", str(self.inv3))
 
 
 class _Step:

@@ -64,7 +64,7 @@ def converged(passwords):
     cluster was deployed from, it now follows group_data (e.g. pg_hba's client_networks)."""
     rc, output = helpers.run_pyinfra(helpers.INVENTORY, DEPLOY, timeout=900)
     assert rc == 0, "deploys/patroni.py failed:\n" + helpers.tail(output)
-    problem = wait_for_healthy_cluster(passwords["superuser_password"], timeout=60)
+    problem = wait_for_healthy_cluster(timeout=60)
     assert not problem, f"cluster not healthy after the deploy: {problem}"
     return output
 
@@ -210,7 +210,7 @@ def ttl_change(patroni_hosts, passwords):
     finally:
         seen["restore"] = helpers.run_pyinfra(helpers.INVENTORY, DEPLOY, timeout=900)
         seen["ttl_restored"] = {n: show_config(patroni_hosts[n]).get("ttl") for n in PATRONI_NAMES}
-        seen["healthy_after"] = wait_for_healthy_cluster(passwords["superuser_password"], 60)
+        seen["healthy_after"] = wait_for_healthy_cluster(60)
     return seen
 
 

@@ -59,7 +59,7 @@ def _start_patroni(host) -> bool:
 @pytest.fixture(scope="module")
 def rotation(patroni_hosts, passwords):
     superuser, admin = passwords["superuser_password"], passwords["admin_password"]
-    problem = wait_for_healthy_cluster(superuser, timeout=60)
+    problem = wait_for_healthy_cluster(timeout=60)
     if problem:
         pytest.fail(f"the cluster is not healthy before the test: {problem}")
     leader, replicas = roles()
@@ -102,7 +102,7 @@ def rotation(patroni_hosts, passwords):
         seen["back_state"] = state
         seen["back_reached"] = back
         seen["back_seconds"] = time.monotonic() - started
-        seen["healthy_after"] = wait_for_healthy_cluster(superuser, timeout=60)
+        seen["healthy_after"] = wait_for_healthy_cluster(timeout=60)
     print(
         f"replica {out.patroni_name} out of 5433 in {seen['out_seconds']:.1f}s, "
         f"back (streaming, in 5433) in {seen['back_seconds']:.1f}s"
