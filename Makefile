@@ -39,9 +39,9 @@ test: setup
 unit: setup
 	$(PYTEST) tests/unit -q
 
-## The verification run alone, against an already deployed inventory
+## The verification run alone, against an already deployed inventory (INVENTORY=...)
 verify: setup
-	$(PYTEST) tests/integration -v
+	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v
 
 ## Destroy the lab containers (the base container cache is kept)
 teardown: setup
