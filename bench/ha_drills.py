@@ -1,4 +1,4 @@
-"""RTO/RPO benchmark of the HA drills (pgha/drills.py) for timing profiles and replication modes.
+"""RTO/RPO benchmark of the HA drills (pgha/drills/) for timing profiles and replication modes.
 
 Usage:
   .venv/bin/python bench/ha_drills.py [--inventory inventory.py] [--profiles seed,fast]
@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pgha import drills  # noqa: E402
-from pgha import secrets as pgha_secrets  # noqa: E402
+from pgha.settings.loader import load_cluster  # noqa: E402
+from pgha.waiting import wait_for  # noqa: E402
 
 # Timing profiles (seconds). Patroni requires loop_wait + 2 * retry_timeout <= ttl (a leader
 # must not lose its lock while it is still retrying a DCS or PostgreSQL call), and so does
-# pgha/settings.py.
+# pgha/settings/checks.py.
 # - seed: the seed's (and group_data's) values.
 # - fast: ttl 7 / loop_wait 1 / retry_timeout 3: 1 + 2 * 3 = 7 <= 7, the bound met exactly.
 #   retry_timeout stays at 3 s: it must outlast an etcd leader election (1 s election
@@ -97,7 +98,7 @@ def wait_applied(cluster, profile: dict, sync: bool, old_loop_wait: int) -> None
         raise SystemExit(f"GET /config does not match the profile: {wrong}")
     # members read the DCS configuration at their next HA loop (old loop_wait)
     time.sleep(old_loop_wait + 2)
-    if sync and not drills.wait_for(lambda: drills.sync_standbys(cluster), 30, 0.5):
+    if sync and not wait_for(lambda: drills.sync_standbys(cluster), 30, 0.5):
         raise SystemExit("no synchronous standby after enabling synchronous_mode")
 
 
@@ -185,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if d not in drills.DRILLS:
             parser.error(f"unknown drill {d!r}: expected one of {', '.join(drills.DRILLS)}")
 
-    cluster = drills.load_cluster(inventory)
-    secrets = pgha_secrets.load()
+    cluster = load_cluster(inventory)
     output = Path(args.output)
     results: dict[str, list[dict]] = {d: [] for d in ORDER if d in names}
     results.update({d: [] for d in names if d not in results})
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     row = {"profile": pname, "mode": mode, "drill": name,
                            "targets": targets(name, profile, sync)}
                     try:
-                        row.update(drills.run_drill(cluster, name, secrets))
+                        row.update(drills.run_drill(cluster, name))
                     except Exception as error:  # noqa: BLE001 - reported in the table, next drill
                         row["error"] = f"{type(error).__name__}: {error}"
                         drills.log(f"{name}: {row['error']}")

@@ -48,7 +48,11 @@ def run_pyinfra(
     also be a pyinfra sub-command such as "fact" or "exec" (its arguments in ``extra_args``).
     Settings can be given as ``"--data", "etcd_check_timeout=6"``.
     """
-    command = [str(PYINFRA), "-y", str(inventory), str(deploy), *map(str, extra_args)]
+    return _pyinfra([str(PYINFRA), "-y", str(inventory), str(deploy), *map(str, extra_args)], timeout)
+
+
+def _pyinfra(command: list[str], timeout: float) -> tuple[int, str]:
+    """Run pyinfra in the project root: (exit code, stdout and stderr interleaved, no colours)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")  # keep stdout and stderr in order
     env.pop("PYINFRA_YES", None)
     proc = subprocess.run(
@@ -61,25 +65,14 @@ def run_pyinfra(
         timeout=timeout,
         env=env,
     )
-    output = _ANSI.sub("", proc.stdout)
-    return proc.returncode, output
+    return proc.returncode, _ANSI.sub("", proc.stdout)
 
 
 def dry_run_changes(inventory: str | os.PathLike, deploy: str | os.PathLike, *extra_args: str,
                     timeout: float = 600) -> tuple[int, list[str], str]:
     """`pyinfra --dry` (with change detection): (exit code, operations that would certainly
     change something, output). Conditional changes (``_if``) are not counted."""
-    proc = subprocess.run(
-        [str(PYINFRA), "--dry", str(inventory), str(deploy), *map(str, extra_args)],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    output = _ANSI.sub("", proc.stdout)
+    returncode, output = _pyinfra([str(PYINFRA), "--dry", str(inventory), str(deploy), *map(str, extra_args)], timeout)
     lines = output.splitlines()
     changes = []
     for i, line in enumerate(lines):
@@ -92,7 +85,7 @@ def dry_run_changes(inventory: str | os.PathLike, deploy: str | os.PathLike, *ex
                 if row[change_col:cond_col].strip() not in ("", "-"):
                     changes.append(row.strip())
             break
-    return proc.returncode, changes, output
+    return returncode, changes, output
 
 
 def _count(cell: str) -> int:

@@ -1,6 +1,6 @@
 """HA drills against the deployed cluster, in synchronous mode: failover, failback, the fault
 matrix and a planned switchover. Each drill runs a writer through HAProxy's 5432 and a
-split-brain watcher (pgha/drills.py) and asserts behaviour only: one leader and every other
+split-brain watcher (pgha/drills/) and asserts behaviour only: one leader and every other
 member streaming at the end, never two writable primaries, no acknowledged write lost (the
 timings are measured by bench/ha_drills.py, not asserted here).
 
@@ -19,10 +19,12 @@ import pytest
 
 import helpers
 from pgha import client, drills
-from pgha import secrets as pgha_secrets
+from pgha.patroni import rest
+from pgha.settings.loader import load_cluster
+from pgha.waiting import wait_for
 
 INVENTORY = Path(os.environ.get("PGHA_INVENTORY", helpers.INVENTORY)).resolve()
-CLUSTER = helpers.load_cluster(INVENTORY)
+CLUSTER = load_cluster(INVENTORY)
 S = CLUSTER.settings
 
 
@@ -33,20 +35,15 @@ def _apply_patroni(*data: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def secrets() -> dict:
-    return pgha_secrets.load()
-
-
-@pytest.fixture(scope="module")
-def synchronous(secrets):
+def synchronous():
     """The cluster in synchronous mode for the whole module; group_data's settings after."""
     try:
         _apply_patroni("patroni_synchronous_mode=True")
         config = drills.dynamic_config(CLUSTER)
         assert config and config.get("synchronous_mode") is True, f"GET /config: {config}"
         # Patroni applies it on its next HA loop: wait for a synchronous standby
-        assert helpers.wait_until(lambda: drills.sync_standbys(CLUSTER), S["patroni_loop_wait"] + 30, 0.5), (
-            f"no synchronous standby in /cluster: {drills.raw_members(CLUSTER)}"
+        assert wait_for(lambda: drills.sync_standbys(CLUSTER), S["patroni_loop_wait"] + 30, 0.5), (
+            f"no synchronous standby in /cluster: {rest.members(CLUSTER)}"
         )
         yield
     finally:
@@ -55,8 +52,8 @@ def synchronous(secrets):
         assert config.get("synchronous_mode") is S["patroni_synchronous_mode"], f"GET /config: {config}"
 
 
-def drill(name_or_drill, secrets) -> dict:
-    result = drills.run_drill(CLUSTER, name_or_drill, secrets)
+def drill(name_or_drill) -> dict:
+    result = drills.run_drill(CLUSTER, name_or_drill)
     print(f"\n{result['drill']}: {result}")
     return result
 
@@ -76,79 +73,79 @@ def assert_rejoined(result: dict, timeout: float = 60) -> None:
     assert result["new_leader"] != old, f"{old} still leads: no failover"
 
     def same_timeline():
-        members = {m["name"]: m for m in client.members(CLUSTER)}
+        members = {m["name"]: m for m in rest.members(CLUSTER)}
         leader = next((m for m in members.values() if m["role"] == "leader"), None)
         if leader and old in members and members[old]["role"] == "replica" and members[old]["timeline"] == leader["timeline"]:
             return leader["timeline"]
         return None
 
-    timeline = helpers.wait_until(same_timeline, timeout, 1)
-    assert timeline, f"{old} is not a replica on the leader's timeline: {client.members(CLUSTER)}"
+    timeline = wait_for(same_timeline, timeout, 1)
+    assert timeline, f"{old} is not a replica on the leader's timeline: {rest.members(CLUSTER)}"
     assert timeline > result["timeline_before"], f"timeline {timeline} not above {result['timeline_before']}"
-    assert old in drills.cluster_state(CLUSTER, pgha_secrets.load())["streaming"]
+    assert old in drills.cluster_state(CLUSTER)["streaming"]
 
 
 pytestmark = pytest.mark.usefixtures("synchronous")
 
 
-def test_switchover_through_the_cli(secrets):
-    result = drill(drills.Switchover(inventory=INVENTORY), secrets)
+def test_switchover_through_the_cli():
+    result = drill(drills.Switchover(inventory=INVENTORY))
     notes = result["notes"]
     assert notes["cli_rc"] == 0, notes["cli_output"]
     assert result["new_leader"] == notes["candidate"]
     assert_common(result)
     assert_rejoined(result)
     # the new leader takes writes through HAProxy's 5432
-    address = client.write_probe(CLUSTER, secrets)
+    address = client.write_probe(CLUSTER)
     assert address == CLUSTER.node(notes["candidate"]).address
 
 
-def test_replica_killed(secrets):
-    result = drill("replica-killed", secrets)
+def test_replica_killed():
+    result = drill("replica-killed")
     assert_common(result)
     assert not result["leader_changed"], f"the leader changed: {result['old_leader']} -> {result['new_leader']}"
     assert result["notes"]["writes_continued"], "no write acknowledged while the replica was down"
 
 
-def test_one_etcd_member_down(secrets):
-    result = drill("etcd-one-down", secrets)
+def test_one_etcd_member_down():
+    result = drill("etcd-one-down")
     assert_common(result)
     assert result["notes"]["leader_during"] == result["old_leader"]
     assert result["notes"]["other_primaries"] == []
     assert not result["leader_changed"]
 
 
-def test_leader_patroni_stopped(secrets):
-    result = drill("leader-patroni-stopped", secrets)
+def test_leader_patroni_stopped():
+    result = drill("leader-patroni-stopped")
     assert_common(result)
     assert_rejoined(result)
 
 
-def test_leader_haproxy_stopped(secrets):
+def test_leader_haproxy_stopped():
     """The leader's node loses its local etcd proxy: its Patroni cannot reach the DCS and
     demotes; another member leads; after the heal the old leader streams again."""
-    result = drill("leader-haproxy-stopped", secrets)
+    result = drill("leader-haproxy-stopped")
     assert_common(result)
     assert_rejoined(result)
 
 
-def test_leader_cut_off_from_the_network(secrets):
-    result = drill("leader-network-cut", secrets)
+def test_leader_cut_off_from_the_network():
+    result = drill("leader-network-cut")
     assert result["notes"]["failover_seen"], "no new leader took writes while the old one was cut off"
     assert result["notes"]["isolated_demoted"], "the cut-off leader kept accepting writes"
     assert_common(result)
     assert_rejoined(result)
 
 
-def test_leader_killed(secrets):
-    result = drill("leader-killed", secrets)
+def test_leader_killed():
+    result = drill("leader-killed")
     assert result["notes"]["failover_seen"]
     assert_common(result)
     assert_rejoined(result, timeout=90)
 
 
-def test_etcd_quorum_lost(secrets):
-    result = drill("etcd-quorum-lost", secrets)
+def test_etcd_quorum_lost():
+    result = drill("etcd-quorum-lost")
     notes = result["notes"]
     assert notes["demoted"], "a member still accepted writes long after quorum was lost"
     assert notes["primaries_while_lost"] == [], f"writable while quorum was lost: {notes['primaries_while_lost']}"

@@ -15,29 +15,19 @@ from pgha.patroni import values as patroni
 from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
 from pgha.patroni.values import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
 
-from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
+from pgha.settings.loader import load_group_data
+
+from .conftest import GROUP_DATA_DIR, ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
 
 PATRONI_BY_NAME = {pg: address for (address, pg, _aliases) in PATRONI_NODES.values()}
 
-# The settings the lab ran with when /config was recorded (patroni-3.0.2-config.json).
+# /config (patroni-3.0.2-config.json) was recorded on a lab deployed with group_data's own
+# values: these tests compare what group_data wants with what Patroni answered.
 RECORDED_SETTINGS = {
-    "patroni_ttl": 30,
-    "patroni_loop_wait": 10,
-    "patroni_retry_timeout": 10,
-    "patroni_maximum_lag_on_failover": 1048576,
-    # absent from the recorded /config: Patroni's defaults
-    "patroni_synchronous_mode": False,
-    "patroni_synchronous_mode_strict": False,
-    "patroni_synchronous_node_count": 1,
-    "postgresql_parameters": {
-        "wal_level": "replica",
-        "hot_standby": "on",
-        "wal_keep_size": "128MB",
-        "max_wal_senders": 10,
-        "max_replication_slots": 10,
-        "checkpoint_timeout": "30s",
-        "password_encryption": "scram-sha-256",
-    },
+    key: value
+    for key, value in load_group_data(GROUP_DATA_DIR).items()
+    if key.startswith(("patroni_ttl", "patroni_loop_wait", "patroni_retry_timeout",
+                       "patroni_maximum_lag", "patroni_synchronous", "postgresql_parameters"))
 }
 SEED_TYPOS = ("wal_keep_segment", "wal_keep_segments", "max_relocation_slots", "max_relication_slots")
 

@@ -1,0 +1,62 @@
+"""Faults injected on this machine with LXC commands (the lab), and the few questions asked
+of the nodes while they are faulty. The only network traffic goes to the lab's containers."""
+
+from __future__ import annotations
+
+import subprocess
+
+import requests
+
+from pgha.errors import DrillError
+from pgha.etcd.values import client_url
+from pgha.postgres.facts import make_psql_command
+
+
+def run(args: list[str], timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise DrillError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def container(node) -> str:
+    return node.lxc_container or node.name
+
+
+def attach(node, *command: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    """``command`` run inside the node's container (lxc-attach)."""
+    return run(["lxc-attach", "-n", container(node), "--", *command], timeout=timeout, check=check)
+
+
+def veth(node) -> str:
+    """The host side of the container's network interface (`lxc-info`'s Link: line)."""
+    for line in run(["lxc-info", "-n", container(node)]).stdout.splitlines():
+        if line.strip().startswith("Link:"):
+            return line.split(":", 1)[1].strip()
+    raise DrillError(f"no Link: line in lxc-info -n {container(node)}")
+
+
+def local_is_primary(cluster, node) -> bool | None:
+    """pg_is_in_recovery() asked inside the container (works while it is cut off):
+    True primary, False replica, None not running."""
+    s = cluster.settings
+    command = make_psql_command("select pg_is_in_recovery()", s["postgresql_port"], user=s["patroni_superuser"])
+    proc = attach(node, "sh", "-c", command, timeout=15, check=False)
+    return {"f": True, "t": False}.get(proc.stdout.strip()) if proc.returncode == 0 else None
+
+
+def etcd_leader_first(cluster) -> list:
+    """The etcd members, the raft leader first (as the members report it through etcd's v3
+    JSON gateway), else inventory order."""
+    nodes = list(cluster.etcd)
+    for node in nodes:
+        base = client_url(cluster, node)
+        try:
+            leader_id = requests.post(f"{base}/v3/maintenance/status", json={}, timeout=2).json()["leader"]
+            members = requests.post(f"{base}/v3/cluster/member/list", json={}, timeout=2).json()
+            name = next((m["name"] for m in members["members"] if m["ID"] == leader_id), None)
+            if name:
+                return sorted(nodes, key=lambda n: n.name != name)
+        except (requests.RequestException, ValueError, KeyError):
+            continue
+    return nodes
