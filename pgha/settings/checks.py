@@ -15,8 +15,6 @@ from pgha.settings.schema import (
     KNOWN_PG_PARAMETERS,
     SETTINGS,
     is_int,
-    is_ipv4,
-    is_ipv4_network,
     is_port,
     typo_hint,
 )

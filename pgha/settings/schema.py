@@ -26,28 +26,20 @@ def is_str(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def is_ipv4(value: Any) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-    except (ipaddress.AddressValueError, ValueError, TypeError):
-        return False
-    return True
+def _parses(parse: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        try:
+            parse(value)
+        except (ValueError, TypeError):  # AddressValueError is a ValueError
+            return False
+        return True
+
+    return check
 
 
-def is_network(value: Any) -> bool:
-    try:
-        ipaddress.ip_network(value, strict=True)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def is_ipv4_network(value: Any) -> bool:
-    try:
-        ipaddress.IPv4Network(value, strict=True)
-    except (ValueError, TypeError):
-        return False
-    return True
+is_ipv4 = _parses(ipaddress.IPv4Address)
+is_network = _parses(lambda v: ipaddress.ip_network(v, strict=True))
+is_ipv4_network = _parses(lambda v: ipaddress.IPv4Network(v, strict=True))
 
 
 def is_list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:

@@ -253,6 +253,19 @@ def wait_until(probe: Callable[[], Any], timeout: float, interval: float = 1.0) 
     return wait_for(probe, timeout, interval)
 
 
+def start_again(host, service: str) -> bool:
+    """`systemctl start SERVICE` on a testinfra host, retried over SSH hiccups: a test must
+    never leave a service it stopped down."""
+
+    def started() -> bool:
+        try:
+            return host.run(f"systemctl start {service}").rc == 0
+        except Exception:  # noqa: BLE001 - SSH hiccup: try again
+            return False
+
+    return bool(wait_for(started, timeout=10, interval=2))
+
+
 def lxc_containers() -> dict[str, dict]:
     """`lxc-ls --fancy` on this machine: {name: {"state": ..., "ipv4": [...]}}."""
     out = subprocess.run(

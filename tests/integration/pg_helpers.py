@@ -8,7 +8,6 @@ file (carried by the checked Cluster) and never appear in a message or a command
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import psycopg2

@@ -180,14 +180,7 @@ def test_removing_a_member_from_the_inventory_is_refused(etcd_hosts, tmp_path):
 
 
 def _start_again(host) -> bool:
-    for _ in range(5):
-        try:
-            if host.run("systemctl start etcd").rc == 0:
-                return True
-        except Exception:  # noqa: BLE001 - SSH hiccup: try again, never leave it stopped
-            pass
-        time.sleep(2)
-    return False
+    return helpers.start_again(host, "etcd")
 
 
 def _all_healthy(hosts) -> bool:

@@ -14,7 +14,6 @@ import json
 import re
 import shlex
 import subprocess
-import time
 import uuid
 
 import psycopg2
@@ -130,15 +129,15 @@ def test_row_written_on_the_leader_is_read_on_both_replicas(passwords):
         conn.close()
     try:
         seen = {}
-        deadline = time.monotonic() + 10
-        while True:
-            seen = {
+
+        def on_every_replica() -> bool:
+            seen.update({
                 r.patroni_name: count_value(r.address, PG_PORT, passwords["admin_password"], value)
                 for r in replicas
-            }
-            if all(v == 1 for v in seen.values()) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
+            })
+            return all(v == 1 for v in seen.values())
+
+        helpers.wait_until(on_every_replica, 10, interval=0.5)
         assert seen == {r.patroni_name: 1 for r in replicas}, seen
     finally:
         conn = connect(leader.address, PG_PORT, passwords["admin_password"])

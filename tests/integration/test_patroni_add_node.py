@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 
 import pytest
 
+import helpers
 from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
 REMOVED = "pg_patroni3"
@@ -37,13 +37,10 @@ def _members(address: str) -> dict[str, dict]:
 
 
 def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    value = helpers.wait_until(predicate, timeout, interval=2)
+    if not value:
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    return value
 
 
 def _two_member_inventory(tmp_path):

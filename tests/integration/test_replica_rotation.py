@@ -22,6 +22,8 @@ from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
     wait_for_healthy_cluster,
 )
 
+import helpers
+
 OUT_TIMEOUT = 20  # seconds for every 5433 to leave R out
 BACK_TIMEOUT = 60  # seconds for R to stream again and be back in every 5433
 STREAK = 10  # consecutive connections that must all reach the other replica
@@ -46,14 +48,7 @@ def _reaches(through: str, wanted: str, password: str, tries: int = 6) -> bool:
 
 
 def _start_patroni(host) -> bool:
-    for _ in range(5):
-        try:
-            if host.run("systemctl start patroni").rc == 0:
-                return True
-        except Exception:  # noqa: BLE001 - SSH hiccup: try again, never leave it stopped
-            pass
-        time.sleep(2)
-    return False
+    return helpers.start_again(host, "patroni")
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +68,15 @@ def rotation(patroni_hosts, passwords):
         started = time.monotonic()
         streaks: dict[str, list] = {}
         pending = set(ADDRESSES)
-        while pending and time.monotonic() - started < OUT_TIMEOUT:
+
+        def all_go_to_the_other_replica() -> bool:
             for through in sorted(pending):
                 streaks[through] = _streak_to(through, other.address, admin, STREAK)
                 if streaks[through] == [other.address] * STREAK:
                     pending.discard(through)
-            if pending:
-                time.sleep(0.5)
+            return not pending
+
+        helpers.wait_until(all_go_to_the_other_replica, OUT_TIMEOUT, interval=0.5)
         seen["out_streaks"] = streaks
         seen["out_pending"] = pending
         seen["out_seconds"] = time.monotonic() - started
@@ -87,19 +84,21 @@ def rotation(patroni_hosts, passwords):
         seen["start_ok"] = _start_patroni(host)
         started = time.monotonic()
         back: dict = {}
-        state = None
-        while time.monotonic() - started < BACK_TIMEOUT:
+        state = [None]
+
+        def streams_and_is_reached_again() -> bool:
             try:
-                state = replication_states(leader.address, superuser).get(out.patroni_name)
+                state[0] = replication_states(leader.address, superuser).get(out.patroni_name)
             except Exception as error:  # noqa: BLE001
-                state = f"{type(error).__name__}: {error}"
-            if state == "streaming":
-                for through in ADDRESSES:
-                    back[through] = back.get(through) or _reaches(through, out.address, admin)
-                if all(back.values()):
-                    break
-            time.sleep(1)
-        seen["back_state"] = state
+                state[0] = f"{type(error).__name__}: {error}"
+            if state[0] != "streaming":
+                return False
+            for through in ADDRESSES:
+                back[through] = back.get(through) or _reaches(through, out.address, admin)
+            return all(back.values())
+
+        helpers.wait_until(streams_and_is_reached_again, BACK_TIMEOUT, interval=1)
+        seen["back_state"] = state[0]
         seen["back_reached"] = back
         seen["back_seconds"] = time.monotonic() - started
         seen["healthy_after"] = wait_for_healthy_cluster(timeout=60)

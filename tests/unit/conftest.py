@@ -11,7 +11,7 @@ import pytest
 
 from pgha.lab import topology
 from pgha.lab import values as lab
-from pgha.lab.topology import ETCD_NODES, PATRONI_NODES
+from pgha.lab.topology import ETCD_NODES, PATRONI_NODES  # noqa: F401 - the tests import them from here
 from pgha.settings.loader import load_group_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pgha.etcd import values as etcd
 from pgha.haproxy import values as haproxy
 from pgha.patroni import values as patroni
 
-from .conftest import FAKE_SECRETS, render, template_path
+from .conftest import render, template_path
 
 
 def template_data(cluster) -> dict[str, dict]:
