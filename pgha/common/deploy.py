@@ -9,7 +9,8 @@ from typing import Callable
 
 from pyinfra import host
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, files
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import apt, files, systemd
 
 from pgha.common.operations import validated_copy
 
@@ -76,4 +77,20 @@ def validated_template(
         user=user,
         group=group,
         mode=mode,
+    )
+
+
+def running_and_refreshed(what: str, service: str, changed: Callable[[], bool],
+                          refresh: str = "reloaded", **arguments) -> None:
+    """``service`` enabled and running; when it was running before this deploy and
+    ``changed()`` (its configuration changed), ``refresh`` ("reloaded" or "restarted") once.
+    ``arguments`` go to the refresh (e.g. ``_serial=True``)."""
+    was_running = host.get_fact(SystemdStatus).get(f"{service}.service", False)
+    systemd.service(name=f"{what}: enabled and running", service=service, running=True, enabled=True)
+    systemd.service(
+        name=f"{what}: {refresh.removesuffix('ed')} (its configuration changed)",
+        service=service,
+        _if=lambda: was_running and changed(),
+        **{refresh: True},
+        **arguments,
     )

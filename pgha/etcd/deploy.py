@@ -5,10 +5,9 @@ from __future__ import annotations
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
-from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, systemd
 
-from pgha.common.deploy import install_packages_without_starting, validated_template
+from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
 from pgha.errors import EtcdPlanError
 from pgha.etcd import operations as etcd_ops
 from pgha.etcd import values
@@ -59,19 +58,7 @@ def firewall(cluster):
         config=values.firewall_unit(),
     )
     systemd.daemon_reload(name="etcd: systemd reload (firewall unit)", _if=unit.did_change)
-    was_active = host.get_fact(SystemdStatus).get("pgha-etcd-firewall.service", False)
-    systemd.service(
-        name="etcd: firewall enabled and applied",
-        service="pgha-etcd-firewall",
-        running=True,
-        enabled=True,
-    )
-    systemd.service(
-        name="etcd: firewall reloaded (rules changed)",
-        service="pgha-etcd-firewall",
-        reloaded=True,
-        _if=lambda: was_active and rules.did_change(),
-    )
+    running_and_refreshed("etcd: firewall", "pgha-etcd-firewall", rules.did_change)
 
 
 @deploy("etcd: configure")
@@ -106,20 +93,9 @@ def start(cluster, node, plan, changes):
         endpoints=values.client_endpoints(cluster, running_members),
         _if=lambda: joins,
     )
-    was_running = host.get_fact(SystemdStatus).get("etcd.service", False)
-    systemd.service(
-        name="etcd: enabled and running",
-        service="etcd",
-        running=True,
-        enabled=True,
-    )
-    # one member at a time, so that the cluster keeps its quorum
-    systemd.service(
-        name="etcd: restart (its configuration changed)",
-        service="etcd",
-        restarted=True,
-        _if=lambda: was_running and any(c.did_change() for c in changes),
-        _serial=True,
+    # restarted one member at a time, so that the cluster keeps its quorum
+    running_and_refreshed(
+        "etcd", "etcd", lambda: any(c.did_change() for c in changes), refresh="restarted", _serial=True
     )
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import systemd
 
-from pgha.common.deploy import install_packages_without_starting, validated_template
+from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
 from pgha.haproxy import values
 
 
@@ -33,14 +31,7 @@ def configure(cluster):
 
 @deploy("haproxy: start")
 def start(config):
-    was_running = host.get_fact(SystemdStatus).get("haproxy.service", False)
-    systemd.service(name="haproxy: enabled and running", service="haproxy", running=True, enabled=True)
-    systemd.service(
-        name="haproxy: reload (configuration changed)",
-        service="haproxy",
-        reloaded=True,
-        _if=lambda: was_running and config.did_change(),
-    )
+    running_and_refreshed("haproxy", "haproxy", config.did_change)
 
 
 def deploy_haproxy(cluster):

@@ -28,8 +28,10 @@ def leader_elected(port: int, timeout: float = 120):
         return
 
     def probe():
-        role = host.get_fact(PatroniRole, port=port)
-        return role["role"] == "leader", f"{host.name} is {role['role'] or 'not answering'}, not leader"
+        role = host.get_fact(PatroniRole, port=port)["role"]
+        if role == "leader":
+            return True, f"{host.name} holds the leader lock"
+        return False, f"{host.name} is {role or 'not answering'}, not leader"
 
     host.noop(check_until(probe, timeout, interval=2))
     yield from ()
@@ -39,7 +41,9 @@ def _wait_until_flagged(port: int, parameters: list[str], timeout: float) -> Non
     """Patroni flags members ``pending_restart`` only at its next HA loop after a change."""
 
     def probe():
-        members = host.get_fact(PatroniCluster, port=port) or []
+        members = host.get_fact(PatroniCluster, port=port)
+        if not members:
+            return False, "the Patroni REST API does not answer GET /cluster"
         waiting = [m["name"] for m in members if not m["pending_restart"]]
         return not waiting, f"members not flagged for a restart after {', '.join(parameters)} changed: {', '.join(waiting)}"
 
