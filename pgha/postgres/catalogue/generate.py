@@ -1,0 +1,212 @@
+"""Regenerate a PostgreSQL parameter catalogue, pgha/postgres/catalogue/<major>.json, from the
+real server of that major version.
+
+How to run it: on a machine or container that has Debian's ``postgresql-<major>`` package
+installed (Debian 12 "bookworm" ships postgresql-15, Debian 13 "trixie" ships postgresql-17),
+with python3 and a copy of this repository's ``pgha`` directory, from the directory holding
+``pgha``, as root (the PostgreSQL commands then run as the ``postgres`` user) or as ``postgres``:
+
+    python3 -m pgha.postgres.catalogue.generate 15 > pgha/postgres/catalogue/15.json
+    python3 -m pgha.postgres.catalogue.generate 17 > pgha/postgres/catalogue/17.json
+
+(``python3 pgha/postgres/catalogue/generate.py 15`` works too.) Only the standard library is
+used. The packaged cluster is not needed (``create_main_cluster = false`` in
+/etc/postgresql-common/createcluster.d/ keeps the package from making one) and no network
+is touched: everything runs on a temporary data directory that is removed afterwards.
+
+What it asks PostgreSQL (``/usr/lib/postgresql/<major>/bin``):
+
+1. ``postgres --describe-config``: one tab-separated line per parameter meant for
+   postgresql.conf (help_config.c leaves out those flagged GUC_NO_SHOW_ALL,
+   GUC_NOT_IN_SAMPLE or GUC_DISALLOW_IN_FILE): name, context, group, vartype
+   (BOOLEAN/INTEGER/REAL/STRING/ENUM), reset or boot value, min, max, short and long
+   description. It has no units and no enum values.
+2. ``pg_settings`` of a throw-away server (``initdb`` in a temporary directory, started with
+   ``listen_addresses=''`` so it listens on a Unix socket in that directory only), as JSON
+   from ``psql``: name, context, vartype, unit, min_val, max_val, enumvals. This adds the
+   units, the enum values and the parameters describe-config leaves out (the ``internal``
+   ones, developer options). Where both name a parameter they must agree, or nothing is
+   written.
+3. For each enum parameter, which of PostgreSQL's hidden spellings (enum entries marked
+   hidden in guc_tables.c: the boolean words, wal_level's archive/hot_standby, the message
+   levels' debug) it accepts, and what each means: ``postgres -D <tmp> -C NAME -c
+   NAME=SPELLING`` on the stopped data directory prints the value it resolves to, or fails.
+
+Output: JSON, keys sorted, one stable text for one server version: ``{"postgresql": <the
+server's version string>, "parameters": {name: {"context", "vartype", "unit", "min", "max",
+"enumvals", "aliases", "describe_config"}}}``, where ``aliases`` maps a hidden spelling to
+the enum value it stands for and ``describe_config`` says whether describe-config lists the
+parameter. Custom parameters (a '.' in the name) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Spellings PostgreSQL accepts for some enum parameters without listing them in enumvals.
+HIDDEN_SPELLINGS = ("on", "off", "true", "false", "yes", "no", "1", "0", "archive", "hot_standby", "debug")
+
+_VARTYPES = {"BOOLEAN": "bool", "INTEGER": "integer", "REAL": "real", "STRING": "string", "ENUM": "enum"}
+
+PG_SETTINGS_QUERY = (
+    "SELECT json_agg(json_build_object('name', name, 'context', context, 'vartype', vartype, "
+    "'unit', unit, 'min_val', min_val, 'max_val', max_val, 'enumvals', enumvals) ORDER BY name) "
+    "FROM pg_catalog.pg_settings"
+)
+
+
+def _number(text: str | None, vartype: str):
+    if text is None or text == "" or vartype not in ("integer", "real"):
+        return None
+    return int(text) if vartype == "integer" else float(text)
+
+
+def parse_describe_config(text: str) -> dict[str, dict]:
+    """``postgres --describe-config`` output -> {name: {context, vartype, min, max}}."""
+    out: dict[str, dict] = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) < 7 or fields[3] not in _VARTYPES:
+            raise ValueError(f"describe-config: unexpected line {line!r}")
+        name, context, _group, vartype, _reset, low, high = fields[:7]
+        vartype = _VARTYPES[vartype]
+        out[name] = {
+            "context": context,
+            "vartype": vartype,
+            "min": _number(low, vartype),
+            "max": _number(high, vartype),
+        }
+    return out
+
+
+def parse_pg_settings(text: str) -> dict[str, dict]:
+    """The JSON array of pg_settings rows (PG_SETTINGS_QUERY) -> {name: entry}."""
+    out: dict[str, dict] = {}
+    for row in json.loads(text):
+        if "." in row["name"]:
+            continue  # a custom (extension's) parameter, not PostgreSQL's own
+        vartype = row["vartype"]
+        out[row["name"]] = {
+            "context": row["context"],
+            "vartype": vartype,
+            "unit": row["unit"],
+            "min": _number(row["min_val"], vartype),
+            "max": _number(row["max_val"], vartype),
+            "enumvals": list(row["enumvals"]) if row["enumvals"] is not None else None,
+        }
+    return out
+
+
+def parse_aliases(text: str) -> dict[str, dict[str, str]]:
+    """Lines ``name<TAB>spelling<TAB>value`` (accepted hidden spellings) -> {name: {spelling: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            name, spelling, value = line.split("\t")
+            out.setdefault(name, {})[spelling] = value
+    return out
+
+
+def build_catalogue(server_version: str, described: dict, settings: dict, aliases: dict) -> dict:
+    """Merge the three sources; refuse (ValueError) where describe-config and pg_settings differ."""
+    unknown = sorted(set(described) - set(settings))
+    if unknown:
+        raise ValueError(f"describe-config lists parameters pg_settings lacks: {unknown}")
+    parameters = {}
+    for name, entry in sorted(settings.items()):
+        if name in described:
+            for key in ("context", "vartype", "min", "max"):
+                if described[name][key] != entry[key]:
+                    raise ValueError(
+                        f"{name}: describe-config says {key} = {described[name][key]!r}, "
+                        f"pg_settings says {entry[key]!r}"
+                    )
+        parameters[name] = {
+            **entry,
+            "aliases": dict(sorted(aliases.get(name, {}).items())),
+            "describe_config": name in described,
+        }
+    return {"postgresql": server_version, "parameters": parameters}
+
+
+def render(catalogue: dict) -> str:
+    return json.dumps(catalogue, indent=1, sort_keys=True) + "\n"
+
+
+# --- talking to the real server ------------------------------------------------------------
+
+
+def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    return subprocess.run(argv, capture_output=True, text=True, env=env, **kwargs)
+
+
+def _checked(argv: list[str]) -> str:
+    result = _run(argv)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
+
+
+def probe_aliases(postgres: str, data: str, settings: dict) -> str:
+    """Which hidden spellings each settable enum parameter accepts, as parse_aliases' lines."""
+    lines = []
+    for name, entry in sorted(settings.items()):
+        if entry["vartype"] != "enum" or entry["context"] == "internal":
+            continue
+        listed = {v.lower() for v in entry["enumvals"]}
+        for spelling in HIDDEN_SPELLINGS:
+            if spelling in listed:
+                continue
+            result = _run([postgres, "-D", data, "-C", name, "-c", f"{name}={spelling}"])
+            if result.returncode == 0:
+                lines.append(f"{name}\t{spelling}\t{result.stdout.strip()}")
+    return "".join(line + "\n" for line in lines)
+
+
+def generate(major: int) -> dict:
+    bindir = Path(f"/usr/lib/postgresql/{major}/bin")
+    if not (bindir / "postgres").exists():
+        raise SystemExit(f"{bindir}/postgres not found: install postgresql-{major} first")
+    postgres, psql = str(bindir / "postgres"), str(bindir / "psql")
+    if not Path(psql).exists():
+        psql = "psql"
+    server_version = _checked([postgres, "--version"]).strip().removeprefix("postgres (PostgreSQL) ")
+    described = parse_describe_config(_checked([postgres, "--describe-config"]))
+    with tempfile.TemporaryDirectory(prefix="pgha-catalogue-") as tmp:
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "postgres:", tmp], check=True)
+        data = f"{tmp}/data"
+        _checked([str(bindir / "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8", "--locale=C"])
+        options = f"-c listen_addresses='' -k {tmp} -p 54329"
+        _checked([str(bindir / "pg_ctl"), "-D", data, "-w", "-s", "-l", f"{tmp}/log", "-o", options, "start"])
+        try:
+            rows = _checked([psql, "-h", tmp, "-p", "54329", "-U", "postgres", "-d", "postgres",
+                             "-AtX", "-c", PG_SETTINGS_QUERY])
+        finally:
+            _checked([str(bindir / "pg_ctl"), "-D", data, "-w", "-s", "-m", "fast", "stop"])
+        settings = parse_pg_settings(rows)
+        aliases = parse_aliases(probe_aliases(postgres, data, settings))
+    return build_catalogue(server_version, described, settings, aliases)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print(__doc__, file=sys.stderr)
+        print("usage: python3 -m pgha.postgres.catalogue.generate MAJOR > pgha/postgres/catalogue/MAJOR.json",
+              file=sys.stderr)
+        return 2
+    sys.stdout.write(render(generate(int(args[0]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
