@@ -9,7 +9,9 @@ with python3 and a copy of this repository's ``pgha`` directory, from the direct
     python3 -m pgha.postgres.catalogue.generate 15 > pgha/postgres/catalogue/15.json
     python3 -m pgha.postgres.catalogue.generate 17 > pgha/postgres/catalogue/17.json
 
-(``python3 pgha/postgres/catalogue/generate.py 15`` works too.) Only the standard library is
+(``python3 pgha/postgres/catalogue/generate.py 15`` works too; ``--record DIR`` after the
+version also saves PostgreSQL's raw answers in DIR, from which tests/unit/recorded/ takes
+its samples.) Only the standard library is
 used. The packaged cluster is not needed (``create_main_cluster = false`` in
 /etc/postgresql-common/createcluster.d/ keeps the package from making one) and no network
 is touched: everything runs on a temporary data directory that is removed afterwards.
@@ -171,7 +173,7 @@ def probe_aliases(postgres: str, data: str, settings: dict) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def generate(major: int) -> dict:
+def generate(major: int, record: Path | None = None) -> dict:
     bindir = Path(f"/usr/lib/postgresql/{major}/bin")
     if not (bindir / "postgres").exists():
         raise SystemExit(f"{bindir}/postgres not found: install postgresql-{major} first")
@@ -179,7 +181,8 @@ def generate(major: int) -> dict:
     if not Path(psql).exists():
         psql = "psql"
     server_version = _checked([postgres, "--version"]).strip().removeprefix("postgres (PostgreSQL) ")
-    described = parse_describe_config(_checked([postgres, "--describe-config"]))
+    describe = _checked([postgres, "--describe-config"])
+    described = parse_describe_config(describe)
     with tempfile.TemporaryDirectory(prefix="pgha-catalogue-") as tmp:
         if os.geteuid() == 0:
             subprocess.run(["chown", "postgres:", tmp], check=True)
@@ -193,18 +196,27 @@ def generate(major: int) -> dict:
         finally:
             _checked([str(bindir / "pg_ctl"), "-D", data, "-w", "-s", "-m", "fast", "stop"])
         settings = parse_pg_settings(rows)
-        aliases = parse_aliases(probe_aliases(postgres, data, settings))
-    return build_catalogue(server_version, described, settings, aliases)
+        probed = probe_aliases(postgres, data, settings)
+    if record is not None:  # the raw answers, for tests/unit/recorded/
+        record.mkdir(parents=True, exist_ok=True)
+        (record / "describe-config.txt").write_text(describe, encoding="utf-8")
+        (record / "pg_settings.json").write_text(rows, encoding="utf-8")
+        (record / "enum-aliases.txt").write_text(probed, encoding="utf-8")
+    return build_catalogue(server_version, described, settings, parse_aliases(probed))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
+    record = None
+    if len(args) == 3 and args[1] == "--record":
+        record = Path(args.pop())
+        args.pop()
     if len(args) != 1 or not args[0].isdigit():
         print(__doc__, file=sys.stderr)
-        print("usage: python3 -m pgha.postgres.catalogue.generate MAJOR > pgha/postgres/catalogue/MAJOR.json",
-              file=sys.stderr)
+        print("usage: python3 -m pgha.postgres.catalogue.generate MAJOR [--record DIR] "
+              "> pgha/postgres/catalogue/MAJOR.json", file=sys.stderr)
         return 2
-    sys.stdout.write(render(generate(int(args[0]))))
+    sys.stdout.write(render(generate(int(args[0]), record)))
     return 0
 
 
