@@ -150,7 +150,7 @@ def _number(text: str, integer: bool) -> tuple[float, str] | None:
         end, value = 0, 0
         if m:
             digits = m.group(2)
-            base = 16 if digits[:2].lower() == "0x" else 8 if len(digits) > 1 and digits[0] == "0" else 10
+            base = 16 if digits[:2].lower() == "0x" else 8 if digits[:1] == "0" else 10
             end, value = m.end(), int(digits, base) * (-1 if m.group(1) == "-" else 1)
         if text[end:end + 1] in (".", "e", "E") or abs(value) > 2**63 - 1:
             parsed = _strtod(text)
@@ -192,9 +192,9 @@ def parse_bool(text: str) -> bool | None:
     t = text.lower()
     if not t:
         return None
-    if t[0] == "t" and "true".startswith(t) or t[0] == "y" and "yes".startswith(t) or t in ("on", "1"):
+    if "true".startswith(t) or "yes".startswith(t) or t in ("on", "1"):
         return True
-    if t[0] == "f" and "false".startswith(t) or t[0] == "n" and "no".startswith(t) or t in ("of", "off", "0"):
+    if "false".startswith(t) or "no".startswith(t) or t in ("of", "off", "0"):
         return False
     return None
 
@@ -295,13 +295,15 @@ def _topology(found: dict, members: int, synchronous_mode: bool, sync_count) -> 
         out.append(("hot_standby", "expected on: replicas serve read-only queries "
                     "(haproxy_ro_port), and Patroni starts PostgreSQL with hot_standby=on anyway"))
     senders = max(3, members + 1)
-    if found.get("max_wal_senders", (None, PATRONI_DEFAULTS["max_wal_senders"]))[1] < senders:
+    current = {name: found[name][1] if name in found else default
+               for name, default in PATRONI_DEFAULTS.items()}
+    if current["max_wal_senders"] < senders:
         out.append(("max_wal_senders", f"expected at least {senders} with {members} Patroni "
                     f"members: one WAL sender per replica ({members - 1}) plus 2 for "
                     "pg_basebackup --wal-method=stream while a replica is (re)built "
                     "(Patroni ignores values below 3)"))
     slots = max(4, members)
-    if found.get("max_replication_slots", (None, PATRONI_DEFAULTS["max_replication_slots"]))[1] < slots:
+    if current["max_replication_slots"] < slots:
         out.append(("max_replication_slots", f"expected at least {slots} with {members} "
                     f"Patroni members: use_slots keeps a slot for every other member "
                     f"({members - 1}) plus one for a member being added "
@@ -373,8 +375,9 @@ def parameter_problems(parameters, version, patroni_members: int, synchronous_mo
         found[name.lower()] = (key, setting)
         floor = PATRONI_MINIMUMS.get(name.lower())
         if floor and setting < floor[0]:
-            problem(key, value, f"expected at least {_with_unit(floor[0], entry['unit'])}: Patroni ignores lower "
-                    f"values and starts PostgreSQL with its default {floor[1]}")
+            least = _with_unit(floor[0], entry["unit"])
+            problem(key, value, f"expected at least {least}: Patroni ignores lower values and "
+                    f"starts PostgreSQL with its default {floor[1]}")
 
     if isinstance(patroni_members, bool) or not isinstance(patroni_members, int):
         return problems  # the topology is checked (and reported) by pgha.settings

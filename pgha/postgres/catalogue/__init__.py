@@ -1,1 +1,1 @@
-"""PostgreSQL parameter catalogues (N.json, one per major version) and the script that makes them (generate.py)."""
+"""PostgreSQL parameter catalogues: N.json per major version, made by generate.py."""

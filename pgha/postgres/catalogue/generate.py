@@ -187,7 +187,8 @@ def generate(major: int, record: Path | None = None) -> dict:
         if os.geteuid() == 0:
             subprocess.run(["chown", "postgres:", tmp], check=True)
         data = f"{tmp}/data"
-        _checked([str(bindir / "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8", "--locale=C"])
+        _checked([str(bindir / "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-N",
+                  "-E", "UTF8", "--locale=C"])
         options = f"-c listen_addresses='' -k {tmp} -p 54329"
         _checked([str(bindir / "pg_ctl"), "-D", data, "-w", "-s", "-l", f"{tmp}/log", "-o", options, "start"])
         try:
