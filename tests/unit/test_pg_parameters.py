@@ -224,7 +224,7 @@ def test_restart_required():
 def test_versions_and_catalogues():
     assert P.versions() == [15, 17]
     assert P.catalogue(15) is P.catalogue(15)  # cached
-    assert len(P.catalogue(15)) == 356 and len(P.catalogue(17)) == 381
+    assert len(P.catalogue(15)) > 300 and len(P.catalogue(17)) > len(P.catalogue(15))
     assert P.catalogue(17)["shared_buffers"]["unit"] == "8kB"
     with pytest.raises(LookupError):
         P.catalogue(16)
@@ -236,7 +236,8 @@ def test_versions_and_catalogues():
 @pytest.mark.parametrize("version", [15, 17])
 def test_catalogue_matches_what_generate_parses_from_recorded_answers(version):
     """tests/unit/recorded/pg<N>-*: a sample of the three answers (postgres --describe-config,
-    pg_settings as JSON, accepted hidden enum spellings) kept by ``generate.py N --record``."""
+    pg_settings as JSON, accepted hidden enum spellings) kept by ``generate.py N --record``
+    (the lines of a few parameters; the pg_settings rows re-printed one to a line)."""
     described = generate.parse_describe_config(recorded(f"pg{version}-describe-config.txt"))
     settings = generate.parse_pg_settings(recorded(f"pg{version}-pg_settings.json"))
     aliases = generate.parse_aliases(recorded(f"pg{version}-enum-aliases.txt"))

@@ -11,10 +11,32 @@ with python3 and a copy of this repository's ``pgha`` directory, from the direct
 
 (``python3 pgha/postgres/catalogue/generate.py 15`` works too; ``--record DIR`` after the
 version also saves PostgreSQL's raw answers in DIR, from which tests/unit/recorded/ takes
-its samples.) Only the standard library is
-used. The packaged cluster is not needed (``create_main_cluster = false`` in
-/etc/postgresql-common/createcluster.d/ keeps the package from making one) and no network
-is touched: everything runs on a temporary data directory that is removed afterwards.
+its samples.) Only the standard library is used. The packaged cluster is not needed
+(``create_main_cluster = false`` in /etc/postgresql-common/createcluster.d/ keeps the
+package from making one) and no network is touched: everything runs on a temporary data
+directory that is removed afterwards.
+
+The committed files were made in throw-away LXC containers, on a Debian host, like this
+(trixie mounts a tmpfs on /tmp, so the copy goes under /var/tmp)::
+
+    lxc-create -n pgha-catalogue-trixie -t debian -- -r trixie
+    lxc-start -n pgha-catalogue-trixie          # then wait for its address on lxcbr0
+    R=/var/lib/lxc/pgha-catalogue-trixie/rootfs
+    mkdir -p $R/etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' > $R/etc/postgresql-common/createcluster.d/pgha.conf
+    lxc-attach -n pgha-catalogue-trixie -- sh -c 'apt-get update &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql-17 python3'
+    mkdir -p $R/var/tmp/gen/pgha/postgres/catalogue
+    cp pgha/__init__.py $R/var/tmp/gen/pgha/
+    cp pgha/postgres/__init__.py $R/var/tmp/gen/pgha/postgres/
+    cp pgha/postgres/catalogue/__init__.py pgha/postgres/catalogue/generate.py \
+        $R/var/tmp/gen/pgha/postgres/catalogue/
+    lxc-attach -n pgha-catalogue-trixie -- sh -c \
+        'cd /var/tmp/gen && python3 -m pgha.postgres.catalogue.generate 17' \
+        > pgha/postgres/catalogue/17.json
+    lxc-stop -k -n pgha-catalogue-trixie; lxc-destroy -n pgha-catalogue-trixie
+
+and the same with bookworm, postgresql-15 and 15.
 
 What it asks PostgreSQL (``/usr/lib/postgresql/<major>/bin``):
 
@@ -51,7 +73,8 @@ import tempfile
 from pathlib import Path
 
 # Spellings PostgreSQL accepts for some enum parameters without listing them in enumvals.
-HIDDEN_SPELLINGS = ("on", "off", "true", "false", "yes", "no", "1", "0", "archive", "hot_standby", "debug")
+HIDDEN_SPELLINGS = ("on", "off", "true", "false", "yes", "no", "1", "0",
+                    "archive", "hot_standby", "debug")
 
 _VARTYPES = {"BOOLEAN": "bool", "INTEGER": "integer", "REAL": "real", "STRING": "string", "ENUM": "enum"}
 
@@ -190,7 +213,8 @@ def generate(major: int, record: Path | None = None) -> dict:
         _checked([str(bindir / "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-N",
                   "-E", "UTF8", "--locale=C"])
         options = f"-c listen_addresses='' -k {tmp} -p 54329"
-        _checked([str(bindir / "pg_ctl"), "-D", data, "-w", "-s", "-l", f"{tmp}/log", "-o", options, "start"])
+        _checked([str(bindir / "pg_ctl"), "-D", data, "-w", "-s", "-l", f"{tmp}/log",
+                  "-o", options, "start"])
         try:
             rows = _checked([psql, "-h", tmp, "-p", "54329", "-U", "postgres", "-d", "postgres",
                              "-AtX", "-c", PG_SETTINGS_QUERY])
