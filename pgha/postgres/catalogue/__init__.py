@@ -1,0 +1,1 @@
+"""PostgreSQL parameter catalogues: N.json per major version, made by generate.py."""
