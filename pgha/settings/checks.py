@@ -12,13 +12,12 @@ from typing import Any
 from pgha.errors import ConfigError
 from pgha.settings.schema import (
     HOST_DATA_KEYS,
-    KNOWN_PG_PARAMETERS,
     SETTINGS,
     is_int,
     is_port,
-    typo_hint,
 )
 from pgha.lab.values import network_problems as lab_network_problems
+from pgha.postgres.parameters import RENAMED, catalogue, parameter_problems, versions
 from pgha.settings.topology import Cluster, nodes_from_groups
 
 logger = logging.getLogger("pgha")
@@ -37,26 +36,39 @@ def _check_unknown_keys(data: dict[str, Any], problems: list[str]) -> None:
         if key in SETTINGS or key in HOST_DATA_KEYS or key.startswith(("ssh_", "_")):
             continue
         setting = difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.8)
+        pg_names = _pg_parameter_names(data.get("postgresql_version"))
         if setting:
             hint = setting[0]
-        elif key in KNOWN_PG_PARAMETERS:
+        elif key in pg_names:
             hint = f"postgresql_parameters[{key!r}] (PostgreSQL parameters belong in that mapping)"
         else:
-            parameter = typo_hint(key, KNOWN_PG_PARAMETERS)
-            hint = f"{parameter}, inside postgresql_parameters" if parameter else None
+            close = difflib.get_close_matches(key, pg_names + list(RENAMED), n=1, cutoff=0.8)
+            name = RENAMED.get(close[0], close[0]) if close else None
+            hint = f"{name}, inside postgresql_parameters" if name else None
         if hint:
             problems.append(f"group_data: unknown setting {key!r}: did you mean {hint}?")
-    parameters = data.get("postgresql_parameters")
-    if isinstance(parameters, dict):
-        for key in parameters:
-            if key in KNOWN_PG_PARAMETERS:
-                continue
-            hint = typo_hint(key, KNOWN_PG_PARAMETERS)
-            if hint:
-                problems.append(
-                    f"group_data: postgresql_parameters has unknown parameter {key!r}: "
-                    f"did you mean {hint}?"
-                )
+
+
+def _pg_parameter_names(version: Any) -> list[str]:
+    """The PostgreSQL parameters of ``version`` (of every catalogued version if unknown)."""
+    chosen = [version] if version in versions() else versions()
+    return sorted({name for v in chosen for name in catalogue(v)})
+
+
+def _check_pg_parameters(cluster: Cluster, problems: list[str]) -> None:
+    """Each value checked against PostgreSQL's own catalogue for the target version, and
+    the combinations replication needs for this many members."""
+    s = cluster.settings
+    parameters, version = s.get("postgresql_parameters"), s.get("postgresql_version")
+    if not (SETTINGS["postgresql_parameters"][0](parameters) and SETTINGS["postgresql_version"][0](version)):
+        return  # reported by the type check
+    problems.extend(parameter_problems(
+        parameters,
+        version,
+        patroni_members=len(cluster.patroni),
+        synchronous_mode=s.get("patroni_synchronous_mode") is True,
+        synchronous_node_count=s.get("patroni_synchronous_node_count"),
+    ))
 
 
 def _check_topology(cluster: Cluster, problems: list[str]) -> None:
@@ -147,6 +159,7 @@ def check(groups: dict[str, Any], data: dict[str, Any]) -> Cluster:
     etcd, patroni = nodes_from_groups(groups, problems)
     cluster = Cluster(settings=dict(data), etcd=etcd, patroni=patroni)
     _check_topology(cluster, problems)
+    _check_pg_parameters(cluster, problems)
     problems.extend(lab_network_problems(cluster))
     _check_timings(data, problems)
     if problems:

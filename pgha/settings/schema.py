@@ -6,7 +6,6 @@ its type and how to say what is expected.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from typing import Any, Callable
@@ -124,29 +123,3 @@ HOST_DATA_KEYS = {
     "patroni_name",
     "aliases",
 }
-
-# PostgreSQL parameters that typos are compared against, and the seed's known mistakes.
-KNOWN_PG_PARAMETERS = {
-    "wal_level", "hot_standby", "wal_keep_size", "max_wal_senders", "max_replication_slots",
-    "checkpoint_timeout", "password_encryption", "max_connections", "shared_buffers",
-    "work_mem", "maintenance_work_mem", "effective_cache_size", "wal_log_hints",
-    "archive_mode", "archive_command", "synchronous_commit", "synchronous_standby_names",
-    "hot_standby_feedback", "max_worker_processes", "wal_compression", "max_wal_size",
-    "min_wal_size", "log_min_duration_statement", "track_commit_timestamp",
-    "shared_preload_libraries", "listen_addresses", "port", "logging_collector",
-    "log_destination", "random_page_cost", "default_statistics_target",
-    "max_locks_per_transaction", "max_prepared_transactions", "wal_sender_timeout",
-    "wal_receiver_timeout", "checkpoint_completion_target",
-}
-RENAMED_PG_PARAMETERS = {
-    "wal_keep_segments": "wal_keep_size (wal_keep_segments was removed in PostgreSQL 13)",
-}
-
-
-def typo_hint(key: str, known: set[str] | dict) -> str | None:
-    if key in RENAMED_PG_PARAMETERS:
-        return RENAMED_PG_PARAMETERS[key]
-    matches = difflib.get_close_matches(key, list(known) + list(RENAMED_PG_PARAMETERS), n=1, cutoff=0.8)
-    if not matches:
-        return None
-    return RENAMED_PG_PARAMETERS.get(matches[0], matches[0])

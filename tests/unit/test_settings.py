@@ -452,8 +452,10 @@ def test_postgresql_parameter_typo_is_refused(groups, group_data, key, hint):
     group_data["postgresql_parameters"][key] = 10
     matching(
         problems_of(groups, group_data),
-        f"postgresql_parameters has unknown parameter {key!r}",
-        f"did you mean {hint}",
+        f"postgresql_parameters[{key!r}]",
+        "unknown parameter",
+        "did you mean",
+        hint,
     )
 
 
