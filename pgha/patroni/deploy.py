@@ -141,26 +141,18 @@ def start(cluster, node, config):
     # Every step is registered on every member (skipped where it does not apply): pyinfra
     # orders operations per host, so this is what makes "first member is leader" come
     # before "the others start".
-    only_first, only_others = (lambda: first), (lambda: not first)
-    systemd.service(
-        name="patroni: first member enabled and running",
-        service="patroni",
-        running=True,
-        enabled=True,
-        _if=only_first,
-    )
+    def enabled_and_running(members: str, applies) -> None:
+        systemd.service(
+            name=f"patroni: {members} enabled and running", service="patroni", running=True, enabled=True, _if=applies
+        )
+
+    enabled_and_running("first member", lambda: first)
     patroni_ops.leader_elected(
         name="patroni: first member bootstraps and takes the lock",
         port=port,
         _if=lambda: first and bootstrap,
     )
-    systemd.service(
-        name="patroni: other members enabled and running",
-        service="patroni",
-        running=True,
-        enabled=True,
-        _if=only_others,
-    )
+    enabled_and_running("other members", lambda: not first)
     # Patroni reads its DCS section at start only: restart the daemons, in maintenance mode
     # so that PostgreSQL keeps running and the leader keeps its role.
     patroni_ops.paused(

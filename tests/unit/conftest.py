@@ -55,18 +55,12 @@ import os  # noqa: E402
 
 import jinja2  # noqa: E402
 
-from pgha import PROJECT_ROOT  # noqa: E402
+from pgha import PROJECT_ROOT, secrets  # noqa: E402
 
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
 
 # Fake secrets: distinct, URL-safe like the generated ones, easy to search for in output.
-FAKE_SECRETS = {
-    "superuser_password": "fakeSuperuser-Aa1Bb2Cc3Dd4Ee5",
-    "replication_password": "fakeReplication-Ff6Gg7Hh8Ii9J",
-    "admin_password": "fakeAdmin_Kk0Ll1Mm2Nn3Oo4Pp5Qq",
-    "restapi_password": "fakeRestapi-Rr6Ss7Tt8Uu9Vv0Ww",
-    "haproxy_stats_password": "fakeStats_Xx1Yy2Zz3aA4bB5cC6",
-}
+FAKE_SECRETS = {key: f"fake-{key.replace('_', '-')}-Aa1Bb2" for key in secrets.KEYS}
 
 
 def template_path(template: str) -> Path:

@@ -15,17 +15,12 @@ import pytest
 from pgha.postgres import parameters as P
 from pgha.postgres.catalogue import generate
 
-from .conftest import recorded
+from pgha.settings.loader import load_group_data
 
-DEFAULTS = {
-    "wal_level": "replica",
-    "hot_standby": "on",
-    "wal_keep_size": "128MB",
-    "max_wal_senders": 10,
-    "max_replication_slots": 10,
-    "checkpoint_timeout": "30s",
-    "password_encryption": "scram-sha-256",
-}
+from .conftest import GROUP_DATA_DIR, recorded
+
+# group_data's own parameters: the valid starting point every row changes
+DEFAULTS = load_group_data(GROUP_DATA_DIR)["postgresql_parameters"]
 
 
 def with_defaults(**changes) -> dict:
