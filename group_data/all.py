@@ -8,10 +8,14 @@ lab_subnet = "10.0.3.0/24"  # every lab address must be inside it
 lab_gateway = "10.0.3.1"  # the bridge's own address: gateway, DNS and NAT for containers
 # DHCP leases for other containers on the bridge; must not cover any lab address
 lab_dhcp_range = ["10.0.3.2", "10.0.3.30"]
-lab_release = "bookworm"  # Debian release of the base container
 lab_base_container = "pgha-base"  # cached base, every node is a clone of it
 # packages baked into the base container (the roles install the rest)
 lab_base_packages = ["openssh-server", "python3", "iproute2", "ca-certificates", "curl"]
+
+# --- The nodes' Debian release: bookworm (Debian 12) or trixie (Debian 13) ---------------
+# It decides the versions installed (PostgreSQL 15 / 17, Patroni 3.0.2 / 4.0.7) and the lab
+# builds its containers from it.
+debian_release = "bookworm"
 
 # --- Networks allowed to reach PostgreSQL (besides the Patroni nodes themselves) --------
 # The lab's clients run on the LXC host; other containers (etcd) are refused by pg_hba.
@@ -43,7 +47,7 @@ etcd_check_timeout = 60
 
 # --- Patroni / PostgreSQL ---------------------------------------------------------------
 patroni_scope = "my-ha-cluster"  # cluster name in the DCS
-postgresql_version = 15  # major version, from Debian's packages
+postgresql_version = None  # None: the one debian_release ships (bookworm 15, trixie 17)
 patroni_ttl = 30  # leader lock TTL, seconds
 patroni_loop_wait = 10  # seconds between HA loop runs
 patroni_retry_timeout = 10  # DCS and PostgreSQL retry timeout, seconds

@@ -62,11 +62,11 @@ def network(cluster):
 def base_container(cluster):
     s = cluster.settings
     lxc.base_container(
-        name=f"Base container {s['lab_base_container']} (Debian {s['lab_release']})",
+        name=f"Base container {s['lab_base_container']} (Debian {s['debian_release']})",
         container=s["lab_base_container"],
-        release=s["lab_release"],
+        release=s["debian_release"],
         packages=s["lab_base_packages"],
-        recipe=lab.base_recipe(s["lab_release"], s["lab_base_packages"]),
+        recipe=lab.base_recipe(s["debian_release"], s["lab_base_packages"]),
     )
 
 

@@ -12,12 +12,14 @@ from typing import Any
 from pgha.errors import ConfigError
 from pgha.settings.schema import (
     HOST_DATA_KEYS,
+    RENAMED_SETTINGS,
     SETTINGS,
     is_int,
     is_port,
 )
 from pgha.lab.values import network_problems as lab_network_problems
 from pgha.postgres.parameters import RENAMED, catalogue, parameter_problems, versions
+from pgha.releases import RELEASES
 from pgha.settings.topology import Cluster, nodes_from_groups
 
 logger = logging.getLogger("pgha")
@@ -37,7 +39,9 @@ def _check_unknown_keys(data: dict[str, Any], problems: list[str]) -> None:
             continue
         setting = difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.8)
         pg_names = _pg_parameter_names(data.get("postgresql_version"))
-        if setting:
+        if key in RENAMED_SETTINGS:
+            hint = RENAMED_SETTINGS[key]
+        elif setting:
             hint = setting[0]
         elif key in pg_names:
             hint = f"postgresql_parameters[{key!r}] (PostgreSQL parameters belong in that mapping)"
@@ -137,10 +141,37 @@ def _check_topology(cluster: Cluster, problems: list[str]) -> None:
             by_port.setdefault(port, setting)
 
 
+def _resolve_release(s: dict[str, Any], problems: list[str]) -> None:
+    """postgresql_version None follows the release; another must be one the release ships."""
+    if "postgresql_version" not in s or s.get("debian_release") not in RELEASES:
+        return  # reported by the type check
+    if not SETTINGS["postgresql_version"][0](s["postgresql_version"]):
+        return
+    shipped = RELEASES[s["debian_release"]]
+    version = s["postgresql_version"]
+    if version is None:
+        s["postgresql_version"] = shipped.default_postgresql
+    elif version not in shipped.postgresql:
+        problems.append(
+            f"group_data: postgresql_version = {version!r}: Debian {shipped.name} ships PostgreSQL "
+            f"{', '.join(map(str, shipped.postgresql))}: expected one of those, or None to follow "
+            "debian_release"
+        )
+
+
 def _check_timings(s: dict[str, Any], problems: list[str]) -> None:
     keys = ("patroni_ttl", "patroni_loop_wait", "patroni_retry_timeout")
     if not all(is_int(0)(s.get(k)) for k in keys):
         return
+    shipped = RELEASES.get(s.get("debian_release"))
+    for key, minimum in (shipped.patroni_minimums.items() if shipped else ()):
+        if s[key] < minimum:
+            patroni = ".".join(map(str, shipped.patroni))
+            problems.append(
+                f"group_data: {key} = {s[key]}: expected at least {minimum} with Patroni {patroni} "
+                f"(Debian {shipped.name}): since 3.2 Patroni silently raises a lower value to "
+                f"{minimum}, so the value set here would not be the one in force"
+            )
     ttl, loop_wait, retry_timeout = (s[k] for k in keys)
     if loop_wait + 2 * retry_timeout > ttl:
         problems.append(
@@ -158,10 +189,11 @@ def check(groups: dict[str, Any], data: dict[str, Any]) -> Cluster:
     _check_unknown_keys(data, problems)
     etcd, patroni = nodes_from_groups(groups, problems)
     cluster = Cluster(settings=dict(data), etcd=etcd, patroni=patroni)
+    _resolve_release(cluster.settings, problems)
     _check_topology(cluster, problems)
     _check_pg_parameters(cluster, problems)
     problems.extend(lab_network_problems(cluster))
-    _check_timings(data, problems)
+    _check_timings(cluster.settings, problems)
     if problems:
         raise ConfigError(problems)
     return cluster

@@ -10,6 +10,8 @@ import ipaddress
 import re
 from typing import Any, Callable
 
+from pgha.releases import RELEASES
+
 DURATION = re.compile(r"^\d+(ms|s|m|h)?$")
 
 
@@ -58,9 +60,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(is_ipv4(a) for a in v),
         "a [first, last] pair of IPv4 addresses",
     ),
-    "lab_release": (is_name, "a Debian release name such as bookworm"),
     "lab_base_container": (is_name, "a container name"),
     "lab_base_packages": (is_list_of(is_name), "a list of Debian package names"),
+    "debian_release": (
+        lambda v: v in RELEASES, f"a supported Debian release: {' or '.join(sorted(RELEASES))}"
+    ),
     "client_networks": (is_list_of(is_network), "a list of networks such as 10.0.3.0/24"),
     "etcd_client_port": PORT,
     "etcd_peer_port": PORT,
@@ -77,8 +81,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "etcd_check_timeout": (is_int(1), "an integer number of seconds, at least 1"),
     "patroni_scope": (is_name, "a cluster name of letters, digits, '-', '_' or '.'"),
     "postgresql_version": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and 13 <= v <= 18,
-        "a PostgreSQL major version from 13 to 18",
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+        "None (the version debian_release ships) or a PostgreSQL major version such as 17",
     ),
     "patroni_ttl": (is_int(5), "an integer number of seconds, at least 5"),
     "patroni_loop_wait": (is_int(1), "an integer number of seconds, at least 1"),
@@ -122,4 +126,9 @@ HOST_DATA_KEYS = {
     "lxc_container",
     "patroni_name",
     "aliases",
+}
+
+# Settings that were renamed: the old name is refused with the new one.
+RENAMED_SETTINGS = {
+    "lab_release": "debian_release (the nodes' Debian release, lab or not)",
 }

@@ -231,7 +231,7 @@ def test_postgresql_paths(cluster):
 
 
 def test_postgresql_paths_follow_the_version(groups, group_data):
-    postgresql = load_member(cluster_with(groups, group_data, postgresql_version=17))["postgresql"]
+    postgresql = load_member(cluster_with(groups, group_data, debian_release="trixie", postgresql_version=17))["postgresql"]
     assert postgresql["data_dir"] == "/var/lib/postgresql/17/my-ha-cluster"
     assert postgresql["bin_dir"] == "/usr/lib/postgresql/17/bin"
 

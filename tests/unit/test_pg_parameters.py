@@ -187,9 +187,10 @@ def test_synchronous_commit_off_is_fine_without_synchronous_mode():
     assert P.parameter_problems(with_defaults(synchronous_commit="on"), 17, 3, True, 2) == []
 
 
-def test_the_seed_group_data_passes(group_data):
+@pytest.mark.parametrize("version", P.versions())
+def test_the_seed_group_data_passes(group_data, version):
     assert P.parameter_problems(
-        group_data["postgresql_parameters"], group_data["postgresql_version"], 3,
+        group_data["postgresql_parameters"], version, 3,
         group_data["patroni_synchronous_mode"], group_data["patroni_synchronous_node_count"],
     ) == []
 
