@@ -62,8 +62,8 @@ def network(cluster):
 def base_container(cluster):
     s = cluster.settings
     lxc.base_container(
-        name=f"Base container {s['lab_base_container']} (Debian {s['debian_release']})",
-        container=s["lab_base_container"],
+        name=f"Base container {lab.base_container(s)} (Debian {s['debian_release']})",
+        container=lab.base_container(s),
         release=s["debian_release"],
         packages=s["lab_base_packages"],
         recipe=lab.base_recipe(s["debian_release"], s["lab_base_packages"]),
@@ -101,9 +101,9 @@ def containers(cluster):
         name = node.lxc_container
         root = lab.rootfs(name)
         lxc.clone(
-            name=f"Clone {name} from {s['lab_base_container']}",
+            name=f"Clone {name} from {lab.base_container(s)}",
             container=name,
-            base=s["lab_base_container"],
+            base=lab.base_container(s),
         )
         # what the container reads only at boot: a change restarts it
         boot_changes = [

@@ -45,6 +45,13 @@ def rootfs(container: str) -> Path:
     return LXC_PATH / container / "rootfs"
 
 
+def base_container(settings: dict) -> str:
+    """The cached base container of the nodes' release: one per release
+    (``pgha-base-bookworm``, ``pgha-base-trixie``), so switching debian_release back and
+    forth rebuilds nothing."""
+    return f"{settings['lab_base_container']}-{settings['debian_release']}"
+
+
 def base_recipe(release: str, packages: list[str]) -> str:
     """A digest of what the base container is built from; a change rebuilds it."""
     text = f"v{BASE_RECIPE_VERSION} {release} {' '.join(sorted(packages))}"

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from pgha.lab import values as lab
+from pgha.releases import RELEASES
 from pgha.settings.checks import check
 
 
@@ -185,6 +186,17 @@ def test_base_recipe_matches_the_seed_settings(group_data):
 )
 def test_base_recipe_changes_with_release_or_packages(release, packages):
     assert lab.base_recipe(release, packages) != lab.base_recipe("bookworm", PACKAGES)
+
+
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_one_base_container_per_release(group_data, release):
+    group_data["debian_release"] = release
+    assert lab.base_container(group_data) == f"pgha-base-{release}"
+
+
+def test_base_container_follows_the_setting(group_data):
+    group_data.update(lab_base_container="cache", debian_release="trixie")
+    assert lab.base_container(group_data) == "cache-trixie"
 
 
 def test_base_recipe_changes_with_its_version(monkeypatch):
