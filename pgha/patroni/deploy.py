@@ -97,6 +97,15 @@ def configure(cluster, node):
         )
     else:
         files.file(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC, present=False)
+    files.template(
+        name="patroni: the admin role's password (pgpass file)",
+        src=str(patroni.TEMPLATES / "admin-pgpass.j2"),
+        dest=patroni.ADMIN_PGPASS,
+        user="postgres",
+        group="postgres",
+        mode="600",
+        config=patroni.admin_pgpass(cluster),
+    )
     files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
     files.template(
         name="patroni: stop-time switchover script (leader hands over before stopping)",
@@ -228,6 +237,24 @@ def check(cluster, node):
     )
 
 
+@deploy("patroni: admin role")
+def admin_role(cluster):
+    """Patroni 4 dropped bootstrap.users: the admin role is kept by the deploy, on both
+    versions, on the leader once the cluster is up."""
+    s = cluster.settings
+    role = s["patroni_admin_user"]
+    patroni_ops.admin_role(
+        name=f"patroni: role {role} ({', '.join(patroni.ADMIN_ATTRIBUTES)}) logs in with admin_password (on the leader)",
+        role=role,
+        attributes=list(patroni.ADMIN_ATTRIBUTES),
+        passfile=patroni.ADMIN_PGPASS,
+        sql=patroni.admin_role_sql(cluster),
+        port=s["postgresql_port"],
+        restapi_port=s["patroni_restapi_port"],
+        superuser=s["patroni_superuser"],
+    )
+
+
 def deploy_patroni(cluster):
     """The whole role on the current host, if it is a Patroni member."""
     if "patroni" not in host.groups:
@@ -238,3 +265,4 @@ def deploy_patroni(cluster):
     start(cluster, node, config)
     dynamic_configuration(cluster, node)
     check(cluster, node)
+    admin_role(cluster)

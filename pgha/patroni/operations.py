@@ -13,7 +13,7 @@ from pgha.common.checks import check_until, executing
 from pgha.patroni.facts import PatroniCluster, PatroniDynamicConfig, PatroniRole, PatroniStatus
 from pgha.patroni.rest import cluster_problems, replication_states, summary
 from pgha.patroni.values import dynamic_config_changes
-from pgha.postgres.facts import PostmasterParameters
+from pgha.postgres.facts import PostmasterParameters, RoleLogin, make_psql_command
 from pgha.waiting import wait_for
 
 
@@ -145,3 +145,20 @@ def cluster_healthy(expected: list[str], port: int, timeout: float = 180, connec
     logger.info("\n--> Cluster status\n" + summary(seen["members"], seen["replication"]) + connect_hint)
     host.noop("exactly one leader, every replica streaming")
     yield from ()
+
+
+@operation()
+def admin_role(role: str, attributes: list[str], passfile: str, sql: str, port: int,
+               restapi_port: int, superuser: str):
+    """On the leader only: ``role`` logs in over 127.0.0.1 with the password of ``passfile``
+    and has ``attributes``; otherwise ``sql`` (pgha.patroni.values.admin_role_sql: create
+    the role if missing, set its attributes and that password) runs as ``superuser``.
+    Asked again when the deploy executes, so the leader is the one the check just found."""
+    if host.get_fact(PatroniRole, port=restapi_port)["role"] != "leader":
+        host.noop(f"{host.name} is not the leader: the role is kept from the leader")
+        return
+    found = host.get_fact(RoleLogin, role=role, port=port, passfile=passfile, attributes=list(attributes))
+    if found == {"login": True, **{a: True for a in attributes}}:
+        host.noop(f"role {role} logs in with its password and has {', '.join(attributes)}")
+        return
+    yield make_psql_command(sql, port, user=superuser)

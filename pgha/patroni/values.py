@@ -16,6 +16,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 UNIT_FILE = "/etc/systemd/system/patroni.service"
 HANDOVER_SCRIPT = "/usr/local/lib/pgha/patroni-handover"
 RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
+# the admin role's password, as a pgpass file (0600, owned by postgres) on every member
+ADMIN_PGPASS = "/etc/patroni/.admin-pgpass"
+ADMIN_ATTRIBUTES = ("createrole", "createdb")  # besides LOGIN
 
 
 def config_file(node) -> str:
@@ -136,8 +139,6 @@ def config(cluster, node) -> dict:
         "dcs_use_proxies": s["patroni_dcs_via_local_proxy"],
         "dcs_digest": dcs_digest(cluster),
         "dynamic": dynamic_config(s),
-        "admin_user": s["patroni_admin_user"],
-        "admin_password": secrets["admin_password"],
         "listen": f"{node.address},127.0.0.1:{s['postgresql_port']}",
         "connect_address": f"{node.address}:{s['postgresql_port']}",
         "data_dir": data_dir(s),
@@ -150,6 +151,45 @@ def config(cluster, node) -> dict:
         "pg_hba": pg_hba(cluster),
         "etcd_endpoints": etcd_values.client_endpoints(cluster),
     }
+
+
+def admin_pgpass(cluster) -> dict:
+    """The admin role's pgpass line: 127.0.0.1, PostgreSQL's port, any database. The secrets
+    and role names are URL-safe (pgha.secrets, the settings check): nothing to escape."""
+    s = cluster.settings
+    return {
+        "address": "127.0.0.1",
+        "port": s["postgresql_port"],
+        "user": s["patroni_admin_user"],
+        "password": cluster.secrets["admin_password"],
+    }
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def admin_role_sql(cluster) -> str:
+    """One statement, run as the superuser on the leader: the admin role created if missing,
+    then given LOGIN, its attributes and the password of ADMIN_PGPASS. The password is read
+    by the server (pg_read_file), so it is on no command line and in no logged statement;
+    an error is raised again without the failing statement's text, which holds it."""
+    pgpass = admin_pgpass(cluster)
+    role = pgpass["user"]
+    prefix = f"{pgpass['address']}:{pgpass['port']}:*:{role}:"
+    attributes = " ".join(a.upper() for a in ADMIN_ATTRIBUTES)
+    return (
+        "DO $pgha$ DECLARE secret text; BEGIN "
+        f"SELECT substr(line, {len(prefix) + 1}) INTO secret "
+        f"FROM regexp_split_to_table(pg_read_file({_literal(ADMIN_PGPASS)}), E'\\n') AS line "
+        f"WHERE starts_with(line, {_literal(prefix)}); "
+        f"IF coalesce(secret, '') = '' THEN RAISE EXCEPTION 'no password line in %', {_literal(ADMIN_PGPASS)}; END IF; "
+        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
+        f"EXECUTE format('CREATE ROLE %I', {_literal(role)}); END IF; "
+        f"EXECUTE format('ALTER ROLE %I WITH LOGIN {attributes} PASSWORD %L', {_literal(role)}, secret); "
+        f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'admin role %: %', {_literal(role)}, SQLERRM; "
+        "END $pgha$"
+    )
 
 
 def restapi_credentials(cluster) -> dict:

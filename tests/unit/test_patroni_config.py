@@ -15,6 +15,8 @@ from pgha.patroni import values as patroni
 from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
 from pgha.patroni.values import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
 
+from pgha.postgres.facts import make_psql_command
+from pgha.releases import RELEASES
 from pgha.settings.loader import load_group_data
 
 from .conftest import GROUP_DATA_DIR, ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
@@ -198,10 +200,13 @@ def test_initdb(cluster):
     assert load_member(cluster)["bootstrap"]["initdb"] == [{"encoding": "UTF8"}, "data-checksums"]
 
 
-def test_admin_user(cluster):
-    assert load_member(cluster)["bootstrap"]["users"] == {
-        "dba": {"password": FAKE_SECRETS["admin_password"], "options": ["createrole", "createdb"]}
-    }
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_no_bootstrap_users_for_any_release(groups, group_data, release):
+    # Patroni 4 refuses bootstrap.users ("User creation is not be supported starting from
+    # v4.0.0"): the deploy keeps the admin role itself, on both versions
+    doc = load_member(cluster_with(groups, group_data, debian_release=release))
+    assert "users" not in doc["bootstrap"]
+    assert FAKE_SECRETS["admin_password"] not in render_member(cluster_with(groups, group_data, debian_release=release))
 
 
 # --- the postgresql section ------------------------------------------------------------------
@@ -304,7 +309,7 @@ def test_pg_hba_follows_client_networks(groups, group_data):
 def test_each_secret_appears_only_at_its_keys(cluster):
     text = render_member(cluster)
     assert text.count(FAKE_SECRETS["restapi_password"]) == 1
-    assert text.count(FAKE_SECRETS["admin_password"]) == 1
+    assert text.count(FAKE_SECRETS["admin_password"]) == 0  # in its own pgpass file
     assert text.count(FAKE_SECRETS["replication_password"]) == 1
     assert text.count(FAKE_SECRETS["superuser_password"]) == 2  # superuser and rewind
     assert text.count(FAKE_SECRETS["haproxy_stats_password"]) == 0
@@ -324,7 +329,6 @@ def test_each_secret_appears_only_at_its_keys(cluster):
     walk("", yaml.safe_load(text))
     assert found == {
         "restapi.authentication.password": FAKE_SECRETS["restapi_password"],
-        "bootstrap.users.dba.password": FAKE_SECRETS["admin_password"],
         "postgresql.authentication.superuser.password": FAKE_SECRETS["superuser_password"],
         "postgresql.authentication.replication.password": FAKE_SECRETS["replication_password"],
         "postgresql.authentication.rewind.password": FAKE_SECRETS["superuser_password"],
@@ -334,7 +338,7 @@ def test_each_secret_appears_only_at_its_keys(cluster):
 def test_the_secrets_are_the_ones_given(cluster):
     other = {key: value[::-1] for key, value in FAKE_SECRETS.items()}
     text = render_member(cluster, secrets=other)
-    for key in ("restapi_password", "admin_password", "replication_password", "superuser_password"):
+    for key in ("restapi_password", "replication_password", "superuser_password"):
         assert FAKE_SECRETS[key] not in text
         assert other[key] in text
 
@@ -388,6 +392,67 @@ def test_handover_script_switches_over_only_from_an_unpaused_leader():
     assert '-d \'{"leader": "pg-1"}\' "$API/switchover"' in text
     assert lines[-1] == "exit 0"  # never blocks the stop
     assert "password" not in text.lower().replace("-k /etc/patroni", "")
+
+
+# --- the admin role: its pgpass file and the statement that keeps it -------------------------
+
+
+def pgpass_entries(text: str) -> list[list[str]]:
+    """What libpq reads from a pgpass file: the non-comment lines' five fields."""
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_admin_pgpass_holds_the_admin_password(cluster):
+    text = render("patroni/admin-pgpass.j2", patroni.admin_pgpass(cluster))
+    assert pgpass_entries(text) == [["127.0.0.1", "5434", "*", "dba", FAKE_SECRETS["admin_password"]]]
+    assert text.count(FAKE_SECRETS["admin_password"]) == 1
+    for key in ("superuser_password", "replication_password", "restapi_password", "haproxy_stats_password"):
+        assert FAKE_SECRETS[key] not in text
+
+
+def test_admin_pgpass_follows_the_settings(groups, group_data):
+    cluster = cluster_with(groups, group_data, postgresql_port=5444, patroni_admin_user="appadmin")
+    text = render("patroni/admin-pgpass.j2", patroni.admin_pgpass(cluster))
+    assert pgpass_entries(text) == [["127.0.0.1", "5444", "*", "appadmin", FAKE_SECRETS["admin_password"]]]
+
+
+def password_read_by(sql: str, pgpass_text: str) -> str | None:
+    """What the statement's SELECT finds in the pgpass file: the rest of the line that starts
+    with its prefix (substr from its offset)."""
+    match = re.search(r"SELECT substr\(line, (\d+)\) INTO secret .* WHERE starts_with\(line, '([^']*)'\)", sql)
+    assert match, sql
+    offset, prefix = int(match[1]), match[2]
+    assert offset == len(prefix) + 1
+    found = [line[offset - 1:] for line in pgpass_text.split("\n") if line.startswith(prefix)]
+    return found[0] if len(found) == 1 else None
+
+
+@pytest.mark.parametrize(
+    "changes", [{}, {"postgresql_port": 5444}, {"patroni_admin_user": "appadmin"}, {"debian_release": "trixie"}]
+)
+def test_admin_role_statement_reads_the_password_the_pgpass_file_holds(groups, group_data, changes):
+    cluster = cluster_with(groups, group_data, **changes)
+    sql = patroni.admin_role_sql(cluster)
+    pgpass = render("patroni/admin-pgpass.j2", patroni.admin_pgpass(cluster))
+    assert password_read_by(sql, pgpass) == FAKE_SECRETS["admin_password"]
+    assert f"pg_read_file('{patroni.ADMIN_PGPASS}')" in sql
+
+
+def test_admin_role_statement_creates_then_alters_the_role(cluster):
+    sql = patroni.admin_role_sql(cluster)
+    assert sql.startswith("DO $pgha$ ") and sql.endswith(" END $pgha$")
+    assert "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dba') THEN EXECUTE format('CREATE ROLE %I', 'dba')" in sql
+    assert "EXECUTE format('ALTER ROLE %I WITH LOGIN CREATEROLE CREATEDB PASSWORD %L', 'dba', secret)" in sql
+    # an error is raised again with its message only: the failing statement holds the password
+    assert "EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'admin role %: %', 'dba', SQLERRM;" in sql
+
+
+def test_admin_role_statement_and_its_command_hold_no_secret(cluster):
+    sql = patroni.admin_role_sql(cluster)
+    command = make_psql_command(sql, cluster.settings["postgresql_port"], user=cluster.settings["patroni_superuser"])
+    for secret in FAKE_SECRETS.values():
+        assert secret not in sql and secret not in command
+    assert command.startswith("runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5434 ")
 
 
 def test_restapi_curlrc_holds_the_credentials():
