@@ -80,7 +80,7 @@ postgresql_parameters = {
 
 # --- HAProxy ----------------------------------------------------------------------------
 haproxy_stats_user = "admin"
-# Health checks of the REST API (OPTIONS /master, /replica). A new leader is marked up
+# Health checks of the REST API (OPTIONS /primary, /replica). A new leader is marked up
 # within downinter + (rise - 1) * fastinter (0.35 s); two checks either way avoid flapping
 # on one slow answer. The seed's inter 2s/fastinter 1s took ~3.5 s to see a new leader.
 haproxy_check_inter = "1s"  # interval between checks of a server that is up

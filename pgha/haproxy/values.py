@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
 
@@ -23,6 +25,8 @@ def config(cluster) -> dict:
         "rw_port": s["haproxy_rw_port"],
         "ro_port": s["haproxy_ro_port"],
         "restapi_port": s["patroni_restapi_port"],
+        "leader_check": LEADER_CHECK,
+        "replica_check": REPLICA_CHECK,
         "pg_servers": [
             {"name": n.patroni_name, "address": f"{n.address}:{s['postgresql_port']}"}
             for n in cluster.patroni

@@ -1,8 +1,8 @@
 """Facts read from a member's Patroni REST API, with curl on the member itself.
 
-``PatroniRole`` asks the health-check endpoints HAProxy uses: ``/master`` (3.0.2; 4.x
-still answers it) or ``/primary`` answer 200 only on the leader, ``/replica`` only on a
-running replica. ``PatroniCluster`` parses ``/cluster`` (pgha.patroni.rest owns the parsing).
+``PatroniRole`` asks the health-check endpoints: ``/master`` (3.0.2; 4.x still answers it)
+or ``/primary`` (both; what HAProxy asks) answer 200 only on the leader, ``/replica`` only on
+a running replica. ``PatroniCluster`` parses ``/cluster`` (pgha.patroni.rest owns the parsing).
 """
 
 from __future__ import annotations

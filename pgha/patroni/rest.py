@@ -13,6 +13,11 @@ import requests
 # Health-check endpoints: 200 only on the leader (master: 3.0.2; primary: both), only on a
 # running replica, on any running member.
 ROLE_ENDPOINTS = ("master", "primary", "replica", "health")
+# What HAProxy and the stop-time handover ask (OPTIONS): /primary answers 200 on the leader
+# with Patroni 3.0.2 and 4.0.7 alike. /master is 3.0.2's name; 4.x documents only /primary
+# and answers /master merely because any path containing "master" matches its leader test.
+LEADER_CHECK = "/primary"
+REPLICA_CHECK = "/replica"
 
 
 def normalize_role(role: str | None) -> str | None:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from pgha.etcd import values as etcd_values
+from pgha.patroni.rest import LEADER_CHECK
 from pgha.postgres import SOCKET_DIR
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -204,6 +205,7 @@ def handover_script(cluster, node) -> dict:
     return {
         "port": cluster.settings["patroni_restapi_port"],
         "curlrc": RESTAPI_CURLRC,
+        "leader_check": LEADER_CHECK,
         "member": node.patroni_name,
     }
 

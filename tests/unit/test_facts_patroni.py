@@ -439,3 +439,15 @@ def test_summary_of_a_patroni_4_cluster():
     no_timeline = [dict(m, timeline=None, host=None) for m in parse_cluster(CLUSTER_4)]
     row = _summary(no_timeline, {}).splitlines()[2]
     assert row.split()[:5] == ["pg-1", "-", "leader", "running", "-"]
+
+
+@pytest.mark.parametrize("version", ["3.0.2", "4.0.7"])
+def test_roles_of_the_recorded_members_of_each_version(version):
+    """Recorded on the bookworm (3.0.2) and trixie (4.0.7) labs: 4.x names the leader's role
+    `primary` in /patroni, 3.0.2 `master`; both are the leader."""
+    lines = recorded(f"patroni-{version}-role-outputs.txt").splitlines()
+    leader, replica = PatroniRole().process(lines[:5]), PatroniRole().process(lines[5:])
+    assert (leader["role"], replica["role"]) == ("leader", "replica")
+    assert leader["codes"]["primary"] == 200 and replica["codes"]["primary"] == 503
+    assert leader["state"] == replica["state"] == "running"
+    assert [r["state"] for r in leader["replication"]] == ["streaming", "streaming"]

@@ -7,9 +7,12 @@ import dataclasses
 import shutil
 import subprocess
 
-from pgha.haproxy import values as haproxy
+import pytest
 
-from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, render
+from pgha.haproxy import values as haproxy
+from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
+
+from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
 
 PG_SERVERS = [
     f"server {pg} {address}:5434 check port 8008" for (address, pg, _aliases) in PATRONI_NODES.values()
@@ -100,7 +103,7 @@ def test_etcd_proxy(cluster):
 def test_primary(cluster):
     primary = sections(render_cfg(cluster))["listen primary"]
     assert "bind *:5432" in primary
-    assert "option httpchk OPTIONS /master" in primary
+    assert "option httpchk OPTIONS /primary" in primary
     assert "http-check expect status 200" in primary
     # a refused connection fails at once and marks the old leader down (fast switchover)
     assert "retries 0" in primary
@@ -111,6 +114,37 @@ def test_primary(cluster):
         "on-error": "mark-down",
     }
     assert servers(primary) == PG_SERVERS
+
+
+def checked_endpoint(lines: list[str]) -> str:
+    """The REST API path a section's health check asks (`option httpchk OPTIONS /path`)."""
+    found = [line.split() for line in lines if line.startswith("option httpchk ")]
+    assert len(found) == 1 and found[0][2] == "OPTIONS", lines
+    return found[0][3]
+
+
+def recorded_codes(version: str) -> tuple[dict[str, str], dict[str, str]]:
+    """{endpoint: HTTP code} of the leader and of a replica, recorded from Patroni ``version``
+    (the PatroniRole fact's output: master, primary, replica, health, then /patroni)."""
+    lines = recorded(f"patroni-{version}-role-outputs.txt").splitlines()
+    leader, replica = lines[:4], lines[5:9]
+    return tuple(dict(line.split(" ", 1) for line in part) for part in (leader, replica))
+
+
+@pytest.mark.parametrize("version", ["3.0.2", "4.0.7"])
+def test_health_checks_ask_what_both_patroni_versions_answer(cluster, version):
+    leader, replica = recorded_codes(version)
+    cfg = sections(render_cfg(cluster))
+    primary = checked_endpoint(cfg["listen primary"]).lstrip("/")
+    replicas = checked_endpoint(cfg["listen replicas"]).lstrip("/")
+    assert (leader[primary], replica[primary]) == ("200", "503")
+    assert (leader[replicas], replica[replicas]) == ("503", "200")
+
+
+def test_health_checks_come_from_the_rest_module(cluster):
+    cfg = sections(render_cfg(cluster))
+    assert checked_endpoint(cfg["listen primary"]) == LEADER_CHECK
+    assert checked_endpoint(cfg["listen replicas"]) == REPLICA_CHECK
 
 
 def test_replicas(cluster):

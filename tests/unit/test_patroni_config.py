@@ -15,6 +15,7 @@ from pgha.patroni import values as patroni
 from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
 from pgha.patroni.values import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
 
+from pgha.patroni.rest import LEADER_CHECK
 from pgha.postgres.facts import make_psql_command
 from pgha.releases import RELEASES
 from pgha.settings.loader import load_group_data
@@ -382,7 +383,8 @@ def test_systemd_unit(cluster, handover):
 
 def test_handover_script_switches_over_only_from_an_unpaused_leader():
     text = render(
-        "patroni/handover.sh.j2", {"port": 8008, "curlrc": "/etc/patroni/.restapi-curlrc", "member": "pg-1"}
+        "patroni/handover.sh.j2",
+        {"port": 8008, "curlrc": "/etc/patroni/.restapi-curlrc", "member": "pg-1", "leader_check": "/primary"},
     )
     lines = text.splitlines()
     assert lines[0] == "#!/bin/sh"
@@ -392,6 +394,11 @@ def test_handover_script_switches_over_only_from_an_unpaused_leader():
     assert '-d \'{"leader": "pg-1"}\' "$API/switchover"' in text
     assert lines[-1] == "exit 0"  # never blocks the stop
     assert "password" not in text.lower().replace("-k /etc/patroni", "")
+
+
+def test_handover_script_asks_the_leader_check_of_the_rest_module(cluster):
+    config = patroni.handover_script(cluster, cluster.node("pg-1"))
+    assert config["leader_check"] == LEADER_CHECK == "/primary"
 
 
 # --- the admin role: its pgpass file and the statement that keeps it -------------------------
