@@ -69,10 +69,27 @@ def plan(cluster, states: dict[str, dict]) -> dict[str, dict]:
     return result
 
 
+# What etcd's defaults leave to the version, pinned so that 3.4 (bookworm) and 3.5 (trixie)
+# run alike (checked with both packaged servers):
+# - enable-grpc-gateway: Patroni's etcd3 client speaks the v3 API over HTTP/JSON (the
+#   gateway); on by default in both, but 3.4 has no command-line flag for it, only this key.
+# - enable-v2: off by default in both (3.5 deprecates the v2 API); Patroni uses v3 only.
+# - logger: 3.4's default capnslog is deprecated (it warns at every start); 3.5 has only zap.
+# - log-outputs: stderr, which systemd hands to the journal (3.5's default; 3.4's "default"
+#   output depends on how it was started).
+DAEMON_SETTINGS = {
+    "enable_grpc_gateway": True,
+    "enable_v2": False,
+    "logger": "zap",
+    "log_outputs": ["stderr"],
+}
+
+
 def config(cluster, node, initial: dict) -> dict:
     """The values of /etc/etcd/etcd.conf.yml for one member."""
     port = cluster.settings["etcd_client_port"]
     return {
+        **DAEMON_SETTINGS,
         "name": node.name,
         "data_dir": DATA_DIR,
         "listen_peer_urls": peer_url(cluster, node),

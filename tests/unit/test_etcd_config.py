@@ -16,6 +16,8 @@ from pgha.errors import EtcdPlanError
 from pgha.etcd.values import client_endpoints, extra_members, plan
 from pgha.etcd.facts import EtcdMembers, EtcdNodeState
 
+from pgha.releases import RELEASES
+
 from .conftest import ETCD_NODES, cluster_with, recorded, render
 
 THREE = "etcd1=http://10.0.3.64:2380,etcd2=http://10.0.3.78:2380,etcd3=http://10.0.3.32:2380"
@@ -32,6 +34,9 @@ CONFIG_KEYS = {
     "initial-cluster-token",
     "initial-cluster-state",
     "enable-grpc-gateway",
+    "enable-v2",
+    "logger",
+    "log-outputs",
 }
 
 
@@ -226,7 +231,35 @@ def test_rendered_config_round_trips_through_the_node_state_fact(cluster):
 
 
 def test_rendered_config_ends_with_a_newline(cluster):
-    assert render_config(cluster, "etcd1", plan(cluster, {})).endswith("enable-grpc-gateway: true\n")
+    assert render_config(cluster, "etcd1", plan(cluster, {})).endswith("log-outputs: [stderr]\n")
+
+
+# --- what etcd 3.4 (bookworm) and 3.5 (trixie) leave to their defaults: pinned, same file ---
+
+# (key, value) the etcd of every supported release is given, whatever its defaults
+PINNED = [
+    ("enable-grpc-gateway", True),  # Patroni's etcd3 client uses the HTTP/JSON gateway
+    ("enable-v2", False),
+    ("logger", "zap"),  # 3.4's default capnslog is deprecated
+    ("log-outputs", ["stderr"]),
+]
+
+
+@pytest.mark.parametrize("release", sorted(RELEASES))
+@pytest.mark.parametrize(("key", "value"), PINNED, ids=[k for k, _ in PINNED])
+def test_daemon_settings_are_pinned_for_every_release(groups, group_data, release, key, value):
+    cluster = cluster_with(groups, group_data, debian_release=release)
+    doc = yaml.safe_load(render_config(cluster, "etcd1", plan(cluster, {})))
+    assert doc[key] == value
+
+
+def test_every_release_renders_the_same_etcd_config(groups, group_data):
+    rendered = {
+        release: render_config(cluster, "etcd2", plan(cluster, {}))
+        for release in RELEASES
+        for cluster in [cluster_with(groups, group_data, debian_release=release)]
+    }
+    assert len(set(rendered.values())) == 1, rendered
 
 
 def test_default_file_points_etcd_at_the_config_file():
