@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pgha import drills  # noqa: E402
+from pgha.releases import RELEASES, Release  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402
 
@@ -34,7 +35,8 @@ from pgha.waiting import wait_for  # noqa: E402
 # must not lose its lock while it is still retrying a DCS or PostgreSQL call), and so does
 # pgha/settings/checks.py.
 # - seed: the seed's (and group_data's) values.
-# - fast: ttl 7 / loop_wait 1 / retry_timeout 3: 1 + 2 * 3 = 7 <= 7, the bound met exactly.
+# - fast: the fastest the nodes' Patroni allows. Patroni 3.0.2 (bookworm): ttl 7 /
+#   loop_wait 1 / retry_timeout 3: 1 + 2 * 3 = 7 <= 7, the bound met exactly.
 #   retry_timeout stays at 3 s: it must outlast an etcd leader election (1 s election
 #   timeout by default) and a slow fsync, or the leader demotes on a DCS hiccup; 2 s is too
 #   close to the etcd client's own timeouts. loop_wait 1 instead of 2 buys the second of
@@ -43,27 +45,35 @@ from pgha.waiting import wait_for  # noqa: E402
 #   6-8 s after the kill, then the successor's status request to the dead member hangs
 #   ~2 s before it promotes). The local etcd proxy marks a dead etcd member down after
 #   2 x 2 s, within one retry_timeout.
-PROFILES = {
-    "seed": {"ttl": 30, "loop_wait": 10, "retry_timeout": 10},
-    "fast": {"ttl": 7, "loop_wait": 1, "retry_timeout": 3},
-}
+#   Since 3.2 Patroni raises ttl, loop_wait and retry_timeout below its floors to them
+#   (pgha/releases.py: Release.patroni_minimums; Patroni 4.0.7 on trixie: ttl 20), so there
+#   fast is ttl 20 / loop_wait 1 / retry_timeout 3.
+SEED = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
+FAST = {"ttl": 7, "loop_wait": 1, "retry_timeout": 3}
+PROFILE_NAMES = ("seed", "fast")
+
+
+def profiles(release: Release) -> dict[str, dict]:
+    """The timing profiles for the nodes' release: fast raised to its Patroni's floors."""
+    floors = release.patroni_minimums
+    fast = {key: max(value, floors.get(f"patroni_{key}", value)) for key, value in FAST.items()}
+    return {"seed": dict(SEED), "fast": fast}
 MODES = {"async": False, "sync": True}
 ORDER = ["switchover", "leader-patroni-stopped", "leader-killed", "leader-network-cut",
          "leader-haproxy-stopped", "replica-killed", "etcd-one-down", "etcd-quorum-lost"]
 
 
 def targets(drill: str, profile: dict, sync: bool) -> dict:
-    """The figures each drill should meet ('rto', 'lost'), as text for the table."""
+    """The figures each drill should meet ('rto', 'lost'), as text for the table. A killed
+    leader: ttl + 2 s (the lock expires, then the successor's status request to the dead
+    member times out after 2 s)."""
     out = {"rto": "-", "lost": "0" if sync else "-"}
     if drill == "switchover":
         out["rto"] = "<= 2"
     elif drill == "leader-patroni-stopped":
         out["rto"] = "<= 2"
     elif drill == "leader-killed":
-        limit = profile["ttl"] + 2
-        if profile is PROFILES["fast"]:
-            limit = min(limit, 10)
-        out["rto"] = f"<= {limit}"
+        out["rto"] = f"<= {profile['ttl'] + 2}"
     return out
 
 
@@ -127,11 +137,11 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_report(path: Path, results: dict[str, list[dict]], meta: dict) -> None:
-    order = {(p, m): i for i, (p, m) in enumerate((p, m) for p in PROFILES for m in MODES)}
+def write_report(path: Path, results: dict[str, list[dict]], meta: dict, timings: dict[str, dict]) -> None:
+    order = {(p, m): i for i, (p, m) in enumerate((p, m) for p in PROFILE_NAMES for m in MODES)}
     results = {d: sorted(rows, key=lambda r: order.get((r["profile"], r["mode"]), 99)) for d, rows in results.items()}
     all_rows = [r for rows in results.values() for r in rows]
-    meta = {**meta, "profiles": [p for p in PROFILES if any(r["profile"] == p for r in all_rows)],
+    meta = {**meta, "profiles": [p for p in PROFILE_NAMES if any(r["profile"] == p for r in all_rows)],
             "modes": [m for m in MODES if any(r["mode"] == m for r in all_rows)]}
     out = [
         "# HA drills: RTO / RPO",
@@ -139,7 +149,7 @@ def write_report(path: Path, results: dict[str, list[dict]], meta: dict) -> None
         f"Measured by `bench/ha_drills.py` on {meta['date']} ({meta['host']}), inventory "
         f"`{meta['inventory']}`, {meta['elapsed']:.0f} s. Profiles: "
         + ", ".join(f"{n} (ttl {p['ttl']}, loop_wait {p['loop_wait']}, retry_timeout {p['retry_timeout']})"
-                    for n, p in PROFILES.items() if n in meta["profiles"])
+                    for n, p in timings.items() if n in meta["profiles"])
         + ". Modes: " + ", ".join(meta["modes"]) + ".",
         "",
         "RTO = the longest gap between two writes acknowledged to a client writing every 50 ms "
@@ -177,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     names = [d for d in args.drills.split(",") if d]
     for p in profiles:
-        if p not in PROFILES:
-            parser.error(f"unknown profile {p!r}: expected one of {', '.join(PROFILES)}")
+        if p not in PROFILE_NAMES:
+            parser.error(f"unknown profile {p!r}: expected one of {', '.join(PROFILE_NAMES)}")
     for m in modes:
         if m not in MODES:
             parser.error(f"unknown mode {m!r}: expected one of {', '.join(MODES)}")
@@ -187,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown drill {d!r}: expected one of {', '.join(drills.DRILLS)}")
 
     cluster = load_cluster(inventory)
+    timings = profiles(RELEASES[cluster.settings["debian_release"]])
     output = Path(args.output)
     results: dict[str, list[dict]] = {d: [] for d in ORDER if d in names}
     results.update({d: [] for d in names if d not in results})
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     loop_wait = (drills.dynamic_config(cluster) or {}).get("loop_wait", cluster.settings["patroni_loop_wait"])
     try:
         for pname in profiles:
-            profile = PROFILES[pname]
+            profile = timings[pname]
             for mode in modes:
                 sync = MODES[mode]
                 apply(inventory, profile, sync)
@@ -218,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                         drills.log(f"{name}: {row['error']}")
                     results[name].append(row)
                     meta["elapsed"] = time.monotonic() - started
-                    write_report(output, {k: v for k, v in results.items() if v}, meta)
+                    write_report(output, {k: v for k, v in results.items() if v}, meta, timings)
     finally:
         apply(inventory, None, None)  # group_data's settings
         meta["elapsed"] = time.monotonic() - started
         if any(results.values()):
-            write_report(output, {k: v for k, v in results.items() if v}, meta)
+            write_report(output, {k: v for k, v in results.items() if v}, meta, timings)
     for name, rows in results.items():
         print(f"\n{name}")
         print("\n".join(table(rows)))
