@@ -16,6 +16,7 @@ import requests
 from conftest import CLUSTER, ETCD_NAMES, PATRONI_NAMES
 from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
     ADDRESSES,
+    ADMIN,
     ETCD_PROXY_PORT,
     PG_PORT,
     PROBE_TABLE,
@@ -156,7 +157,7 @@ def test_multi_host_dsn_reaches_the_leader(passwords, leader_and_replicas):
     leader, _ = leader_and_replicas
     dsn = f"host={','.join(ADDRESSES)} port={RW_PORT} dbname=postgres target_session_attrs=read-write"
     conn = psycopg2.connect(
-        dsn, user="dba", password=passwords["admin_password"], connect_timeout=5
+        dsn, user=ADMIN, password=passwords["admin_password"], connect_timeout=5
     )
     try:
         with conn.cursor() as cur:
@@ -168,9 +169,11 @@ def test_multi_host_dsn_reaches_the_leader(passwords, leader_and_replicas):
 
 @pytest.mark.parametrize("name", PATRONI_NAMES)
 def test_haproxy_config_is_valid(patroni_hosts, name):
-    result = patroni_hosts[name].run(f"haproxy -c -f {CONFIG_FILE}")
+    # -V: HAProxy 3.0 (trixie) says "Configuration file is valid" only when verbose, 2.6 always
+    result = patroni_hosts[name].run(f"haproxy -c -V -f {CONFIG_FILE}")
     assert result.rc == 0, result.stdout + result.stderr
     assert "Configuration file is valid" in result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", PATRONI_NAMES)

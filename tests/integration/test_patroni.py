@@ -43,6 +43,7 @@ from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
 )
 
 import helpers
+from pgha.patroni import rest
 
 DEPLOY = "deploys/patroni.py"
 UNIT_FILE = "/etc/systemd/system/patroni.service"
@@ -106,15 +107,27 @@ def test_rest_cluster_agrees_from_every_node(name):
 
 
 def test_health_endpoints_name_one_leader_and_two_replicas():
+    """The endpoints HAProxy asks (pgha.patroni.rest: /primary, /replica on 3.0.2 and 4.x)."""
     leader, replicas = roles()
-    master = {n.patroni_name: options_status(n.address, "master") for n in CLUSTER.patroni}
-    replica = {n.patroni_name: options_status(n.address, "replica") for n in CLUSTER.patroni}
-    assert [k for k, v in master.items() if v == 200] == [leader.patroni_name], master
+    primary = {n.patroni_name: options_status(n.address, rest.LEADER_CHECK) for n in CLUSTER.patroni}
+    replica = {n.patroni_name: options_status(n.address, rest.REPLICA_CHECK) for n in CLUSTER.patroni}
+    assert [k for k, v in primary.items() if v == 200] == [leader.patroni_name], primary
     assert sorted(k for k, v in replica.items() if v == 200) == sorted(
         r.patroni_name for r in replicas
     ), replica
     assert replica[leader.patroni_name] != 200, replica
-    assert all(master[r.patroni_name] != 200 for r in replicas), master
+    assert all(primary[r.patroni_name] != 200 for r in replicas), primary
+
+
+def test_admin_role_logs_in_with_its_attributes(passwords):
+    """Kept by the deploy (Patroni 4 has no bootstrap.users): LOGIN, CREATEROLE, CREATEDB."""
+    leader, _ = roles()
+    conn = connect(leader.address, PG_PORT, passwords["admin_password"])
+    try:
+        sql = "select rolcreaterole, rolcreatedb, rolsuper from pg_roles where rolname = current_user"
+        assert query(conn, sql) == [(True, True, False)]
+    finally:
+        conn.close()
 
 
 def test_row_written_on_the_leader_is_read_on_both_replicas(passwords):

@@ -6,25 +6,21 @@ needs a second round: a hot standby cannot run below its primary's max_connectio
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 from helpers import INVENTORY, changed_operations, run_pyinfra
 
+from pgha.patroni import rest
+from pgha.postgres.facts import make_psql_command
 
-def _show_max_connections(host) -> int:
-    out = host.check_output(
-        "cd /tmp && runuser -u postgres -- psql -h /var/run/postgresql -p 5434 -Atc 'show max_connections'"
-    )
+
+def _show_max_connections(cluster, host) -> int:
+    out = host.check_output("cd /tmp && " + make_psql_command("show max_connections", cluster.settings["postgresql_port"]))
     return int(out.strip())
 
 
 def _leader(cluster) -> str:
-    node = cluster.patroni[0]
-    out = subprocess.run(
-        ["curl", "-s", "-m", "3", f"http://{node.address}:8008/cluster"], capture_output=True, text=True
-    ).stdout
-    return next(m["name"] for m in json.loads(out)["members"] if m["role"] in ("leader", "master", "primary"))
+    return rest.leader(cluster)["name"]
 
 
 @pytest.mark.parametrize("value", [120, 100])
@@ -37,7 +33,7 @@ def test_restart_parameter_is_rolled_out_by_the_deploy(cluster, patroni_hosts, v
     )
     assert code == 0, output[-3000:]
     assert changed_operations(output) > 0
-    assert {name: _show_max_connections(h) for name, h in patroni_hosts.items()} == {
+    assert {name: _show_max_connections(cluster, h) for name, h in patroni_hosts.items()} == {
         name: value for name in patroni_hosts
     }
     assert _leader(cluster) == leader_before
