@@ -7,8 +7,9 @@ from typing import Any
 
 from pgha.settings.schema import is_ipv4
 
-# The inventory groups that make the cluster (lxc_hosts, the lab's builder, is not part of it)
+# The inventory groups that make the cluster, and the lab's builder (not part of it)
 GROUPS = ("etcd", "patroni")
+LAB_GROUP = "lxc_hosts"
 
 
 @dataclass

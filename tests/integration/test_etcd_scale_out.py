@@ -47,6 +47,7 @@ PEER_PORT = CLUSTER.settings["etcd_peer_port"]
 INVENTORY_TEMPLATE = '''"""Scratch inventory written by tests/integration/test_etcd_scale_out.py."""
 from pathlib import Path
 
+from pgha.lab import topology
 from pgha.lab import values as lab
 from pgha.settings.loader import check_inventory
 
@@ -56,18 +57,9 @@ _HERE = Path(__file__).resolve().parent
 lab.KNOWN_HOSTS = _HERE / "known_hosts"
 lab.HOST_KEYS = _HERE / "host_keys"
 
-ETCD_NODES = {etcd!r}
-PATRONI_NODES = {patroni!r}
-
-lxc_hosts = [("@local", {{}})]
-etcd = [(name, lab.container_host_data(name, address)) for name, address in ETCD_NODES.items()]
-patroni = [
-    (name, lab.container_host_data(name, address, patroni_name=pg_name, aliases=aliases))
-    for name, (address, pg_name, aliases) in PATRONI_NODES.items()
-]
-lab.prepare_local_files(
-    check_inventory(__file__, {{"lxc_hosts": lxc_hosts, "etcd": etcd, "patroni": patroni}})
-)
+_groups = topology.groups({etcd!r}, {patroni!r})
+all, lxc_hosts, etcd, patroni = (_groups[g] for g in ("all", "lxc_hosts", "etcd", "patroni"))
+lab.prepare_local_files(check_inventory(__file__))
 '''
 
 

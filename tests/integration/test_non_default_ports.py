@@ -27,19 +27,12 @@ PATRONI_NODES = {
 ALL_NODES = {**ETCD_NODES, **{n: a for n, (a, _, _) in PATRONI_NODES.items()}}
 
 INVENTORY = f'''"""Scratch inventory of tests/integration/test_non_default_ports.py."""
-from pgha.lab.values import container_host_data, prepare_local_files
+from pgha.lab import topology, values
 from pgha.settings.loader import check_inventory
 
-_groups = {{
-    "lxc_hosts": [("@local", {{}})],
-    "etcd": [(n, container_host_data(n, a)) for n, a in {ETCD_NODES!r}.items()],
-    "patroni": [
-        (n, container_host_data(n, a, patroni_name=p, aliases=al))
-        for n, (a, p, al) in {PATRONI_NODES!r}.items()
-    ],
-}}
-lxc_hosts, etcd, patroni = _groups["lxc_hosts"], _groups["etcd"], _groups["patroni"]
-prepare_local_files(check_inventory(__file__, _groups))
+_groups = topology.groups({ETCD_NODES!r}, {PATRONI_NODES!r})
+all, lxc_hosts, etcd, patroni = (_groups[g] for g in ("all", "lxc_hosts", "etcd", "patroni"))
+values.prepare_local_files(check_inventory(__file__))
 '''
 
 # The verification tests run against this inventory: what they check does not depend on the
