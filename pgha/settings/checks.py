@@ -190,6 +190,8 @@ def _check_users(s: dict[str, Any], problems: list[str]) -> None:
     users = {key: s.get(key) for key in ("patroni_superuser", "patroni_replication_user", "patroni_admin_user")}
     seen: dict[Any, str] = {}
     for key, user in users.items():
+        if user is None:
+            continue  # reported as missing
         if user in seen:
             problems.append(
                 f"group_data: {key} = {user!r} is also {seen[user]}: expected distinct roles "

@@ -46,6 +46,13 @@ def host_data_problems(groups: dict[str, Any]) -> list[str]:
                     problems.append(
                         f"inventory: host {name!r} has {key} = {value!r}: expected {HOST_DATA[key][1]}"
                     )
+            targets = {data.get("address"), data.get("dns_name")} - {None}
+            if group != LAB_GROUP and targets and "ssh_hostname" not in data and name not in targets:
+                problems.append(
+                    f"inventory: host {name!r} has address {data.get('address')!r} but no ssh_hostname: "
+                    f"pyinfra would connect to {name!r} (its inventory name): expected ssh_hostname "
+                    "set to its address or DNS name (pgha.hosts.host() sets it)"
+                )
     return problems
 
 

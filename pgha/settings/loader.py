@@ -25,7 +25,8 @@ from pgha.settings.checks import check
 from pgha.settings.hosts import cluster_data
 from pgha.settings.topology import GROUPS, LAB_GROUP, Cluster
 
-DEFAULT_INVENTORY = PROJECT_ROOT / "inventory.py"
+# The inventory every tool uses unless told otherwise: $PGHA_INVENTORY, else the lab's.
+DEFAULT_INVENTORY = Path(os.environ.get("PGHA_INVENTORY") or PROJECT_ROOT / "inventory.py")
 
 _loading: list[str] = []  # inventory files pyinfra's loader is reading for us
 
@@ -207,7 +208,9 @@ def check_inventory(inventory_file: str | Path, overrides: dict[str, Any] | None
 def load_cluster(inventory: str | Path = DEFAULT_INVENTORY,
                  overrides: dict[str, Any] | None = None) -> Cluster:
     """The checked Cluster of an inventory file (for tools: the CLI, the drills, the tests)."""
-    return cluster_of(pyinfra_inventory(inventory, overrides), inventory)
+    inventory_object = pyinfra_inventory(inventory, overrides)
+    secrets.ensure()
+    return cluster_of(inventory_object, inventory)
 
 
 _current: dict[str, Cluster] = {}

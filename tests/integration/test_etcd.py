@@ -128,6 +128,7 @@ def _member_state(host) -> dict:
     return {"files": hashlib.sha256(files.encode()).hexdigest(), "service": service.strip()}
 
 
+@pytest.mark.needs_lxc  # its scratch inventory is built from the lab's topology
 def test_removing_a_member_from_the_inventory_is_refused(etcd_hosts, tmp_path):
     kept = ETCD_NAMES[:2]
     dropped = ETCD_NAMES[2]

@@ -28,6 +28,9 @@ import pytest
 from conftest import CLUSTER, LAB_NAMES
 
 import helpers
+from pgha.lab.values import container_host_data
+
+pytestmark = pytest.mark.needs_lxc
 
 ETCD_NODES = {
     "scratch_etcd1": "10.0.3.91",
@@ -129,7 +132,10 @@ class Scratch:
                 encoding="utf-8",
             )
         self.ssh_config = directory / "ssh_config"
-        helpers.write_ssh_config(self.ssh_config, ALL_NODES, known_hosts=self.known_hosts)
+        helpers.write_ssh_config(self.ssh_config, {
+            name: {**container_host_data(name, address), "ssh_known_hosts_file": str(self.known_hosts)}
+            for name, address in ALL_NODES.items()
+        })
         self.hosts = helpers.testinfra_hosts(self.ssh_config, ETCD_NODES)
 
     def record(self, name: str, output: str) -> None:

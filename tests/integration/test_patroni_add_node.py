@@ -17,6 +17,8 @@ import pytest
 import helpers
 from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
+pytestmark = pytest.mark.needs_lxc
+
 REMOVED = "pg_patroni3"
 REMOVED_MEMBER = "pg-3"
 
