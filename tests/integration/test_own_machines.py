@@ -23,6 +23,7 @@ from conftest import CLUSTER
 
 import helpers
 from pgha.lab import values as lab
+from pgha.lab.deploy import answers_ssh
 
 pytestmark = pytest.mark.needs_lxc
 
@@ -123,8 +124,11 @@ def own(tmp_path_factory):
         for name, address in MACHINES.values():
             _make_machine(name, address, (directory / "id_ed25519.pub").read_text())
         inventory = _inventory(directory / "inventory", key)
+        addresses = [a for _, a in MACHINES.values()]
+        assert helpers.wait_until(lambda: all(answers_ssh(a) for a in addresses), 120), "no SSH"
         # the README's first-contact step (here the host keys were just made by us)
-        scan = _run("ssh-keyscan", "-t", "ed25519", *(a for _, a in MACHINES.values()))
+        scan = _run("ssh-keyscan", "-t", "ed25519", *addresses)
+        assert sorted(line.split()[0] for line in scan.stdout.splitlines()) == sorted(addresses), scan
         (inventory.parent / "known_hosts").write_text(scan.stdout)
         for step in ("first", "second"):
             rc, output = helpers.run_pyinfra(inventory, "deploys/all.py", timeout=900)

@@ -7,6 +7,7 @@ connection, and the last tests prove it with pyinfra itself.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -186,3 +187,16 @@ def test_group_data_of_an_inventory_elsewhere_is_refused_before_pyinfra_connects
     assert proc.returncode != 0
     assert "patroni_ttl differs between hosts (30 on e1, e2, e3; 'thirty' on p1, p2, p3)" in output, output
     assert "Connecting to hosts" not in output and "Traceback" not in output, output
+
+
+def test_a_misspelt_secrets_key_is_named(tmp_path, secrets_path, in_repo):
+    from pgha import secrets
+
+    secrets.ensure()
+    values = json.loads(secrets_path.read_text())
+    values["admin_pasword"] = values.pop("admin_password")
+    secrets_path.write_text(json.dumps(values))
+    message = problems(write(tmp_path))
+    assert "unknown key 'admin_pasword'" in message and "did you mean 'admin_password'?" in message, message
+    assert "'admin_password' is missing" in message
+    assert values["admin_pasword"] not in message  # never a secret in a message
