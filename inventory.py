@@ -2,17 +2,18 @@
 
 Usage: pyinfra inventory.py deploys/all.py
 
-The inventory and group_data/ are checked before pyinfra connects to any host; the lab's
-SSH keys and known_hosts are made on first use. For your own machines, start from
-inventories/ (see the README).
+Everything pyinfra will use (this file, group_data/, --data) is checked before it connects
+to any host; the lab's SSH keys and known_hosts are made on first use. For your own
+machines, start from inventories/example/ (see the README).
 """
 
 from pgha.lab import topology, values
 from pgha.settings.loader import check_inventory
 
 _groups = topology.groups()
+all = _groups["all"]  # noqa: A001 - pyinfra's name for the data of every host
 lxc_hosts = _groups["lxc_hosts"]
 etcd = _groups["etcd"]
 patroni = _groups["patroni"]
 
-values.prepare_local_files(check_inventory(__file__, _groups))
+values.prepare_local_files(check_inventory(__file__))

@@ -1,25 +1,12 @@
-# Every setting of the cluster, defined once. The hosts and their addresses are in
-# inventory.py; pgha/settings.py knows the type of each setting below and rejects a bad
-# value (or an unknown key that looks like a typo) before any host is touched.
-
-# --- Lab (LXC containers on the machine running pyinfra) -------------------------------
-lab_bridge = "lxcbr0"  # bridge the containers are plugged into
-lab_subnet = "10.0.3.0/24"  # every lab address must be inside it
-lab_gateway = "10.0.3.1"  # the bridge's own address: gateway, DNS and NAT for containers
-# DHCP leases for other containers on the bridge; must not cover any lab address
-lab_dhcp_range = ["10.0.3.2", "10.0.3.30"]
-lab_base_container = "pgha-base"  # cached base, every node is a clone of it
-# packages baked into the base container (the roles install the rest)
-lab_base_packages = ["openssh-server", "python3", "iproute2", "ca-certificates", "curl"]
+# The cluster's settings, the same for every inventory (the lab's and yours). The hosts and
+# their addresses are in the inventory; pgha/settings/schema.py knows the type of each
+# setting and a bad value (or an unknown key that looks like a typo) is refused before any
+# host is touched.
 
 # --- The nodes' Debian release: bookworm (Debian 12) or trixie (Debian 13) ---------------
 # It decides the versions installed (PostgreSQL 15 / 17, Patroni 3.0.2 / 4.0.7) and the lab
 # builds its containers from it.
 debian_release = "bookworm"
-
-# --- Networks allowed to reach PostgreSQL (besides the Patroni nodes themselves) --------
-# The lab's clients run on the LXC host; other containers (etcd) are refused by pg_hba.
-client_networks = ["10.0.3.1/32"]
 
 # --- Ports ------------------------------------------------------------------------------
 etcd_client_port = 2379  # etcd client API on the etcd nodes
@@ -31,10 +18,13 @@ haproxy_rw_port = 5432  # read-write: only the leader passes the health check
 haproxy_ro_port = 5433  # read-only: round-robin over the streaming replicas
 haproxy_stats_port = 7000  # HAProxy stats page (authenticated)
 
+# --- Who may connect (no default: each inventory says it) --------------------------------
+# client_networks: networks allowed to reach PostgreSQL and HAProxy, besides the nodes.
+# etcd_client_networks: besides the Patroni nodes and etcd members, who may reach etcd's
+# client port (a firewall on each etcd member). The lab sets both in pgha/lab/topology.py;
+# inventories/example/ shows them for your own machines.
+
 # --- etcd -------------------------------------------------------------------------------
-# etcd has no authentication: a firewall on each member lets its client port answer only
-# the Patroni nodes, the etcd members and these networks (the lab host, for checks).
-etcd_client_networks = ["10.0.3.1/32"]
 etcd_cluster_token = "patroni"  # initial-cluster-token
 # An even member count tolerates no more failures than one member less: refused unless
 # this is true (the seed runs a 2-member cluster before adding the third member).

@@ -7,6 +7,7 @@ pyinfra's output and logs do not show them.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import secrets as _random
@@ -68,6 +69,11 @@ def problems() -> list[str]:
         return found + [f"secrets: {file} is not valid JSON ({error}): expected a JSON object"]
     if not isinstance(values, dict):
         return found + [f"secrets: {file} holds a {type(values).__name__}: expected a JSON object"]
+    unknown = [key for key in values if key not in KEYS]
+    for key in unknown:
+        close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.75)
+        hint = f": did you mean {close[0]!r}?" if close else f" (expected only {', '.join(KEYS)})"
+        found.append(f"secrets: unknown key {key!r} in {file}{hint}")
     for key in KEYS:
         value = values.get(key)
         if value is None:

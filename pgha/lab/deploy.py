@@ -70,7 +70,7 @@ def base_container(cluster):
     )
 
 
-def _answers_ssh(address: str) -> bool:
+def answers_ssh(address: str) -> bool:
     try:
         with socket.create_connection((address, 22), timeout=2) as conn:
             return conn.recv(4).startswith(b"SSH")
@@ -82,7 +82,7 @@ def _wait_for_ssh(addresses: list[str], timeout: float = SSH_WAIT_SECONDS) -> No
     pending = list(addresses)
 
     def all_answer() -> bool:
-        pending[:] = [a for a in pending if not _answers_ssh(a)]
+        pending[:] = [a for a in pending if not answers_ssh(a)]
         return not pending
 
     if not wait_for(all_answer, timeout, interval=0.5):

@@ -1,10 +1,31 @@
-"""The lab's topology, the seed's: three etcd members and three Patroni members, one LXC
-container each. Plain data, no side effect: inventory.py and the unit tests build their
-inventory groups from it, and each address is written here and only here."""
+"""The lab's topology, the seed's: its network on this machine, three etcd members and
+three Patroni members, one LXC container each. Plain data, no side effect: inventory.py
+and the unit tests build their inventory groups from it, and each address is written here
+and only here. (group_data/all.py may still override any of the lab_* values.)"""
 
 from __future__ import annotations
 
 from pgha.lab.values import container_host_data
+from pgha.settings.topology import LAB_GROUP
+
+LAB_SETTINGS = {
+    "lab_bridge": "lxcbr0",  # bridge the containers are plugged into
+    "lab_subnet": "10.0.3.0/24",  # every lab address must be inside it
+    "lab_gateway": "10.0.3.1",  # the bridge's own address: gateway, DNS and NAT for containers
+    # DHCP leases for other containers on the bridge; must not cover any lab address
+    "lab_dhcp_range": ["10.0.3.2", "10.0.3.30"],
+    # prefix of the cached base containers, one per release (pgha-base-trixie): every node
+    # is a clone of its release's
+    "lab_base_container": "pgha-base",
+    # packages baked into the base container (the roles install the rest)
+    "lab_base_packages": ["openssh-server", "python3", "iproute2", "ca-certificates", "curl"],
+}
+# The lab's clients run on the LXC host itself (the bridge's address); other containers
+# (the etcd members) are not clients of PostgreSQL.
+CLIENTS = {
+    "client_networks": [f"{LAB_SETTINGS['lab_gateway']}/32"],
+    "etcd_client_networks": [f"{LAB_SETTINGS['lab_gateway']}/32"],
+}
 
 ETCD_NODES = {
     "etcd1": "10.0.3.64",
@@ -19,13 +40,19 @@ PATRONI_NODES = {
 }
 
 
-def groups() -> dict[str, list[tuple[str, dict]]]:
-    """pyinfra inventory groups: the LXC host (this machine) and the containers."""
+def groups(etcd_nodes: dict | None = None, patroni_nodes: dict | None = None) -> dict[str, list | tuple]:
+    """pyinfra inventory groups: the LXC host (this machine), the containers, and `all`
+    carrying the lab's settings and client networks."""
+    etcd = [(n, container_host_data(n, a)) for n, a in (etcd_nodes or ETCD_NODES).items()]
+    patroni = [
+        (n, container_host_data(n, a, patroni_name=pg, aliases=list(al)))
+        for n, (a, pg, al) in (patroni_nodes or PATRONI_NODES).items()
+    ]
+    lab = [("@local", {})]
+    names = list(dict.fromkeys(name for name, _ in lab + etcd + patroni))
     return {
-        "lxc_hosts": [("@local", {})],
-        "etcd": [(name, container_host_data(name, address)) for name, address in ETCD_NODES.items()],
-        "patroni": [
-            (name, container_host_data(name, address, patroni_name=pg_name, aliases=list(aliases)))
-            for name, (address, pg_name, aliases) in PATRONI_NODES.items()
-        ],
+        "all": (names, {**LAB_SETTINGS, **CLIENTS}),
+        LAB_GROUP: lab,
+        "etcd": etcd,
+        "patroni": patroni,
     }

@@ -142,7 +142,10 @@ def known_hosts(cluster) -> str:
 
 
 def prepare_local_files(cluster) -> None:
-    """Keys and known_hosts on the control machine: local files only, no host touched."""
+    """Keys and known_hosts on the control machine: local files only, no host touched.
+    (``cluster`` None: the inventory is being read for its check, nothing to do.)"""
+    if cluster is None:
+        return
     names = lab_containers(cluster)
     if not names:
         return

@@ -18,7 +18,8 @@ from pgha.patroni.facts import TextFileHeader
 
 
 def packages(settings) -> list[str]:
-    return [f"postgresql-{settings['postgresql_version']}", "patroni", "python3-etcd"]
+    # curl: the facts and the stop-time switchover script ask the local REST API with it
+    return [f"postgresql-{settings['postgresql_version']}", "patroni", "python3-etcd", "curl"]
 
 
 @deploy("patroni: install")
@@ -220,7 +221,7 @@ def dynamic_configuration(cluster, node):
 
 def connection_hint(cluster) -> str:
     s = cluster.settings
-    names = ",".join(n.patroni_name for n in cluster.patroni)
+    names = ",".join(n.connect_name for n in cluster.patroni)
     return (
         f"\n\nConnect (user {s['patroni_admin_user']}, password `admin_password` in the secrets file):\n"
         f"  read-write: host={names} port={s['haproxy_rw_port']} target_session_attrs=read-write\n"

@@ -51,16 +51,25 @@ def _wait_until_flagged(port: int, parameters: list[str], timeout: float) -> Non
 
 
 @operation()
-def dynamic_config_applied(wanted: dict, config_file: str, port: int, pg_port: int, settle_seconds: float = 30):
+def dynamic_config_applied(wanted: dict, config_file: str, port: int, pg_port: int,
+                           settle_seconds: float = 30, answer_timeout: float = 60):
     """The DCS configuration holds ``wanted`` (patronictl edit-config), changed only where
     a value differs. When a parameter PostgreSQL reads at start only (pg_settings context
     ``postmaster``) changed, waits until Patroni flags the members for a restart, so that
-    pending_restarts_applied, next, restarts them in this same run."""
+    pending_restarts_applied, next, restarts them in this same run. A member that has just
+    bootstrapped may need a moment before /config answers: up to ``answer_timeout`` s."""
     current = host.get_fact(PatroniDynamicConfig, port=port)
     if current is None:
-        if executing():
-            raise OperationError(f"Patroni REST API on {host.name} does not answer GET /config")
-        return
+        if not executing():
+            return
+        seen = {}
+
+        def answers():
+            seen["config"] = host.get_fact(PatroniDynamicConfig, port=port)
+            return seen["config"] is not None, f"Patroni REST API on {host.name} does not answer GET /config"
+
+        check_until(answers, answer_timeout, interval=1)
+        current = seen["config"]
     changes = dynamic_config_changes(wanted, current)
     if not changes:
         host.noop("the DCS configuration matches group_data")

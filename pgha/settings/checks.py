@@ -10,8 +10,10 @@ import logging
 from typing import Any
 
 from pgha.errors import ConfigError
+from pgha.settings.hosts import group_problems, host_data_problems
 from pgha.settings.schema import (
     HOST_DATA_KEYS,
+    LAB_SETTINGS,
     RENAMED_SETTINGS,
     SETTINGS,
     is_int,
@@ -20,13 +22,14 @@ from pgha.settings.schema import (
 from pgha.lab.values import network_problems as lab_network_problems
 from pgha.postgres.parameters import RENAMED, catalogue, parameter_problems, versions
 from pgha.releases import RELEASES
-from pgha.settings.topology import Cluster, nodes_from_groups
+from pgha.settings.topology import LAB_GROUP, Cluster, host_entries, nodes_from_groups
 
 logger = logging.getLogger("pgha")
 
 
-def _check_types(data: dict[str, Any], problems: list[str]) -> None:
-    for key, (is_valid, expected) in SETTINGS.items():
+def _check_types(data: dict[str, Any], keys, problems: list[str]) -> None:
+    for key in sorted(keys):
+        is_valid, expected = SETTINGS[key]
         if key not in data:
             problems.append(f"group_data: setting {key!r} is missing: expected {expected}")
         elif not is_valid(data[key]):
@@ -37,11 +40,12 @@ def _check_unknown_keys(data: dict[str, Any], problems: list[str]) -> None:
     for key in data:
         if key in SETTINGS or key in HOST_DATA_KEYS or key.startswith(("ssh_", "_")):
             continue
+        if key in RENAMED_SETTINGS:
+            problems.append(f"group_data: setting {key!r} was renamed: use {RENAMED_SETTINGS[key]}")
+            continue
         setting = difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.8)
         pg_names = _pg_parameter_names(data.get("postgresql_version"))
-        if key in RENAMED_SETTINGS:
-            hint = RENAMED_SETTINGS[key]
-        elif setting:
+        if setting:
             hint = setting[0]
         elif key in pg_names:
             hint = f"postgresql_parameters[{key!r}] (PostgreSQL parameters belong in that mapping)"
@@ -182,17 +186,43 @@ def _check_timings(s: dict[str, Any], problems: list[str]) -> None:
         )
 
 
-def check(groups: dict[str, Any], data: dict[str, Any]) -> Cluster:
-    """Check the inventory groups and the group data; return the topology or raise."""
+def _check_users(s: dict[str, Any], problems: list[str]) -> None:
+    users = {key: s.get(key) for key in ("patroni_superuser", "patroni_replication_user", "patroni_admin_user")}
+    seen: dict[Any, str] = {}
+    for key, user in users.items():
+        if user is None:
+            continue  # reported as missing
+        if user in seen:
+            problems.append(
+                f"group_data: {key} = {user!r} is also {seen[user]}: expected distinct roles "
+                "(each has its own password and rights)"
+            )
+        seen.setdefault(user, key)
+
+
+def check(groups: dict[str, Any], data: dict[str, Any], lab_data: dict[str, Any] | None = None,
+          group_names=()) -> Cluster:
+    """Check the inventory groups (host data as written), the cluster's settings and, when
+    the inventory has a lab, the lab's settings (``lab_data``, default ``data``); return
+    the topology or raise ConfigError with every problem."""
     problems: list[str] = []
-    _check_types(data, problems)
+    has_lab = bool(host_entries(groups.get(LAB_GROUP, [])))
+    lab = (lab_data if lab_data is not None else data) if has_lab else {}
+    _check_types(data, set(SETTINGS) - LAB_SETTINGS, problems)
+    if has_lab:
+        _check_types(lab, LAB_SETTINGS, problems)
     _check_unknown_keys(data, problems)
+    problems += host_data_problems(groups)
+    problems += group_problems(group_names)
     etcd, patroni = nodes_from_groups(groups, problems)
-    cluster = Cluster(settings=dict(data), etcd=etcd, patroni=patroni)
+    settings = {**data, **{k: lab[k] for k in LAB_SETTINGS if k in lab}}
+    cluster = Cluster(settings=settings, etcd=etcd, patroni=patroni)
     _resolve_release(cluster.settings, problems)
     _check_topology(cluster, problems)
+    _check_users(cluster.settings, problems)
     _check_pg_parameters(cluster, problems)
-    problems.extend(lab_network_problems(cluster))
+    if has_lab:
+        problems.extend(lab_network_problems(cluster))
     _check_timings(cluster.settings, problems)
     if problems:
         raise ConfigError(problems)

@@ -1,43 +1,189 @@
-"""The one way from an inventory to a checked Cluster, used by inventory.py (before pyinfra
-connects to any host), the deploy files, the CLI, the drills and the tests.
+"""The one way from an inventory to a checked Cluster, used by inventory files (before
+pyinfra connects to any host), the deploy files, the CLI, the drills and the tests.
 
-group_data/ is read the way pyinfra reads it; the secrets file is created on first use,
-checked with the settings (one list of problems) and carried by the Cluster.
+The inventory is read the way pyinfra reads it, so every group_data file pyinfra will read
+(`group_data/` in the current directory and beside the inventory, `--group-data`), the
+inventory's own data and `--data` overrides are merged as the deploy will see them, by
+pyinfra's own Inventory.
+The secrets file is created on first use, checked with the settings (one list of problems)
+and carried by the Cluster.
 """
 
 from __future__ import annotations
 
-import types
+import ast
+import os
+import sys
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pgha import PROJECT_ROOT, secrets
 from pgha.errors import ConfigError
 from pgha.settings.checks import check
-from pgha.settings.topology import GROUPS, Cluster
+from pgha.settings.hosts import cluster_data
+from pgha.settings.topology import GROUPS, LAB_GROUP, Cluster
 
-DEFAULT_INVENTORY = PROJECT_ROOT / "inventory.py"
+# The inventory every tool uses unless told otherwise: $PGHA_INVENTORY, else the lab's.
+DEFAULT_INVENTORY = Path(os.environ.get("PGHA_INVENTORY") or PROJECT_ROOT / "inventory.py")
+
+_loading: list[str] = []  # inventory files pyinfra's loader is reading for us
 
 
-def load_group_data(directory: str | Path) -> dict[str, Any]:
-    """group_data/all.py's public, non-module globals (what pyinfra gives every host)."""
-    path = Path(directory) / "all.py"
-    namespace: dict[str, Any] = {"__file__": str(path)}
-    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+@contextmanager
+def _reading(inventory_file: str):
+    _loading.append(inventory_file)
+    try:
+        yield
+    finally:
+        _loading.pop()
+
+
+def _python_error(error: BaseException, inventory_file: str) -> ConfigError:
+    """`file:line: error` for a Python mistake in an inventory or group_data file."""
+    cause = error
+    if isinstance(cause, SyntaxError) and cause.filename:
+        where = f"{cause.filename}:{cause.lineno}"
+    else:
+        frames = [f for f in traceback.extract_tb(cause.__traceback__) if not f.filename.startswith(str(PROJECT_ROOT / "pgha"))]
+        frame = frames[-1] if frames else None
+        where = f"{frame.filename}:{frame.lineno}" if frame else inventory_file
+    message = f"{type(cause).__name__}: {cause}".strip()
+    return ConfigError([f"{where}: {message} (a Python mistake: the file cannot be read)"])
+
+
+def _imported_names(source: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def read_python_file(path: str | Path) -> dict[str, Any]:
+    """A group_data or inventory file's public names, as pyinfra reads them (``__all__`` if
+    set, else every name not bound by an import); a Python mistake is a ConfigError."""
+    path = str(path)
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+        namespace: dict[str, Any] = {"__file__": path}
+        exec(compile(source, path, "exec"), namespace)
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any mistake in the user's file
+        raise _python_error(error, path) from None
+    keys = namespace.get("__all__") or [k for k in namespace if k not in _imported_names(source)]
+    return {k: namespace[k] for k in keys if not k.startswith("__")}
+
+
+def load_group_data(directory: str | Path) -> dict[str, dict[str, Any]]:
+    """{group: data} of one group_data directory (one file per group, as pyinfra reads it)."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        return {}
+    return {f.stem: read_python_file(f) for f in sorted(folder.glob("*.py"))}
+
+
+def _inventory_groups(path: str) -> dict[str, Any]:
+    """The inventory file's groups: its public lists and (hosts, data) tuples."""
     return {
-        k: v
-        for k, v in namespace.items()
-        if not k.startswith("__") and not isinstance(v, types.ModuleType)
+        k: v for k, v in read_python_file(path).items()
+        if not k.startswith("_") and isinstance(v, (list, tuple))
     }
 
 
-def checked_cluster(groups: dict[str, Any], data: dict[str, Any]) -> Cluster:
+def pyinfra_inventory(inventory_file: str | Path, overrides: dict[str, Any] | None = None,
+                      group_data_dirs: list[str] | None = None):
+    """The pyinfra Inventory that `pyinfra INVENTORY ...` run from the current directory
+    builds (pyinfra_cli's make_inventory_from_files, followed step by step: pyinfra_cli
+    itself cannot be imported by tools, its import patches threads and sockets)."""
+    from pyinfra.api import Inventory
+
+    path = str(Path(inventory_file).resolve())
+    with _reading(path):
+        groups = _inventory_groups(path)
+    all_hosts, all_data = groups.pop("all", (None, {}))
+    if all_hosts is None:
+        all_hosts = list(dict.fromkeys(
+            h[0] if isinstance(h, tuple) else h
+            for hosts in groups.values()
+            for h in (hosts[0] if isinstance(hosts, tuple) else hosts)
+        ))
+    groups.setdefault(Path(path).stem, list(all_hosts))  # pyinfra's group named after the file
+    folders = [Path(os.getcwd()) / "group_data"]
+    if str(Path(path).parent) != os.getcwd():
+        folders.append(Path(path).parent / "group_data")
+    folders += [Path(d) for d in group_data_dirs or []]
+    group_data: dict[str, dict] = {}
+    for folder in folders:
+        for group, data in load_group_data(folder).items():
+            group_data.setdefault(group, {}).update(data)
+    all_data = {**all_data, **group_data.pop("all", {})}
+    merged = {}
+    for name, hosts in groups.items():
+        hosts, data = hosts if isinstance(hosts, tuple) else (hosts, {})
+        merged[name] = (hosts, {**data, **group_data.pop(name, {})})
+    merged.update({name: ([], data) for name, data in group_data.items()})
+    return Inventory((all_hosts, all_data), override_data=overrides or {}, **merged)
+
+
+def _cli_arguments() -> tuple[dict[str, Any], list[str]]:
+    """The `--data KEY=VALUE` overrides and `--group-data DIR` of the running pyinfra command
+    (none when pyinfra is not the program running), parsed as pyinfra parses them."""
+    if "pyinfra_cli" not in sys.modules or not Path(sys.argv[0]).name.startswith("pyinfra"):
+        return {}, []
+    from pyinfra_cli.util import parse_cli_arg
+
+    overrides: dict[str, Any] = {}
+    directories: list[str] = []
+    args = sys.argv[1:]
+    for index, arg in enumerate(args):
+        for option, sink in (("--data", "data"), ("--group-data", "dirs")):
+            value = None
+            if arg == option and index + 1 < len(args):
+                value = args[index + 1]
+            elif arg.startswith(option + "="):
+                value = arg.split("=", 1)[1]
+            if value is None:
+                continue
+            if sink == "dirs":
+                directories.append(value)
+            elif "=" in value:
+                key, raw = value.split("=", 1)
+                overrides[key] = parse_cli_arg(raw)
+    return overrides, directories
+
+
+def _hosts(inventory, group: str) -> list:
+    return list(inventory.get_group(group, []))
+
+
+def cluster_of(inventory, inventory_file: str | Path | None = None) -> Cluster:
+    """The checked Cluster of a pyinfra Inventory: host data as written, settings as every
+    cluster host sees them (they must agree), lab settings as the lab host sees them."""
+    groups = {
+        group: [(h.name, dict(inventory.get_host_data(h.name))) for h in _hosts(inventory, group)]
+        for group in (*GROUPS, LAB_GROUP)
+    }
+    cluster_hosts = list({h.name: h for g in GROUPS for h in _hosts(inventory, g)}.values())
+    data, problems = cluster_data({h.name: h.data.dict() for h in cluster_hosts})
+    lab_hosts = _hosts(inventory, LAB_GROUP)
+    lab_data = lab_hosts[0].data.dict() if lab_hosts else None
+    group_names = []
+    if inventory_file:  # pyinfra also makes a group named after the inventory file
+        group_names = [g for g in inventory.group_data if g != Path(inventory_file).stem]
+    return checked_cluster(groups, data, lab_data, group_names, problems)
+
+
+def checked_cluster(groups: dict[str, Any], data: dict[str, Any], lab_data: dict | None = None,
+                    group_names=(), problems: list[str] | None = None) -> Cluster:
     """Settings, topology and secrets checked together; every problem reported at once. A
     missing secrets file is reported, not created (check_inventory creates it)."""
-    problems: list[str] = []
+    problems = list(problems or [])
     cluster = None
     try:
-        cluster = check(groups, data)
+        cluster = check(groups, data, lab_data, group_names)
     except ConfigError as error:
         problems += error.problems
     problems += secrets.problems()
@@ -47,23 +193,24 @@ def checked_cluster(groups: dict[str, Any], data: dict[str, Any]) -> Cluster:
     return cluster
 
 
-def check_inventory(inventory_file: str | Path, groups: dict[str, Any],
-                    overrides: dict[str, Any] | None = None) -> Cluster:
-    """Called by an inventory file with its own groups: the group_data beside it, with
-    ``overrides`` applied, checked before pyinfra connects to any host."""
-    data = load_group_data(Path(inventory_file).resolve().parent / "group_data")
+def check_inventory(inventory_file: str | Path, overrides: dict[str, Any] | None = None) -> Cluster | None:
+    """Called at the end of an inventory file: everything pyinfra will use checked before
+    it connects to any host. Returns None when pyinfra's loader reads the file for us."""
+    path = str(Path(inventory_file).resolve())
+    if path in _loading:
+        return None
+    cli_overrides, directories = _cli_arguments()
+    inventory = pyinfra_inventory(path, {**cli_overrides, **(overrides or {})}, directories)
     secrets.ensure()
-    return checked_cluster(groups, {**data, **(overrides or {})})
+    return cluster_of(inventory, path)
 
 
 def load_cluster(inventory: str | Path = DEFAULT_INVENTORY,
                  overrides: dict[str, Any] | None = None) -> Cluster:
-    """The checked Cluster of an inventory file (executed as pyinfra executes it)."""
-    path = Path(inventory).resolve()
-    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "pgha_inventory"}
-    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
-    groups = {group: namespace.get(group, []) for group in GROUPS}
-    return check_inventory(path, groups, overrides)
+    """The checked Cluster of an inventory file (for tools: the CLI, the drills, the tests)."""
+    inventory_object = pyinfra_inventory(inventory, overrides)
+    secrets.ensure()
+    return cluster_of(inventory_object, inventory)
 
 
 _current: dict[str, Cluster] = {}
@@ -71,14 +218,9 @@ _current: dict[str, Cluster] = {}
 
 def current() -> Cluster:
     """The checked Cluster of the running pyinfra deploy (its --data overrides included)."""
-    from pyinfra import host, inventory
+    from pyinfra import inventory
 
-    groups = {
-        group: [(h.name, dict(h.data.dict())) for h in inventory.get_group(group, [])]
-        for group in GROUPS
-    }
-    data = dict(host.data.dict())
-    key = repr((groups, sorted(data.items())))
+    key = repr(sorted((h.name, sorted(h.data.dict().items(), key=str)) for h in inventory))
     if key not in _current:
-        _current[key] = checked_cluster(groups, data)
+        _current[key] = cluster_of(inventory)
     return _current[key]

@@ -53,7 +53,9 @@ def is_name(value: Any) -> bool:
 
 PORT = (is_port, "an integer port number from 1 to 65535")
 SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "lab_bridge": (is_name, "a network interface name"),
+    "lab_bridge": (
+        lambda v: is_name(v) and len(v) <= 15, "a network interface name of at most 15 characters"
+    ),
     "lab_subnet": (is_ipv4_network, "an IPv4 network such as 10.0.3.0/24"),
     "lab_gateway": (is_ipv4, "an IPv4 address inside lab_subnet"),
     "lab_dhcp_range": (
@@ -65,7 +67,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "debian_release": (
         lambda v: v in RELEASES, f"a supported Debian release: {' or '.join(sorted(RELEASES))}"
     ),
-    "client_networks": (is_list_of(is_network), "a list of networks such as 10.0.3.0/24"),
+    "client_networks": (
+        is_list_of(is_network),
+        "the list of networks your PostgreSQL clients connect from, such as ['192.168.10.0/24'] "
+        "(no default: set it in your inventory's group_data/all.py)",
+    ),
     "etcd_client_port": PORT,
     "etcd_peer_port": PORT,
     "haproxy_etcd_port": PORT,
@@ -74,7 +80,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "haproxy_rw_port": PORT,
     "haproxy_ro_port": PORT,
     "haproxy_stats_port": PORT,
-    "etcd_client_networks": (is_list_of(is_network), "a list of networks such as 10.0.3.1/32"),
+    "etcd_client_networks": (
+        is_list_of(is_network),
+        "the list of networks, besides the cluster's nodes, allowed to reach etcd, such as "
+        "['192.168.10.5/32'] or [] (no default: set it in your inventory's group_data/all.py)",
+    ),
     "etcd_cluster_token": (is_name, "a token of letters, digits, '-', '_' or '.'"),
     "etcd_allow_even_members": (lambda v: isinstance(v, bool), "true or false"),
     "etcd_allow_member_removal": (lambda v: isinstance(v, bool), "true or false"),
@@ -120,13 +130,41 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "haproxy_check_fall": (is_int(1), "an integer, at least 1"),
 }
 
-# Keys pyinfra itself, the inventory or the lab helpers put in host data.
-HOST_DATA_KEYS = {
-    "address",
-    "lxc_container",
-    "patroni_name",
-    "aliases",
+# Settings of the lab's builder (the lxc_hosts group): required only where there is a lab.
+LAB_SETTINGS = {key for key in SETTINGS if key.startswith("lab_")}
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_dns_label(value: Any) -> bool:
+    return isinstance(value, str) and _DNS_LABEL.fullmatch(value) is not None
+
+
+def is_hostname(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= 253
+        and all(is_dns_label(label) for label in value.rstrip(".").split("."))
+    )
+
+
+# Host data: where a host is and what it is called. pyinfra connects with the ssh_* keys
+# (pgha.inventory.host() sets ssh_hostname to dns_name or address).
+HOST_DATA: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "address": (is_ipv4, "an IPv4 address: the one every configuration of the cluster uses"),
+    "dns_name": (is_hostname, "a DNS name such as pg1.example.com"),
+    "patroni_name": (is_dns_label, "a name of letters, digits and '-' (it goes into /etc/hosts)"),
+    "aliases": (is_list_of(is_hostname), "a list of host names such as ['p1']"),
+    "lxc_container": (is_name, "an LXC container name"),
 }
+HOST_DATA_KEYS = set(HOST_DATA)
+
+
+def ssh_data_keys() -> set[str]:
+    """The host data pyinfra's SSH connector reads (ssh_hostname, ssh_user, ssh_key, ...)."""
+    from pyinfra.connectors.ssh import connector_data_meta
+
+    return set(connector_data_meta)
 
 # Settings that were renamed: the old name is refused with the new one.
 RENAMED_SETTINGS = {

@@ -7,8 +7,9 @@ from typing import Any
 
 from pgha.settings.schema import is_ipv4
 
-# The inventory groups that make the cluster (lxc_hosts, the lab's builder, is not part of it)
+# The inventory groups that make the cluster, and the lab's builder (not part of it)
 GROUPS = ("etcd", "patroni")
+LAB_GROUP = "lxc_hosts"
 
 
 @dataclass
@@ -19,10 +20,19 @@ class Node:
     patroni_name: str | None = None
     aliases: list[str] = field(default_factory=list)
     lxc_container: str | None = None
+    dns_name: str | None = None
+    ssh: dict[str, Any] = field(default_factory=dict)  # the host's ssh_* data (how pyinfra connects)
+
+    @property
+    def connect_name(self) -> str:
+        """How clients reach the node: its DNS name if it has one, else its address."""
+        return self.dns_name or self.address
 
     @property
     def all_names(self) -> list[str]:
         names = [self.name]
+        if self.dns_name:
+            names.append(self.dns_name)
         if self.patroni_name:
             names.append(self.patroni_name)
         names.extend(self.aliases)
@@ -85,7 +95,13 @@ def nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> tuple[list
                 continue
             node = by_name.get(name)
             if node is None:
-                node = Node(name=name, address=address, lxc_container=data.get("lxc_container"))
+                node = Node(
+                    name=name,
+                    address=address,
+                    lxc_container=data.get("lxc_container"),
+                    dns_name=data.get("dns_name"),
+                    ssh={k: v for k, v in data.items() if k.startswith("ssh_")},
+                )
                 by_name[name] = node
             elif node.address != address:
                 problems.append(

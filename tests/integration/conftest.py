@@ -23,12 +23,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.lab)
+        if item.get_closest_marker("needs_lxc") and not LAB_NAMES:
+            item.add_marker(pytest.mark.skip(
+                reason=f"needs the LXC lab: {helpers.INVENTORY} has no lab containers "
+                "(faults are injected, or scratch machines built, with LXC on this machine)"
+            ))
 
 
 CLUSTER = helpers.CLUSTER
 ETCD_NAMES = [n.name for n in CLUSTER.etcd]
 PATRONI_NAMES = [n.name for n in CLUSTER.patroni]
 LAB_NAMES = [n.name for n in CLUSTER.nodes if n.lxc_container]
+NODE_NAMES = [n.name for n in CLUSTER.nodes]
 
 
 @pytest.fixture(scope="session")
@@ -39,15 +45,15 @@ def cluster():
 
 @pytest.fixture(scope="session")
 def ssh_config(tmp_path_factory) -> Path:
-    """An ssh_config with one Host block per lab container (root, the lab key, strict keys)."""
+    """An ssh_config with one Host block per node, reached as pyinfra reaches it."""
     path = tmp_path_factory.mktemp("ssh") / "ssh_config"
-    return helpers.write_ssh_config(path, {n.name: n.address for n in CLUSTER.nodes})
+    return helpers.write_ssh_config(path, {n.name: n.ssh for n in CLUSTER.nodes})
 
 
 @pytest.fixture(scope="session")
 def lab_hosts(ssh_config) -> dict:
-    """Every lab container: name -> testinfra host."""
-    return helpers.testinfra_hosts(ssh_config, LAB_NAMES)
+    """Every node of the inventory: name -> testinfra host."""
+    return helpers.testinfra_hosts(ssh_config, NODE_NAMES)
 
 
 @pytest.fixture(scope="session")

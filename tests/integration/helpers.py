@@ -24,7 +24,6 @@ GROUP_DATA = PROJECT_ROOT / "group_data" / "all.py"
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
 PYINFRA = VENV_BIN / "pyinfra"
 PYTHON = VENV_BIN / "python"
-LAB_SSH_KEY = PROJECT_ROOT / ".lab" / "id_ed25519"
 LAB_KNOWN_HOSTS = PROJECT_ROOT / ".lab" / "known_hosts"
 
 TEST_KEY_PREFIX = "/pgha-test/"
@@ -160,18 +159,19 @@ CLUSTER = load_cluster(INVENTORY)
 # --- SSH ------------------------------------------------------------------------------------
 
 
-def write_ssh_config(path: Path, hosts: dict[str, str], known_hosts: Path = LAB_KNOWN_HOSTS) -> Path:
-    """An ssh_config with one Host block per container (name -> address), strict host keys."""
+def write_ssh_config(path: Path, hosts: dict[str, dict]) -> Path:
+    """An ssh_config with one Host block per host (name -> its ssh_* host data, as pyinfra
+    connects: ssh_hostname, ssh_user, ssh_key, ssh_known_hosts_file, strict host keys)."""
     blocks = []
-    for name, address in hosts.items():
+    for name, ssh in hosts.items():
+        key = ssh.get("ssh_key")
         blocks.append(
             f"Host {name}\n"
-            f"    HostName {address}\n"
-            "    User root\n"
-            f"    IdentityFile {LAB_SSH_KEY}\n"
-            "    IdentitiesOnly yes\n"
-            f"    UserKnownHostsFile {known_hosts}\n"
-            "    StrictHostKeyChecking yes\n"
+            f"    HostName {ssh.get('ssh_hostname') or name}\n"
+            f"    User {ssh.get('ssh_user') or 'root'}\n"
+            + (f"    IdentityFile {Path(key).expanduser()}\n    IdentitiesOnly yes\n" if key else "")
+            + (f"    UserKnownHostsFile {ssh['ssh_known_hosts_file']}\n" if ssh.get("ssh_known_hosts_file") else "")
+            + f"    StrictHostKeyChecking {ssh.get('ssh_strict_host_key_checking') or 'yes'}\n"
             "    BatchMode yes\n"
             "    LogLevel ERROR\n"
         )

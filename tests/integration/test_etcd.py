@@ -128,6 +128,7 @@ def _member_state(host) -> dict:
     return {"files": hashlib.sha256(files.encode()).hexdigest(), "service": service.strip()}
 
 
+@pytest.mark.needs_lxc  # its scratch inventory is built from the lab's topology
 def test_removing_a_member_from_the_inventory_is_refused(etcd_hosts, tmp_path):
     kept = ETCD_NAMES[:2]
     dropped = ETCD_NAMES[2]
@@ -146,16 +147,11 @@ def test_removing_a_member_from_the_inventory_is_refused(etcd_hosts, tmp_path):
     inventory = tmp_path / "inventory.py"
     # Not lab.prepare_local_files(): that would rewrite .lab/known_hosts without etcd3.
     inventory.write_text(
-        "from pgha.lab.values import container_host_data\n"
+        "from pgha.lab import topology\n"
         "from pgha.settings.loader import check_inventory\n"
-        f"ETCD_NODES = {etcd_nodes!r}\n"
-        f"PATRONI_NODES = {patroni_nodes!r}\n"
-        "etcd = [(n, container_host_data(n, a)) for n, a in ETCD_NODES.items()]\n"
-        "patroni = [\n"
-        "    (n, container_host_data(n, a, patroni_name=p, aliases=al))\n"
-        "    for n, (a, p, al) in PATRONI_NODES.items()\n"
-        "]\n"
-        "check_inventory(__file__, {'etcd': etcd, 'patroni': patroni})\n",
+        f"_groups = topology.groups({etcd_nodes!r}, {patroni_nodes!r})\n"
+        "all, etcd, patroni = _groups['all'], _groups['etcd'], _groups['patroni']\n"
+        "check_inventory(__file__)\n",
         encoding="utf-8",
     )
     before = {name: _member_state(etcd_hosts[name]) for name in ETCD_NAMES}

@@ -9,9 +9,11 @@ import subprocess
 import pytest
 from conftest import CLUSTER
 
+pytestmark = pytest.mark.needs_lxc
+
 # an address on the lab bridge that no setting allows (outside the DHCP range too)
 STRANGER = "10.0.3.250"
-BRIDGE = CLUSTER.settings["lab_bridge"]
+BRIDGE = CLUSTER.settings.get("lab_bridge")
 CLIENT_PORT = CLUSTER.settings["etcd_client_port"]
 PEER_PORT = CLUSTER.settings["etcd_peer_port"]
 

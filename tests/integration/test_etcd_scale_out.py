@@ -28,6 +28,9 @@ import pytest
 from conftest import CLUSTER, LAB_NAMES
 
 import helpers
+from pgha.lab.values import container_host_data
+
+pytestmark = pytest.mark.needs_lxc
 
 ETCD_NODES = {
     "scratch_etcd1": "10.0.3.91",
@@ -47,6 +50,7 @@ PEER_PORT = CLUSTER.settings["etcd_peer_port"]
 INVENTORY_TEMPLATE = '''"""Scratch inventory written by tests/integration/test_etcd_scale_out.py."""
 from pathlib import Path
 
+from pgha.lab import topology
 from pgha.lab import values as lab
 from pgha.settings.loader import check_inventory
 
@@ -56,18 +60,9 @@ _HERE = Path(__file__).resolve().parent
 lab.KNOWN_HOSTS = _HERE / "known_hosts"
 lab.HOST_KEYS = _HERE / "host_keys"
 
-ETCD_NODES = {etcd!r}
-PATRONI_NODES = {patroni!r}
-
-lxc_hosts = [("@local", {{}})]
-etcd = [(name, lab.container_host_data(name, address)) for name, address in ETCD_NODES.items()]
-patroni = [
-    (name, lab.container_host_data(name, address, patroni_name=pg_name, aliases=aliases))
-    for name, (address, pg_name, aliases) in PATRONI_NODES.items()
-]
-lab.prepare_local_files(
-    check_inventory(__file__, {{"lxc_hosts": lxc_hosts, "etcd": etcd, "patroni": patroni}})
-)
+_groups = topology.groups({etcd!r}, {patroni!r})
+all, lxc_hosts, etcd, patroni = (_groups[g] for g in ("all", "lxc_hosts", "etcd", "patroni"))
+lab.prepare_local_files(check_inventory(__file__))
 '''
 
 
@@ -137,7 +132,10 @@ class Scratch:
                 encoding="utf-8",
             )
         self.ssh_config = directory / "ssh_config"
-        helpers.write_ssh_config(self.ssh_config, ALL_NODES, known_hosts=self.known_hosts)
+        helpers.write_ssh_config(self.ssh_config, {
+            name: {**container_host_data(name, address), "ssh_known_hosts_file": str(self.known_hosts)}
+            for name, address in ALL_NODES.items()
+        })
         self.hosts = helpers.testinfra_hosts(self.ssh_config, ETCD_NODES)
 
     def record(self, name: str, output: str) -> None:

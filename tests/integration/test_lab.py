@@ -10,7 +10,9 @@ from conftest import CLUSTER, LAB_NAMES
 
 import helpers
 
-SUBNET = ipaddress.ip_network(CLUSTER.settings["lab_subnet"])
+pytestmark = pytest.mark.needs_lxc
+
+SUBNET = ipaddress.ip_network(CLUSTER.settings.get("lab_subnet", "0.0.0.0/0"))
 
 
 def node(name):

@@ -17,6 +17,8 @@ import pytest
 import helpers
 from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
+pytestmark = pytest.mark.needs_lxc
+
 REMOVED = "pg_patroni3"
 REMOVED_MEMBER = "pg-3"
 
@@ -52,8 +54,8 @@ def _two_member_inventory(tmp_path):
         "from pgha.settings.loader import check_inventory\n"
         "_groups = topology.groups()\n"
         f"_groups['patroni'] = [h for h in _groups['patroni'] if h[0] != {REMOVED!r}]\n"
-        "lxc_hosts, etcd, patroni = _groups['lxc_hosts'], _groups['etcd'], _groups['patroni']\n"
-        "check_inventory(__file__, _groups)\n"
+        "all, lxc_hosts, etcd, patroni = (_groups[g] for g in ('all', 'lxc_hosts', 'etcd', 'patroni'))\n"
+        "check_inventory(__file__)\n"
     )
     path = tmp_path / "inventory_two_patroni.py"
     path.write_text(text)

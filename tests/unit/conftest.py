@@ -11,7 +11,7 @@ import pytest
 
 from pgha.lab import topology
 from pgha.lab import values as lab
-from pgha.lab.topology import ETCD_NODES, PATRONI_NODES  # noqa: F401 - the tests import them from here
+from pgha.lab.topology import CLIENTS, ETCD_NODES, LAB_SETTINGS, PATRONI_NODES  # noqa: F401
 from pgha.settings.loader import load_group_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def patroni_host(name: str, address: str, patroni_name: str, aliases: list[str])
 @pytest.fixture
 def group_data() -> dict:
     """A fresh copy of group_data/all.py's settings (tests may change it freely)."""
-    return load_group_data(GROUP_DATA_DIR)
+    return {**LAB_SETTINGS, **CLIENTS, **load_group_data(GROUP_DATA_DIR)["all"]}
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ PATRONI_BY_NAME = {pg: address for (address, pg, _aliases) in PATRONI_NODES.valu
 # values: these tests compare what group_data wants with what Patroni answered.
 RECORDED_SETTINGS = {
     key: value
-    for key, value in load_group_data(GROUP_DATA_DIR).items()
+    for key, value in load_group_data(GROUP_DATA_DIR)["all"].items()
     if key.startswith(("patroni_ttl", "patroni_loop_wait", "patroni_retry_timeout",
                        "patroni_maximum_lag", "patroni_synchronous", "postgresql_parameters"))
 }

@@ -20,7 +20,7 @@ from pgha.settings.loader import load_group_data
 from .conftest import GROUP_DATA_DIR, recorded
 
 # group_data's own parameters: the valid starting point every row changes
-DEFAULTS = load_group_data(GROUP_DATA_DIR)["postgresql_parameters"]
+DEFAULTS = load_group_data(GROUP_DATA_DIR)["all"]["postgresql_parameters"]
 
 
 def with_defaults(**changes) -> dict:

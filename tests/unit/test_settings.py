@@ -209,36 +209,26 @@ def test_lab_address_just_after_dhcp_range_is_accepted(groups, group_data):
     assert check(groups, group_data).node("etcd3").address == "10.0.3.31"
 
 
-@pytest.mark.parametrize("gateway", ["10.0.4.1", "10.0.3.0", "10.0.3.255"])
-def test_lab_gateway_outside_subnet_is_refused(groups, group_data, gateway):
-    group_data["lab_gateway"] = gateway
-    matching(
-        problems_of(groups, group_data),
-        f"lab_gateway = {gateway!r}",
-        "expected a host address inside lab_subnet 10.0.3.0/24",
-    )
-
-
-def test_dhcp_range_covering_gateway_is_refused(groups, group_data):
-    group_data["lab_gateway"] = "10.0.3.10"
-    matching(
-        problems_of(groups, group_data),
-        "lab_dhcp_range = ['10.0.3.2', '10.0.3.30']",
-        "covers lab_gateway 10.0.3.10",
-        "expected a range that leaves it out",
-    )
+INSIDE = "expected a host address inside lab_subnet 10.0.3.0/24"
+RANGE = "expected [first, last] with first <= last, both inside lab_subnet 10.0.3.0/24"
 
 
 @pytest.mark.parametrize(
-    "dhcp_range", [["10.0.3.30", "10.0.3.2"], ["10.0.3.2", "10.0.4.30"], ["10.0.2.2", "10.0.3.30"]]
+    ("setting", "value", "parts"),
+    [
+        ("lab_gateway", "10.0.4.1", ("lab_gateway = '10.0.4.1'", INSIDE)),
+        ("lab_gateway", "10.0.3.0", ("lab_gateway = '10.0.3.0'", INSIDE)),
+        ("lab_gateway", "10.0.3.255", ("lab_gateway = '10.0.3.255'", INSIDE)),
+        ("lab_gateway", "10.0.3.10", ("lab_dhcp_range = ['10.0.3.2', '10.0.3.30']", "covers lab_gateway 10.0.3.10",
+                                       "expected a range that leaves it out")),
+        ("lab_dhcp_range", ["10.0.3.30", "10.0.3.2"], ("lab_dhcp_range = ['10.0.3.30', '10.0.3.2']", RANGE)),
+        ("lab_dhcp_range", ["10.0.3.2", "10.0.4.30"], ("lab_dhcp_range = ['10.0.3.2', '10.0.4.30']", RANGE)),
+        ("lab_dhcp_range", ["10.0.2.2", "10.0.3.30"], ("lab_dhcp_range = ['10.0.2.2', '10.0.3.30']", RANGE)),
+    ],
 )
-def test_dhcp_range_reversed_or_outside_subnet_is_refused(groups, group_data, dhcp_range):
-    group_data["lab_dhcp_range"] = dhcp_range
-    matching(
-        problems_of(groups, group_data),
-        f"lab_dhcp_range = {dhcp_range!r}",
-        "expected [first, last] with first <= last, both inside lab_subnet 10.0.3.0/24",
-    )
+def test_lab_network_setting_is_refused(groups, group_data, setting, value, parts):
+    group_data[setting] = value
+    matching(problems_of(groups, group_data), *parts)
 
 
 # --- ports --------------------------------------------------------------------------------

@@ -1,0 +1,13 @@
+# Settings of this inventory only; they win over the repository's group_data/all.py (the
+# defaults every inventory shares: ports, timings, PostgreSQL parameters).
+
+# The nodes' Debian release: trixie (Debian 13) or bookworm (Debian 12).
+debian_release = "bookworm"
+
+# Networks your PostgreSQL clients (applications, your workstation) connect from. No
+# default: nothing but the cluster's own nodes may connect until you say so.
+client_networks = ["192.0.2.0/26"]
+
+# Besides the Patroni nodes and etcd members, who may reach etcd's client port (your
+# monitoring, your workstation for etcdctl); [] for nobody else.
+etcd_client_networks = []

@@ -1,0 +1,202 @@
+"""Bad input, the way a user writes it: an inventory and its group_data files in a folder of
+their own, read by pgha.settings.loader exactly as pyinfra will read them (every group_data
+file, wherever the inventory lives). One row per mistake: the files, and a fragment the
+one-paragraph message must contain. No host is contacted: the check runs before any
+connection, and the last tests prove it with pyinfra itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pgha.errors import ConfigError
+from pgha.settings import loader
+
+from .conftest import REPO_ROOT
+
+INVENTORY = '''
+from pgha.hosts import host
+from pgha.settings.loader import check_inventory
+
+etcd = [host("e1", "192.0.2.11"), host("e2", "192.0.2.12"), host("e3", "192.0.2.13")]
+patroni = [
+    host("p1", "192.0.2.21", patroni_name="pg-a"{p1}),
+    host("p2", "192.0.2.22", patroni_name="pg-b"),
+    host("p3", "192.0.2.23", patroni_name="pg-c"),
+]
+{extra}
+check_inventory(__file__)
+'''
+CLIENTS = 'client_networks = ["192.0.2.0/26"]\netcd_client_networks = []\n'
+
+
+def write(directory, p1: str = "", extra: str = "", all_py: str = CLIENTS, files: dict | None = None):
+    """An inventory in ``directory``/inventories/prod.py with its own group_data."""
+    folder = directory / "inventories"
+    (folder / "group_data").mkdir(parents=True, exist_ok=True)
+    inventory = folder / "prod.py"
+    inventory.write_text(INVENTORY.format(p1=p1, extra=extra))
+    (folder / "group_data" / "all.py").write_text(all_py)
+    for name, text in (files or {}).items():
+        (folder / "group_data" / name).write_text(textwrap.dedent(text))
+    return inventory
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    """Run from the repository root, as the README says (its group_data/ is read too)."""
+    monkeypatch.chdir(REPO_ROOT)
+
+
+def problems(inventory, overrides=None) -> str:
+    with pytest.raises(ConfigError) as info:
+        loader.load_cluster(inventory, overrides)
+    return str(info.value)
+
+
+BAD = [
+    # host data
+    ("alias-a-string", {"p1": ', aliases="p1x"'}, "aliases = 'p1x': expected a list of host names"),
+    ("alias-not-a-host-name", {"p1": ', aliases=["p 1"]'}, "expected a list of host names"),
+    ("patroni-name-with-space", {"extra": 'patroni[0] = host("p1", "192.0.2.21", patroni_name="pg a")'},
+     "patroni_name = 'pg a'"),
+    ("patroni-name-underscore", {"extra": 'patroni[0] = host("p1", "192.0.2.21", patroni_name="pg_a")'},
+     "letters, digits and '-'"),
+    ("misspelt-host-key", {"p1": ', adress="192.0.2.99"'}, "unknown host data 'adress': did you mean 'address'?"),
+    ("misspelt-ssh-key", {"p1": ', ssh_usr="admin"'}, "did you mean 'ssh_user'?"),
+    ("setting-as-host-data", {"p1": ", postgresql_port=5435"}, "sets 'postgresql_port' in its host data"),
+    ("dns-name-invalid", {"p1": ', dns_name="pg_a.example"'}, "dns_name = 'pg_a.example'"),
+    ("address-not-ipv4", {"extra": 'patroni[0] = ("p1", {"address": "pg-a.example.net", "ssh_hostname": "x"})'},
+     "expected an IPv4 address"),
+    ("no-ssh-hostname", {"extra": 'patroni[0] = ("p1", {"address": "192.0.2.21", "patroni_name": "pg-a"})'},
+     "but no ssh_hostname: pyinfra would connect to 'p1'"),
+    ("duplicate-address", {"extra": 'patroni[1] = host("p2", "192.0.2.21", patroni_name="pg-b")'},
+     "address 192.0.2.21 is used by both"),
+    ("duplicate-patroni-name", {"extra": 'patroni[1] = host("p2", "192.0.2.22", patroni_name="pg-a")'},
+     "host name 'pg-a' is used by both"),
+    # groups
+    ("unknown-group", {"extra": 'patrony = [host("p9", "192.0.2.29")]'}, "unknown group 'patrony': did you mean 'patroni'?"),
+    ("unknown-group-file", {"files": {"etdc.py": "etcd_cluster_token = 'x'\n"}}, "unknown group 'etdc': did you mean 'etcd'?"),
+    ("one-patroni", {"extra": "patroni = patroni[:1]"}, "group 'patroni' has 1 member(s)"),
+    ("even-etcd", {"extra": "etcd = etcd[:2]"}, "group 'etcd' has 2 members: expected an odd number"),
+    # settings in a per-group file, and settings that differ between hosts
+    ("group-file-bad-value", {"files": {"patroni.py": "patroni_ttl = 'thirty'\n"}}, "patroni_ttl"),
+    ("setting-differs-by-group", {"files": {"patroni.py": "haproxy_stats_port = 7001\n"}},
+     "haproxy_stats_port differs between hosts"),
+    # Python mistakes
+    ("python-name-error", {"all_py": CLIENTS + "etcd_allow_even_members = true\n"}, "all.py:3: NameError"),
+    ("python-syntax-error", {"all_py": CLIENTS + "patroni_ttl = (30\n"}, "all.py:3: SyntaxError"),
+    ("python-error-in-group-file", {"files": {"patroni.py": "x = 1 / 0\n"}}, "patroni.py:1: ZeroDivisionError"),
+    # missing and unknown settings
+    ("no-client-networks", {"all_py": "etcd_client_networks = []\n"}, "'client_networks' is missing"),
+    ("no-client-networks-says-why", {"all_py": "etcd_client_networks = []\n"}, "no default"),
+    ("typo-setting", {"all_py": CLIENTS + "patroni_tll = 20\n"}, "unknown setting 'patroni_tll': did you mean patroni_ttl?"),
+    ("renamed-setting", {"all_py": CLIENTS + "lab_release = 'trixie'\n"}, "'lab_release' was renamed: use debian_release"),
+    ("parameter-at-top", {"all_py": CLIENTS + "max_connections = 200\n"}, "postgresql_parameters['max_connections']"),
+    ("client-network-not-a-network", {"all_py": 'client_networks = ["192.0.2.0/33"]\netcd_client_networks = []\n'},
+     "client_networks = ['192.0.2.0/33']"),
+    # values and combinations
+    ("release-unknown", {"all_py": CLIENTS + "debian_release = 'buster'\n"}, "debian_release = 'buster'"),
+    ("version-not-shipped", {"all_py": CLIENTS + "debian_release = 'bookworm'\npostgresql_version = 17\n"},
+     "Debian bookworm ships PostgreSQL 15"),
+    ("ttl-below-patroni-4-floor", {"all_py": CLIENTS + "debian_release = 'trixie'\npatroni_ttl = 7\npatroni_loop_wait = 1\npatroni_retry_timeout = 3\n"},
+     "patroni_ttl = 7: expected at least 20 with Patroni 4.0.7"),
+    ("retry-below-patroni-4-floor", {"all_py": CLIENTS + "debian_release = 'trixie'\npatroni_retry_timeout = 2\n"},
+     "patroni_retry_timeout = 2: expected at least 3"),
+    ("timings-inconsistent", {"all_py": CLIENTS + "patroni_ttl = 20\npatroni_retry_timeout = 10\n"},
+     "loop_wait + 2 * retry_timeout"),
+    ("same-port-twice", {"all_py": CLIENTS + "haproxy_ro_port = 5432\n"}, "both listen on host"),
+    ("replication-user-is-superuser", {"all_py": CLIENTS + "patroni_replication_user = 'postgres'\n"},
+     "patroni_replication_user = 'postgres' is also patroni_superuser"),
+    ("admin-is-superuser", {"all_py": CLIENTS + "patroni_admin_user = 'postgres'\n"}, "expected distinct roles"),
+    ("sync-count-too-high", {"all_py": CLIENTS + "patroni_synchronous_mode = True\npatroni_synchronous_node_count = 3\n"},
+     "patroni_synchronous_node_count = 3"),
+    ("parameter-word-for-number", {"all_py": CLIENTS + "postgresql_parameters = {'max_connections': 'lots'}\n"},
+     "postgresql_parameters['max_connections'] = 'lots'"),
+    ("parameter-bad-unit", {"all_py": CLIENTS + "postgresql_parameters = {'shared_buffers': '1 parsec'}\n"},
+     "postgresql_parameters['shared_buffers']"),
+    ("parameter-wal-level-minimal", {"all_py": CLIENTS + "postgresql_parameters = {'wal_level': 'minimal'}\n"},
+     "postgresql_parameters['wal_level']"),
+    ("parameter-managed-by-patroni", {"all_py": CLIENTS + "postgresql_parameters = {'port': 5432}\n"},
+     "postgresql_parameters['port']"),
+    ("parameter-typo", {"all_py": CLIENTS + "postgresql_parameters = {'shared_bufers': '1GB'}\n"}, "did you mean 'shared_buffers'"),
+    ("check-timeout-zero", {"all_py": CLIENTS + "etcd_check_timeout = 0\n"}, "etcd_check_timeout = 0"),
+    ("duration-bad", {"all_py": CLIENTS + "haproxy_check_inter = 'soon'\n"}, "haproxy_check_inter = 'soon'"),
+]
+
+
+@pytest.mark.parametrize(("files", "fragment"), [pytest.param(f, m, id=i) for i, f, m in BAD])
+def test_bad_input_is_refused_with_a_message(tmp_path, in_repo, files, fragment):
+    message = problems(write(tmp_path, **files))
+    assert fragment in message, message
+    assert "Traceback" not in message
+
+
+def test_the_example_inventory_passes(in_repo):
+    cluster = loader.load_cluster(REPO_ROOT / "inventories" / "example" / "inventory.py")
+    assert [n.name for n in cluster.patroni] == ["pg-a", "pg-b", "pg-c"]
+    assert cluster.settings["client_networks"] == ["192.0.2.0/26"]
+    assert "lab_bridge" not in cluster.settings  # no lab: no lab setting needed
+
+
+def test_a_valid_inventory_in_a_subfolder_passes(tmp_path, in_repo):
+    cluster = loader.load_cluster(write(tmp_path))
+    assert len(cluster.nodes) == 6
+
+
+def test_the_lab_inventory_passes(in_repo):
+    cluster = loader.load_cluster(REPO_ROOT / "inventory.py")
+    assert cluster.settings["lab_bridge"] == "lxcbr0"
+
+
+def test_overrides_are_checked(tmp_path, in_repo):
+    assert "patroni_ttl = 'x'" in problems(write(tmp_path), {"patroni_ttl": "x"})
+
+
+def test_lab_bridge_longer_than_an_interface_name(tmp_path, in_repo):
+    message = problems(REPO_ROOT / "inventory.py", {"lab_bridge": "a-very-long-bridge0"})
+    assert "lab_bridge = 'a-very-long-bridge0': expected a network interface name of at most 15" in message
+
+
+def _pyinfra(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "pyinfra"), "-y", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
+def test_data_override_is_refused_before_pyinfra_connects():
+    proc = _pyinfra("inventory.py", "deploys/etcd.py", "--data", "patroni_ttl=thirty")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "patroni_ttl = 'thirty'" in output, output
+    assert "Connecting to hosts" not in output, output
+
+
+def test_group_data_of_an_inventory_elsewhere_is_refused_before_pyinfra_connects(tmp_path):
+    inventory = write(tmp_path, files={"patroni.py": "patroni_ttl = 'thirty'\n"})
+    proc = _pyinfra(str(inventory), "deploys/etcd.py")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "patroni_ttl differs between hosts (30 on e1, e2, e3; 'thirty' on p1, p2, p3)" in output, output
+    assert "Connecting to hosts" not in output and "Traceback" not in output, output
+
+
+def test_a_misspelt_secrets_key_is_named(tmp_path, secrets_path, in_repo):
+    from pgha import secrets
+
+    secrets.ensure()
+    values = json.loads(secrets_path.read_text())
+    values["admin_pasword"] = values.pop("admin_password")
+    secrets_path.write_text(json.dumps(values))
+    message = problems(write(tmp_path))
+    assert "unknown key 'admin_pasword'" in message and "did you mean 'admin_password'?" in message, message
+    assert "'admin_password' is missing" in message
+    assert values["admin_pasword"] not in message  # never a secret in a message
