@@ -382,8 +382,9 @@ def test_deploy_summary_shows_one_leader_and_the_connection_strings(converged):
     assert [r[2] for r in rows].count("leader") == 1, rows
     replicas = [r for r in rows if r[2] == "replica"]
     assert len(replicas) == 2 and all(r[-1] == "streaming" for r in replicas), rows
-    names = ",".join(PG_NAMES)
+    names = ",".join(n.connect_name for n in CLUSTER.patroni)  # addresses (or DNS names)
     assert f"read-write: host={names} port={RW_PORT} target_session_attrs=read-write" in converged
+    assert f"user {CLUSTER.settings['patroni_admin_user']}" in converged
     assert re.search(rf"read-only:\s+host={re.escape(names)} port={RO_PORT}\b", converged), (
         helpers.tail(converged)
     )
