@@ -4,6 +4,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 INVENTORY ?= inventory.py
+# the lab on the other supported release, deployed and verified by `make test` after the default
+BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
+# extra pytest arguments of `make verify` (e.g. VERIFY_ARGS='-m "not slow"')
+VERIFY_ARGS ?=
 PYINFRA := $(VENV)/bin/pyinfra -y
 PYTEST := $(VENV)/bin/pytest
 # Debian packages the control machine needs before pyinfra runs (the lab deploy installs LXC)
@@ -29,19 +33,23 @@ lab: setup
 cluster: lab
 	$(PYINFRA) $(INVENTORY) deploys/all.py
 
-## Every test: unit tests, then a clean lab, the full deploy and the integration tests
+## Every test: unit tests; a clean trixie lab, the full deploy and every integration test;
+## then a clean bookworm lab, the deploy and the verification run (one lab at a time)
 test: setup
 	$(PYTEST) tests/unit -q
 	$(MAKE) teardown
 	$(MAKE) cluster
 	$(PYTEST) tests/integration -v
+	$(MAKE) teardown
+	$(MAKE) cluster INVENTORY=$(BOOKWORM_INVENTORY)
+	$(MAKE) verify INVENTORY=$(BOOKWORM_INVENTORY) VERIFY_ARGS='-m "not slow"'
 
 unit: setup
 	$(PYTEST) tests/unit -q
 
 ## The verification run alone, against an already deployed inventory (INVENTORY=...)
 verify: setup
-	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v
+	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v $(VERIFY_ARGS)
 
 ## Destroy the lab containers (the base container cache is kept)
 teardown: setup

@@ -6,7 +6,7 @@
 # --- The nodes' Debian release: bookworm (Debian 12) or trixie (Debian 13) ---------------
 # It decides the versions installed (PostgreSQL 15 / 17, Patroni 3.0.2 / 4.0.7) and the lab
 # builds its containers from it.
-debian_release = "bookworm"
+debian_release = "trixie"
 
 # --- Ports ------------------------------------------------------------------------------
 etcd_client_port = 2379  # etcd client API on the etcd nodes

@@ -25,7 +25,7 @@ import helpers
 from pgha.lab import values as lab
 from pgha.lab.deploy import answers_ssh
 
-pytestmark = pytest.mark.needs_lxc
+pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
 
 PORTS = {"etcd_client_port": 2479, "patroni_restapi_port": 8018, "postgresql_port": 5544}
 # the example's addresses -> these machines'

@@ -17,7 +17,7 @@ import pytest
 import helpers
 from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
-pytestmark = pytest.mark.needs_lxc
+pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
 
 REMOVED = "pg_patroni3"
 REMOVED_MEMBER = "pg-3"

@@ -169,7 +169,7 @@ def test_base_recipe_is_stable():
 
 def test_base_recipe_matches_the_seed_settings(group_data):
     assert lab.base_recipe(group_data["debian_release"], group_data["lab_base_packages"]) == (
-        lab.base_recipe("bookworm", PACKAGES)
+        lab.base_recipe("trixie", PACKAGES)
     )
 
 

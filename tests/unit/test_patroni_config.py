@@ -231,8 +231,8 @@ def test_postgresql_listen_and_connect_address(cluster, name):
 
 def test_postgresql_paths(cluster):
     postgresql = load_member(cluster)["postgresql"]
-    assert postgresql["data_dir"] == "/var/lib/postgresql/15/my-ha-cluster"
-    assert postgresql["bin_dir"] == "/usr/lib/postgresql/15/bin"
+    assert postgresql["data_dir"] == "/var/lib/postgresql/17/my-ha-cluster"  # trixie's
+    assert postgresql["bin_dir"] == "/usr/lib/postgresql/17/bin"
     assert postgresql["parameters"] == {"unix_socket_directories": "/var/run/postgresql"}
 
 

@@ -392,9 +392,13 @@ def test_timings_exceeding_ttl_are_refused(groups, group_data, ttl, loop_wait, r
     )
 
 
-@pytest.mark.parametrize(("ttl", "loop_wait", "retry_timeout"), [(30, 10, 10), (20, 10, 5), (7, 1, 3)])
-def test_timings_equal_to_ttl_are_accepted(groups, group_data, ttl, loop_wait, retry_timeout):
-    group_data.update(patroni_ttl=ttl, patroni_loop_wait=loop_wait, patroni_retry_timeout=retry_timeout)
+@pytest.mark.parametrize(
+    ("release", "ttl", "loop_wait", "retry_timeout"),
+    [("trixie", 30, 10, 10), ("trixie", 20, 10, 5), ("trixie", 20, 1, 3), ("bookworm", 7, 1, 3)],
+)
+def test_timings_equal_to_ttl_are_accepted(groups, group_data, release, ttl, loop_wait, retry_timeout):
+    group_data.update(debian_release=release, patroni_ttl=ttl, patroni_loop_wait=loop_wait,
+                      patroni_retry_timeout=retry_timeout)
     assert check(groups, group_data).settings["patroni_ttl"] == ttl
 
 

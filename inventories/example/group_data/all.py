@@ -2,7 +2,7 @@
 # defaults every inventory shares: ports, timings, PostgreSQL parameters).
 
 # The nodes' Debian release: trixie (Debian 13) or bookworm (Debian 12).
-debian_release = "bookworm"
+debian_release = "trixie"
 
 # Networks your PostgreSQL clients (applications, your workstation) connect from. No
 # default: nothing but the cluster's own nodes may connect until you say so.

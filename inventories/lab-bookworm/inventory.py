@@ -1,0 +1,19 @@
+"""The lab on Debian 12 (bookworm): the same containers as inventory.py, with bookworm's
+PostgreSQL 15 and Patroni 3.0.2 (group_data/all.py beside this file says so).
+
+Usage (one lab at a time: `make teardown` first):
+    pyinfra -y inventories/lab-bookworm/inventory.py deploys/lxc_hosts.py --limit lxc_hosts
+    pyinfra -y inventories/lab-bookworm/inventory.py deploys/all.py
+or `make cluster INVENTORY=inventories/lab-bookworm/inventory.py`.
+"""
+
+from pgha.lab import topology, values
+from pgha.settings.loader import check_inventory
+
+_groups = topology.groups()
+all = _groups["all"]  # noqa: A001 - pyinfra's name for the data of every host
+lxc_hosts = _groups["lxc_hosts"]
+etcd = _groups["etcd"]
+patroni = _groups["patroni"]
+
+values.prepare_local_files(check_inventory(__file__))
