@@ -10,10 +10,7 @@ or `make cluster INVENTORY=inventories/lab-bookworm/inventory.py`.
 from pgha.lab import topology, values
 from pgha.settings.loader import check_inventory
 
-_groups = topology.groups()
-all = _groups["all"]  # noqa: A001 - pyinfra's name for the data of every host
-lxc_hosts = _groups["lxc_hosts"]
-etcd = _groups["etcd"]
-patroni = _groups["patroni"]
+# pyinfra's groups as this module's names: all (the lab's data), lxc_hosts, etcd, patroni
+globals().update(topology.groups())
 
 values.prepare_local_files(check_inventory(__file__))

@@ -88,27 +88,20 @@ def configure(cluster, node):
         path="/root/.config/patroni/patronictl.yaml",
         target=live,
     )
-    if cluster.settings["patroni_switchover_on_stop"]:
+    def secret_file(what: str, template: str, dest: str, config: dict) -> None:
+        """A file holding a secret: the postgres user's alone (0600)."""
         files.template(
-            name="patroni: REST API credentials for the stop-time switchover",
-            src=str(patroni.TEMPLATES / "restapi-curlrc.j2"),
-            dest=patroni.RESTAPI_CURLRC,
-            user="postgres",
-            group="postgres",
-            mode="600",
-            config=patroni.restapi_credentials(cluster),
+            name=f"patroni: {what}", src=str(patroni.TEMPLATES / template), dest=dest,
+            user="postgres", group="postgres", mode="600", config=config,
         )
+
+    if cluster.settings["patroni_switchover_on_stop"]:
+        secret_file("REST API credentials for the stop-time switchover", "restapi-curlrc.j2",
+                    patroni.RESTAPI_CURLRC, patroni.restapi_credentials(cluster))
     else:
         files.file(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC, present=False)
-    files.template(
-        name="patroni: the admin role's password (pgpass file)",
-        src=str(patroni.TEMPLATES / "admin-pgpass.j2"),
-        dest=patroni.ADMIN_PGPASS,
-        user="postgres",
-        group="postgres",
-        mode="600",
-        config=patroni.admin_pgpass(cluster),
-    )
+    secret_file("the admin role's password (pgpass file)", "admin-pgpass.j2", patroni.ADMIN_PGPASS,
+                patroni.admin_pgpass(cluster))
     files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
     files.template(
         name="patroni: stop-time switchover script (leader hands over before stopping)",
