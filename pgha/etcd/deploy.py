@@ -5,13 +5,14 @@ from __future__ import annotations
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files
 
-from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
+from pgha.common.deploy import install_packages_without_starting, running_and_refreshed
 from pgha.errors import EtcdPlanError
 from pgha.etcd import operations as etcd_ops
 from pgha.etcd import values
 from pgha.etcd.facts import EtcdMembers, EtcdNodeState
+from pgha.firewall.deploy import firewall as firewall_table
 
 PACKAGES = ["etcd-server", "etcd-client", "nftables"]
 
@@ -40,25 +41,7 @@ def install():
 
 @deploy("etcd: firewall")
 def firewall(cluster):
-    files.directory(name="etcd: /etc/pgha", path="/etc/pgha", mode="755")
-    rules = validated_template(
-        "etcd firewall",
-        values.TEMPLATES / "firewall.nft.j2",
-        live=values.FIREWALL_RULES,
-        validate=lambda candidate: f"nft -c -f {candidate}",
-        user="root",
-        group="root",
-        mode="644",
-        config=values.firewall(cluster),
-    )
-    unit = files.template(
-        name="etcd: firewall unit",
-        src=str(values.TEMPLATES / "firewall.service.j2"),
-        dest=values.FIREWALL_UNIT,
-        config=values.firewall_unit(),
-    )
-    systemd.daemon_reload(name="etcd: systemd reload (firewall unit)", _if=unit.did_change)
-    running_and_refreshed("etcd: firewall", "pgha-etcd-firewall", rules.did_change)
+    firewall_table("etcd", values.firewall(cluster), before="etcd.service")
 
 
 @deploy("etcd: configure")

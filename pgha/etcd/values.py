@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgha.errors import EtcdPlanError
+from pgha.firewall import values as firewall_values
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DATA_DIR = "/var/lib/etcd/pgha"  # the package's own default instance would use .../default
@@ -113,23 +114,15 @@ def defaults_file(cluster) -> dict:
     return {"config_file": CONFIG_FILE}
 
 
-FIREWALL_RULES = "/etc/pgha/etcd-firewall.nft"
-FIREWALL_UNIT = "/etc/systemd/system/pgha-etcd-firewall.service"
-
-
 def firewall(cluster) -> dict:
-    """Who may reach etcd: clients = the Patroni nodes, the etcd members and
-    etcd_client_networks; peers = the etcd members."""
+    """Who may reach etcd (it has no authentication): its client port the Patroni nodes,
+    the etcd members and etcd_client_networks; its peer port the etcd members."""
     s = cluster.settings
     members = [n.address for n in cluster.etcd]
-    clients = list(dict.fromkeys(members + [n.address for n in cluster.patroni] + list(s["etcd_client_networks"])))
-    return {
-        "clients": clients,
-        "peers": members,
-        "client_port": s["etcd_client_port"],
-        "peer_port": s["etcd_peer_port"],
-    }
-
-
-def firewall_unit() -> dict:
-    return {"rules": FIREWALL_RULES}
+    clients = members + [n.address for n in cluster.patroni] + list(s["etcd_client_networks"])
+    return firewall_values.table(
+        "etcd",
+        "etcd has no authentication: its client port answers the Patroni nodes, the etcd members "
+        "and etcd_client_networks only; its peer port the etcd members only.",
+        {"clients": ([s["etcd_client_port"]], clients), "peers": ([s["etcd_peer_port"]], members)},
+    )

@@ -7,12 +7,13 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
+from pgha.firewall.deploy import firewall as firewall_table
 from pgha.haproxy import values
 
 
 @deploy("haproxy: install")
 def install():
-    install_packages_without_starting("haproxy", ["haproxy"])
+    install_packages_without_starting("haproxy", ["haproxy", "nftables"])
 
 
 @deploy("haproxy: configure")
@@ -34,9 +35,15 @@ def start(config):
     running_and_refreshed("haproxy", "haproxy", config.did_change)
 
 
+@deploy("haproxy: firewall")
+def firewall(cluster):
+    firewall_table("haproxy", values.firewall(cluster), before="haproxy.service")
+
+
 def deploy_haproxy(cluster):
     """The whole role on the current host, if it is a Patroni member."""
     if "patroni" not in host.groups:
         return
     install()
+    firewall(cluster)
     start(configure(cluster))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgha.firewall import values as firewall_values
+
 from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -37,3 +39,17 @@ def config(cluster) -> dict:
             f"rise {s['haproxy_check_rise']} fall {s['haproxy_check_fall']}"
         ),
     }
+
+
+def firewall(cluster) -> dict:
+    """The client boundary: HAProxy's ports answer the Patroni nodes and client_networks
+    only, as pg_hba does (HAProxy connects to PostgreSQL from the node's own address, which
+    pg_hba trusts, so pg_hba alone cannot keep other sources out of 5432 and 5433)."""
+    s = cluster.settings
+    ports = [s["haproxy_rw_port"], s["haproxy_ro_port"], s["haproxy_stats_port"]]
+    sources = [n.address for n in cluster.patroni] + list(s["client_networks"])
+    return firewall_values.table(
+        "haproxy",
+        "HAProxy's ports answer the Patroni nodes and client_networks only, like pg_hba.",
+        {"clients": (ports, sources)},
+    )

@@ -190,3 +190,25 @@ def test_second_haproxy_deploy_changes_nothing():
     total = helpers.grand_total(output)
     # every operation ran on the Patroni nodes and found nothing to do
     assert total["error"] == 0 and total["no_change"] == total["hosts"] > 0, total
+
+
+# --- the client boundary: HAProxy's ports answer the Patroni nodes and client_networks -------
+
+CONNECT = "python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)' {} {}"
+
+
+@pytest.mark.parametrize("port", [RW_PORT, RO_PORT, STATS_PORT])
+@pytest.mark.parametrize("outsider", ETCD_NAMES)
+def test_haproxy_ports_refuse_a_host_outside_the_client_networks(lab_hosts, outsider, port):
+    """The etcd members are not clients of PostgreSQL (as pg_hba says for 5434)."""
+    for target in ADDRESSES:
+        result = lab_hosts[outsider].run(CONNECT.format(target, port))
+        assert result.rc != 0 and "ConnectionRefusedError" in result.stderr, (outsider, target, port, result.stderr)
+
+
+@pytest.mark.parametrize("port", [RW_PORT, RO_PORT, STATS_PORT])
+def test_haproxy_ports_answer_the_patroni_nodes(patroni_hosts, port):
+    host = patroni_hosts[PATRONI_NAMES[0]]
+    for target in ADDRESSES:
+        result = host.run(CONNECT.format(target, port))
+        assert result.rc == 0, (target, port, result.stderr)

@@ -314,16 +314,16 @@ def test_client_endpoints(cluster):
 
 
 def test_firewall_lets_in_patroni_nodes_etcd_members_and_client_networks_only(cluster):
-    fw = etcd_config.firewall(cluster)
-    assert fw["peers"] == ["10.0.3.64", "10.0.3.78", "10.0.3.32"]
-    assert fw["clients"] == [
+    sets = {s["name"]: s for s in etcd_config.firewall(cluster)["sets"]}
+    assert sets["peers"]["elements"] == ["10.0.3.64", "10.0.3.78", "10.0.3.32"]
+    assert sets["clients"]["elements"] == [
         "10.0.3.64", "10.0.3.78", "10.0.3.32", "10.0.3.141", "10.0.3.201", "10.0.3.68", "10.0.3.1/32",
     ]
-    assert (fw["client_port"], fw["peer_port"]) == (2379, 2380)
+    assert (sets["clients"]["ports"], sets["peers"]["ports"]) == ("2379", "2380")
 
 
 def test_firewall_rules_render_and_replace_only_their_own_table(cluster):
-    text = render("etcd/firewall.nft.j2", etcd_config.firewall(cluster))
+    text = render("firewall/table.nft.j2", etcd_config.firewall(cluster))
     lines = [line.strip() for line in text.splitlines()]
     assert "flush ruleset" not in text  # other rules of the host stay
     assert lines.index("delete table inet pgha_etcd") < lines.index("table inet pgha_etcd {")

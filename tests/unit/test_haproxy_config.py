@@ -251,3 +251,19 @@ def test_haproxy_accepts_the_file_when_it_is_installed(cluster, tmp_path):
     if binary:
         result = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the client boundary (firewall of HAProxy's ports) ---------------------------------------
+
+
+def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster):
+    from pgha.haproxy import values as haproxy_values
+
+    config = haproxy_values.firewall(cluster)
+    (clients,) = config["sets"]
+    assert clients["ports"] == "{ 5432, 5433, 7000 }"
+    assert clients["elements"] == ["10.0.3.141", "10.0.3.201", "10.0.3.68", "10.0.3.1/32"]
+    lines = [line.strip() for line in render("firewall/table.nft.j2", config).splitlines()]
+    assert "tcp dport { 5432, 5433, 7000 } ip saddr @clients accept" in lines
+    assert lines[-3] == "tcp dport { 5432, 5433, 7000 } reject with tcp reset"
+    assert "delete table inet pgha_haproxy" in lines

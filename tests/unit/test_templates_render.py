@@ -9,6 +9,7 @@ from pyinfra.api.util import get_template
 
 from pgha import PROJECT_ROOT
 from pgha.etcd import values as etcd
+from pgha.firewall import values as firewall
 from pgha.haproxy import values as haproxy
 from pgha.patroni import values as patroni
 
@@ -21,8 +22,8 @@ def template_data(cluster) -> dict[str, dict]:
     return {
         "etcd/etcd.conf.yml.j2": etcd.config(cluster, cluster.node("etcd1"), etcd.plan(cluster, {})["etcd1"]),
         "etcd/default-etcd.j2": etcd.defaults_file(cluster),
-        "etcd/firewall.nft.j2": etcd.firewall(cluster),
-        "etcd/firewall.service.j2": etcd.firewall_unit(),
+        "firewall/table.nft.j2": etcd.firewall(cluster),
+        "firewall/table.service.j2": firewall.unit("etcd", "etcd.service"),
         "patroni/patroni.yml.j2": patroni.config(cluster, node),
         "patroni/patroni.service.j2": patroni.systemd_unit(cluster, node),
         "patroni/handover.sh.j2": patroni.handover_script(cluster, node),
@@ -45,8 +46,8 @@ def test_every_template_is_covered(cluster):
     [
         "etcd/etcd.conf.yml.j2",
         "etcd/default-etcd.j2",
-        "etcd/firewall.nft.j2",
-        "etcd/firewall.service.j2",
+        "firewall/table.nft.j2",
+        "firewall/table.service.j2",
         "patroni/patroni.yml.j2",
         "patroni/patroni.service.j2",
         "patroni/handover.sh.j2",
