@@ -183,10 +183,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the rows of the previous run (OUTPUT with .json) that this run does not redo")
     args = parser.parse_args(argv)
     inventory = Path(args.inventory).resolve()
-    profiles = [p for p in args.profiles.split(",") if p]
+    chosen = [p for p in args.profiles.split(",") if p]
     modes = [m for m in args.modes.split(",") if m]
     names = [d for d in args.drills.split(",") if d]
-    for p in profiles:
+    for p in chosen:
         if p not in PROFILE_NAMES:
             parser.error(f"unknown profile {p!r}: expected one of {', '.join(PROFILE_NAMES)}")
     for m in modes:
@@ -204,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     previous: list[dict] = []
     if args.merge and output.with_suffix(".json").exists():
         previous = [r for r in json.loads(output.with_suffix(".json").read_text())["rows"]
-                    if not (r["profile"] in profiles and r["mode"] in modes and r["drill"] in names)]
+                    if not (r["profile"] in chosen and r["mode"] in modes and r["drill"] in names)]
     for row in previous:
         results.setdefault(row["drill"], []).append(row)
     started = time.monotonic()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": platform.node(),
-            "inventory": str(inventory), "profiles": profiles, "modes": modes}
+            "inventory": str(inventory), "profiles": chosen, "modes": modes}
     loop_wait = (drills.dynamic_config(cluster) or {}).get("loop_wait", cluster.settings["patroni_loop_wait"])
     try:
         for pname in profiles:
