@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             "inventory": str(inventory), "profiles": chosen, "modes": modes}
     loop_wait = (drills.dynamic_config(cluster) or {}).get("loop_wait", cluster.settings["patroni_loop_wait"])
     try:
-        for pname in profiles:
+        for pname in chosen:
             profile = timings[pname]
             for mode in modes:
                 sync = MODES[mode]
