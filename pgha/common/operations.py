@@ -6,15 +6,21 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import Sha1File
+from pyinfra.facts.files import File, Sha1File
 
 
 @operation()
 def validated_copy(candidate: str, live: str, validate: str, user: str, group: str, mode: str):
     """Copy ``candidate`` over ``live`` when they differ, once ``validate`` (a command that
-    fails on a bad file) has accepted it. A rejected file never goes live."""
+    fails on a bad file) has accepted it. A rejected file never goes live. Same content
+    with another owner or mode: only those are set."""
     if host.get_fact(Sha1File, path=candidate) == host.get_fact(Sha1File, path=live):
-        host.noop(f"{live} is up to date")
+        current = host.get_fact(File, path=live) or {}
+        if (current.get("user"), current.get("group"), str(current.get("mode"))) == (user, group, str(int(mode))):
+            host.noop(f"{live} is up to date")
+            return
+        yield f"chown {shlex.quote(user)}:{shlex.quote(group)} {shlex.quote(live)}"
+        yield f"chmod {shlex.quote(mode)} {shlex.quote(live)}"
         return
     yield validate
     yield (
