@@ -12,18 +12,19 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, systemd
 
-from pgha.common.operations import validated_copy
+from pgha.common.operations import release_is, validated_copy
 
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
 
 
-def install_packages_without_starting(role: str, packages: list[str]) -> None:
+def install_packages_without_starting(role: str, packages: list[str], release: str) -> None:
     """Install Debian packages without letting their maintainer scripts start services.
 
     Debian starts etcd (single node), PostgreSQL (cluster main on 5432) and HAProxy (default
     config) on install; policy-rc.d forbids it for the time of the install. Nothing runs at
     all once every package is present, so a second deploy reports no change.
     """
+    release_is(name=f"{role}: the node runs Debian {release} (debian_release)", expected=release)
     installed = host.get_fact(DebPackages)
     missing = [p for p in packages if p.split("=")[0] not in installed]
     if not missing:

@@ -1,4 +1,5 @@
-"""Operations every component uses: a validated copy of a rendered file, a barrier between roles."""
+"""Operations every component uses: a validated copy of a rendered file, a barrier between
+roles, the node's Debian release."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import operation
+from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.files import File, Sha1File
+from pyinfra.facts.server import LinuxDistribution
 
 
 @operation()
@@ -35,4 +38,19 @@ def barrier(what: str):
     operations host by host, so a step every host shares makes the next role wait for the
     previous one everywhere (e.g. Patroni starts only once etcd is healthy)."""
     host.noop(what)
+    yield from ()
+
+
+@operation()
+def release_is(expected: str):
+    """The node runs Debian ``expected`` (debian_release): the deploy installs that release's
+    packages, and never upgrades a node from one release to another."""
+    found = ((host.get_fact(LinuxDistribution) or {}).get("release_meta") or {}).get("VERSION_CODENAME")
+    if found != expected:
+        raise OperationError(
+            f"{host.name} runs Debian {found or '(unknown release)'}, but debian_release = "
+            f"{expected!r}: expected the release the nodes run (this deploy does not upgrade "
+            "a node from one release to another)"
+        )
+    host.noop(f"{host.name} runs Debian {expected}")
     yield from ()

@@ -29,8 +29,8 @@ def _states(cluster) -> dict[str, dict]:
 
 
 @deploy("etcd: install")
-def install():
-    install_packages_without_starting("etcd", PACKAGES)
+def install(cluster):
+    install_packages_without_starting("etcd", PACKAGES, cluster.settings["debian_release"])
     # The package's single-node instance must never have left data behind
     files.directory(
         name="etcd: no data of the package's default instance",
@@ -120,7 +120,7 @@ def deploy_etcd(cluster):
         plan = values.plan(cluster, _states(cluster))
     except EtcdPlanError as error:
         raise DeployError(str(error)) from error
-    install()
+    install(cluster)
     firewall(cluster)
     remove_extra_members(cluster, node)
     changes = configure(cluster, node, plan)

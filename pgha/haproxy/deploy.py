@@ -12,8 +12,8 @@ from pgha.haproxy import values
 
 
 @deploy("haproxy: install")
-def install():
-    install_packages_without_starting("haproxy", ["haproxy", "nftables"])
+def install(cluster):
+    install_packages_without_starting("haproxy", ["haproxy", "nftables"], cluster.settings["debian_release"])
 
 
 @deploy("haproxy: configure")
@@ -44,6 +44,6 @@ def deploy_haproxy(cluster):
     """The whole role on the current host, if it is a Patroni member."""
     if "patroni" not in host.groups:
         return
-    install()
+    install(cluster)
     firewall(cluster)
     start(configure(cluster))

@@ -31,7 +31,7 @@ def install(cluster):
         src=StringIO("# Managed by pgha: Patroni creates the cluster\ncreate_main_cluster = false\n"),
         dest="/etc/postgresql-common/createcluster.d/pgha.conf",
     )
-    install_packages_without_starting("patroni", packages(cluster.settings))
+    install_packages_without_starting("patroni", packages(cluster.settings), cluster.settings["debian_release"])
     main_start_conf = f"/etc/postgresql/{version}/main/start.conf"
     if host.get_fact(File, path=main_start_conf) and not host.get_fact(
         FindInFile, path=main_start_conf, pattern="^manual"
