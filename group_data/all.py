@@ -24,6 +24,15 @@ haproxy_stats_port = 7000  # HAProxy stats page (authenticated)
 # client port (a firewall on each etcd member). The lab sets both in pgha/lab/topology.py;
 # inventories/example/ shows them for your own machines.
 
+# --- TLS ----------------------------------------------------------------------------------
+# None: the cluster's own CA, made on first use in pki/ (or $PGHA_PKI) on the control
+# machine, issues every host's certificate. Your own CA: its certificate's path here, and
+# each host's tls_cert_file and tls_key_file in its host data.
+tls_ca_file = None
+# DNS names clients use for the cluster besides the nodes' own (a round-robin name, a VIP's):
+# added to every Patroni node's certificate, for sslmode=verify-full.
+tls_client_names = []
+
 # --- etcd -------------------------------------------------------------------------------
 etcd_cluster_token = "patroni"  # initial-cluster-token
 # An even member count tolerates no more failures than one member less: refused unless

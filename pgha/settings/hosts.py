@@ -37,7 +37,7 @@ def host_data_problems(groups: dict[str, Any]) -> list[str]:
                         "group_data (a setting of the whole cluster, not of one host)"
                     )
                 elif key not in known:
-                    expected = "host data pgha knows (address, dns_name, patroni_name, aliases, lxc_container) or pyinfra's ssh_* keys"
+                    expected = "host data pgha knows (address, dns_name, patroni_name, aliases, lxc_container, tls_cert_file, tls_key_file) or pyinfra's ssh_* keys"
                     problems.append(
                         f"inventory: host {name!r} has unknown host data {key!r}"
                         f"{_did_you_mean(key, known)} (expected {expected})"

@@ -6,7 +6,7 @@ The inventory is read the way pyinfra reads it, so every group_data file pyinfra
 inventory's own data and `--data` overrides are merged as the deploy will see them, by
 pyinfra's own Inventory.
 The secrets file is created on first use, checked with the settings (one list of problems)
-and carried by the Cluster.
+and carried by the Cluster, as are the hosts' TLS files (pgha.pki.authority).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from pgha import PROJECT_ROOT, secrets
 from pgha.errors import ConfigError
+from pgha.pki import authority
 from pgha.settings.checks import check
 from pgha.settings.hosts import cluster_data
 from pgha.settings.topology import GROUPS, LAB_GROUP, Cluster
@@ -187,9 +188,12 @@ def checked_cluster(groups: dict[str, Any], data: dict[str, Any], lab_data: dict
     except ConfigError as error:
         problems += error.problems
     problems += secrets.problems()
+    if cluster is not None:
+        problems += authority.problems(cluster)
     if problems:
         raise ConfigError(problems)
     cluster.secrets = secrets.read()
+    cluster.tls = authority.host_files(cluster)
     return cluster
 
 

@@ -126,6 +126,14 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, str) and DURATION.match(v) is not None,
         "a duration such as 500ms or 1s",
     ),
+    "tls_ca_file": (
+        lambda v: v is None or is_str(v),
+        "None (the cluster's own CA in pki/) or the path of your CA's certificate (PEM)",
+    ),
+    "tls_client_names": (
+        lambda v: is_list_of(is_hostname)(v),
+        "a list of DNS names such as ['db.example.com'] (or [])",
+    ),
     "haproxy_check_rise": (is_int(1), "an integer, at least 1"),
     "haproxy_check_fall": (is_int(1), "an integer, at least 1"),
 }
@@ -156,6 +164,8 @@ HOST_DATA: dict[str, tuple[Callable[[Any], bool], str]] = {
     "patroni_name": (is_dns_label, "a name of letters, digits and '-' (it goes into /etc/hosts)"),
     "aliases": (is_list_of(is_hostname), "a list of host names such as ['p1']"),
     "lxc_container": (is_name, "an LXC container name"),
+    "tls_cert_file": (is_str, "the path, on the control machine, of the host's certificate (PEM)"),
+    "tls_key_file": (is_str, "the path, on the control machine, of the host's private key (PEM)"),
 }
 HOST_DATA_KEYS = set(HOST_DATA)
 

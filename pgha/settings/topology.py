@@ -22,6 +22,9 @@ class Node:
     lxc_container: str | None = None
     dns_name: str | None = None
     ssh: dict[str, Any] = field(default_factory=dict)  # the host's ssh_* data (how pyinfra connects)
+    # the host's certificate and key on the control machine, when tls_ca_file is set
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @property
     def connect_name(self) -> str:
@@ -46,6 +49,8 @@ class Cluster:
     patroni: list[Node]
     # the checked secrets file (pgha.secrets), loaded once by pgha.settings.loader
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    # each node's TLS files on the control machine (pgha.pki.authority.HostFiles), by name
+    tls: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def nodes(self) -> list[Node]:
@@ -100,6 +105,8 @@ def nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> tuple[list
                     address=address,
                     lxc_container=data.get("lxc_container"),
                     dns_name=data.get("dns_name"),
+                    tls_cert_file=data.get("tls_cert_file"),
+                    tls_key_file=data.get("tls_key_file"),
                     ssh={k: v for k, v in data.items() if k.startswith("ssh_")},
                 )
                 by_name[name] = node

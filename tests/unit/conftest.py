@@ -49,6 +49,14 @@ def secrets_path(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def pki_path(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own (not yet existing) CA directory; the real pki/ is never used."""
+    path = tmp_path / "pki"
+    monkeypatch.setenv("PGHA_PKI", str(path))
+    return path
+
+
 # --- shared by the template and fact tests (added for test_*_config.py, test_facts_*.py) ---
 
 import os  # noqa: E402
