@@ -7,11 +7,17 @@ from __future__ import annotations
 import time
 
 import psycopg2
-import requests
 
 from pgha.errors import SwitchoverError
 from pgha.patroni import rest
+from pgha.pki.authority import client_ca
 from pgha.waiting import wait_for
+
+
+def tls_options(cluster) -> dict[str, str]:
+    """libpq's TLS options for every client connection from the control machine: the
+    server's certificate and the name asked for are checked against the cluster CA."""
+    return {"sslmode": "verify-full", "sslrootcert": str(client_ca(cluster))}
 
 
 def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
@@ -26,6 +32,7 @@ def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
         "password": cluster.secrets["admin_password"],
         "dbname": "postgres",
         "connect_timeout": 1,
+        **tls_options(cluster),
         **({"target_session_attrs": "read-write"} if port_setting == "haproxy_rw_port" else {}),
         **extra,
     }
@@ -64,8 +71,11 @@ def switchover(cluster, candidate: str | None = None, timeout: float = 60) -> di
         raise SwitchoverError("no healthy replica to switch over to")
     body = {"leader": old["name"], **({"candidate": candidate} if candidate else {})}
     started = time.monotonic()
-    answer = requests.post(
-        rest.url(cluster, old["host"], "switchover"),
+    answer = rest.request(
+        cluster,
+        "POST",
+        old["host"],
+        "switchover",
         json=body,
         auth=(s["patroni_restapi_username"], cluster.secrets["restapi_password"]),
         timeout=timeout,

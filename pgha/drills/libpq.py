@@ -12,6 +12,8 @@ import time
 import psycopg2
 import psycopg2.extensions
 
+from pgha.client import tls_options
+
 
 def _wait(conn, deadline: float) -> None:
     """Drive an asynchronous connection until its current operation completes; a socket
@@ -53,7 +55,8 @@ def superuser_dsn(cluster, address: str) -> str:
     return (
         f"host={address} port={s['postgresql_port']} user={s['patroni_superuser']} "
         f"password={cluster.secrets['superuser_password']} dbname=postgres "
-        "application_name=pgha-drill"
+        "application_name=pgha-drill "
+        + " ".join(f"{k}={v}" for k, v in tls_options(cluster).items())
     )
 
 

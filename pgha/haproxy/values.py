@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgha.firewall import values as firewall_values
+from pgha.pki import values as pki
 
 from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
+TLS_SERVICE = "haproxy"  # the stats page's certificate and key, one PEM (pgha.pki)
 
 
 def config(cluster) -> dict:
@@ -18,6 +20,7 @@ def config(cluster) -> dict:
     secrets = cluster.secrets
     return {
         "stats_port": s["haproxy_stats_port"],
+        "stats_pem": pki.pem_file(TLS_SERVICE),
         "stats_user": s["haproxy_stats_user"],
         "stats_password": secrets["haproxy_stats_password"],
         "etcd_port": s["haproxy_etcd_port"],
@@ -29,8 +32,15 @@ def config(cluster) -> dict:
         "restapi_port": s["patroni_restapi_port"],
         "leader_check": LEADER_CHECK,
         "replica_check": REPLICA_CHECK,
+        # Patroni's REST API over HTTPS, its certificate checked against the cluster CA and
+        # for the member's name (HAProxy checks DNS names only, and every certificate
+        # carries the Patroni name)
         "pg_servers": [
-            {"name": n.patroni_name, "address": f"{n.address}:{s['postgresql_port']}"}
+            {
+                "name": n.patroni_name,
+                "address": f"{n.address}:{s['postgresql_port']}",
+                "rest_tls": f"check-ssl verify required ca-file {pki.CA_FILE} verifyhost {n.patroni_name}",
+            }
             for n in cluster.patroni
         ],
         "check": (

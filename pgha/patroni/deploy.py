@@ -15,6 +15,8 @@ from pgha.common.deploy import install_packages_without_starting, validated_temp
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import TextFileHeader
+from pgha.pki import deploy as pki
+from pgha.postgres.facts import make_psql_command
 
 
 def packages(settings) -> list[str]:
@@ -126,6 +128,16 @@ def _cluster_exists(cluster) -> bool:
     return any(inventory.get_host(n.name).get_fact(File, path=path) for n in cluster.patroni)
 
 
+def restapi_scheme_changes(cluster) -> bool:
+    """Whether a running member's REST API still speaks another scheme than pgha's (plain
+    HTTP before TLS): HAProxy's checks must switch with it, not before."""
+    for other in cluster.patroni:
+        live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
+        if live and live.get("restapi-scheme") != patroni.RESTAPI_SCHEME:
+            return True
+    return False
+
+
 def _dcs_changed_on(cluster, other) -> bool:
     """Patroni reads its DCS section only at start: did it change in a running member's file?"""
     live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
@@ -133,8 +145,9 @@ def _dcs_changed_on(cluster, other) -> bool:
 
 
 @deploy("patroni: start")
-def start(cluster, node, config):
+def start(cluster, node, config, certificate_changed):
     s = cluster.settings
+    scheme_changes = restapi_scheme_changes(cluster)
     port = s["patroni_restapi_port"]
     first = node is cluster.patroni[0]
     bootstrap = not _cluster_exists(cluster)
@@ -173,10 +186,21 @@ def start(cluster, node, config):
         _if=lambda: was_running and dcs_changed_here,
     )
     systemd.service(
-        name="patroni: reload (local configuration changed)",
+        name="patroni: reload (local configuration or certificate changed)",
         service="patroni",
         reloaded=True,
-        _if=lambda: was_running and not dcs_changed_here and config.did_change(),
+        _if=lambda: was_running and not dcs_changed_here and (config.did_change() or certificate_changed()),
+    )
+    server.shell(
+        name="patroni: PostgreSQL reads its certificate again (it changed)",
+        commands=[make_psql_command("SELECT pg_reload_conf()", s["postgresql_port"], user=s["patroni_superuser"])],
+        _if=lambda: was_running and certificate_changed(),
+    )
+    systemd.service(
+        name="haproxy: reload (Patroni's REST API now speaks HTTPS: HAProxy's checks follow)",
+        service="haproxy",
+        reloaded=True,
+        _if=lambda: scheme_changes,
     )
     patroni_ops.paused(
         name="patroni: resume",
@@ -257,8 +281,9 @@ def deploy_patroni(cluster):
         return
     node = cluster.node(host.name)
     install(cluster)
+    certificate = pki.certificate(cluster, node, patroni.TLS_SERVICE, "postgres", "postgres")
     config = configure(cluster, node)
-    start(cluster, node, config)
+    start(cluster, node, config, pki.changed(certificate))
     dynamic_configuration(cluster, node)
     check(cluster, node)
     admin_role(cluster)

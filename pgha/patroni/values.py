@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from pgha.etcd import values as etcd_values
-from pgha.patroni.rest import LEADER_CHECK
+from pgha.pki import values as pki
+from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
 from pgha.postgres import SOCKET_DIR
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -20,6 +21,21 @@ RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
 # the admin role's password, as a pgpass file (0600, owned by postgres) on every member
 ADMIN_PGPASS = "/etc/patroni/.admin-pgpass"
 ADMIN_ATTRIBUTES = ("createrole", "createdb")  # besides LOGIN
+
+
+# PostgreSQL and Patroni (both run as postgres) share the node's certificate: TLS_SERVICE's copy
+TLS_SERVICE = "postgres"
+# Every libpq connection between members (replication, pg_rewind, Patroni's own) checks the
+# server's certificate and name against the cluster CA.
+VERIFY_SERVER = {"sslmode": "verify-full", "sslrootcert": pki.CA_FILE}
+# Set in each member's patroni.yml (not the DCS): the file paths are pgha's own.
+TLS_PARAMETERS = {
+    "ssl": "on",
+    "ssl_cert_file": pki.cert_file(TLS_SERVICE),
+    "ssl_key_file": pki.key_file(TLS_SERVICE),
+    "ssl_ca_file": pki.CA_FILE,
+    "ssl_min_protocol_version": "TLSv1.2",
+}
 
 
 def config_file(node) -> str:
@@ -105,7 +121,9 @@ def dynamic_config_changes(wanted: dict, current: dict) -> dict[str, object]:
 
 
 def pg_hba(cluster) -> list[str]:
-    """scram-sha-256 only; replication and clients limited to the nodes and client_networks."""
+    """scram-sha-256 only; over the network TLS only (hostssl; a plaintext connection from
+    anywhere is rejected), replication and clients limited to the nodes and client_networks.
+    Loopback and the local socket stay plaintext: they never leave the node."""
     s = cluster.settings
     node_networks = [f"{n.address}/32" for n in cluster.patroni]
     rules = [
@@ -114,11 +132,13 @@ def pg_hba(cluster) -> list[str]:
         "host all all 127.0.0.1/32 scram-sha-256",
         # Patroni checks a member's own timeline over a local replication connection
         f"host replication {s['patroni_replication_user']} 127.0.0.1/32 scram-sha-256",
+        "hostnossl all all 0.0.0.0/0 reject",
+        "hostnossl replication all 0.0.0.0/0 reject",
     ]
-    rules += [f"host replication {s['patroni_replication_user']} {net} scram-sha-256" for net in node_networks]
-    rules += [f"host all all {net} scram-sha-256" for net in node_networks]
+    rules += [f"hostssl replication {s['patroni_replication_user']} {net} scram-sha-256" for net in node_networks]
+    rules += [f"hostssl all all {net} scram-sha-256" for net in node_networks]
     rules += [
-        f"host all all {net} scram-sha-256"
+        f"hostssl all all {net} scram-sha-256"
         for net in s["client_networks"]
         if net not in node_networks
     ]
@@ -134,6 +154,12 @@ def config(cluster, node) -> dict:
         "name": node.patroni_name,
         "restapi_listen": f"0.0.0.0:{s['patroni_restapi_port']}",
         "restapi_connect": f"{node.address}:{s['patroni_restapi_port']}",
+        "restapi_scheme": RESTAPI_SCHEME,
+        "restapi_certfile": pki.cert_file(TLS_SERVICE),
+        "restapi_keyfile": pki.key_file(TLS_SERVICE),
+        "ca_file": pki.CA_FILE,
+        "verify_server": VERIFY_SERVER,
+        "tls_parameters": TLS_PARAMETERS,
         "restapi_username": s["patroni_restapi_username"],
         "restapi_password": secrets["restapi_password"],
         "dcs_hosts": dcs_hosts(cluster),
@@ -203,7 +229,8 @@ def restapi_credentials(cluster) -> dict:
 
 def handover_script(cluster, node) -> dict:
     return {
-        "port": cluster.settings["patroni_restapi_port"],
+        "api": f"{RESTAPI_SCHEME}://127.0.0.1:{cluster.settings['patroni_restapi_port']}",
+        "ca_file": pki.CA_FILE,
         "curlrc": RESTAPI_CURLRC,
         "leader_check": LEADER_CHECK,
         "member": node.patroni_name,
