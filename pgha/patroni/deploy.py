@@ -102,8 +102,9 @@ def configure(cluster, node):
                     patroni.RESTAPI_CURLRC, patroni.restapi_credentials(cluster))
     else:
         files.file(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC, present=False)
-    secret_file("the admin role's password (pgpass file)", "admin-pgpass.j2", patroni.ADMIN_PGPASS,
-                patroni.admin_pgpass(cluster))
+    for setting, (_, passfile, _, _) in patroni.ROLE_PASSWORDS.items():
+        secret_file(f"role {cluster.settings[setting]}'s password (pgpass file)", "admin-pgpass.j2", passfile,
+                    patroni.role_pgpass(cluster, setting))
     files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
     files.template(
         name="patroni: stop-time switchover script (leader hands over before stopping)",
@@ -257,22 +258,26 @@ def check(cluster, node):
     )
 
 
-@deploy("patroni: admin role")
-def admin_role(cluster):
-    """Patroni 4 dropped bootstrap.users: the admin role is kept by the deploy, on both
-    versions, on the leader once the cluster is up."""
+@deploy("patroni: role passwords")
+def role_passwords(cluster):
+    """On the leader: each role of ROLE_PASSWORDS logs in with its secret, else gets it
+    (the admin role is created first: Patroni 4 dropped bootstrap.users). Run before
+    Patroni reloads a changed configuration, so that a rotated password is in the database
+    before any member uses it, and again once a new cluster is up."""
     s = cluster.settings
-    role = s["patroni_admin_user"]
-    patroni_ops.admin_role(
-        name=f"patroni: role {role} ({', '.join(patroni.ADMIN_ATTRIBUTES)}) logs in with admin_password (on the leader)",
-        role=role,
-        attributes=list(patroni.ADMIN_ATTRIBUTES),
-        passfile=patroni.ADMIN_PGPASS,
-        sql=patroni.admin_role_sql(cluster),
-        port=s["postgresql_port"],
-        restapi_port=s["patroni_restapi_port"],
-        superuser=s["patroni_superuser"],
-    )
+    for setting, (_, passfile, attributes, _) in patroni.ROLE_PASSWORDS.items():
+        role = s[setting]
+        extra = f" ({', '.join(attributes)})" if attributes else ""
+        patroni_ops.role_password(
+            name=f"patroni: role {role}{extra} logs in with its password from the secrets file (on the leader)",
+            role=role,
+            attributes=list(attributes),
+            passfile=passfile,
+            sql=patroni.role_password_sql(cluster, setting),
+            port=s["postgresql_port"],
+            restapi_port=s["patroni_restapi_port"],
+            superuser=s["patroni_superuser"],
+        )
 
 
 def deploy_patroni(cluster):
@@ -283,7 +288,8 @@ def deploy_patroni(cluster):
     install(cluster)
     certificate = pki.certificate(cluster, node, patroni.TLS_SERVICE, "postgres", "postgres")
     config = configure(cluster, node)
+    role_passwords(cluster)
     start(cluster, node, config, pki.changed(certificate))
     dynamic_configuration(cluster, node)
     check(cluster, node)
-    admin_role(cluster)
+    role_passwords(cluster)

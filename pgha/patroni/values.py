@@ -180,43 +180,69 @@ def config(cluster, node) -> dict:
     }
 
 
-def admin_pgpass(cluster) -> dict:
-    """The admin role's pgpass line: 127.0.0.1, PostgreSQL's port, any database. The secrets
-    and role names are URL-safe (pgha.secrets, the settings check): nothing to escape."""
+# The roles whose password the deploy keeps equal to the secrets file, so that a rotated
+# secret (pgha.secrets.rotate) is rolled out: role name setting -> (secrets key, pgpass file
+# on every member, attributes besides LOGIN, created by the deploy). Patroni creates the
+# superuser and the replication role at bootstrap; Patroni 4 no longer creates others.
+ROLE_PASSWORDS = {
+    "patroni_superuser": ("superuser_password", "/etc/patroni/.superuser-pgpass", (), False),
+    "patroni_replication_user": ("replication_password", "/etc/patroni/.replication-pgpass", (), False),
+    "patroni_admin_user": ("admin_password", ADMIN_PGPASS, ADMIN_ATTRIBUTES, True),
+}
+
+
+def role_pgpass(cluster, setting: str = "patroni_admin_user") -> dict:
+    """A role's pgpass line: 127.0.0.1, PostgreSQL's port, any database. The secrets and
+    role names are URL-safe (pgha.secrets, the settings check): nothing to escape."""
     s = cluster.settings
+    key = ROLE_PASSWORDS[setting][0]
     return {
         "address": "127.0.0.1",
         "port": s["postgresql_port"],
-        "user": s["patroni_admin_user"],
-        "password": cluster.secrets["admin_password"],
+        "user": s[setting],
+        "password": cluster.secrets[key],
     }
+
+
+def admin_pgpass(cluster) -> dict:
+    return role_pgpass(cluster, "patroni_admin_user")
 
 
 def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def admin_role_sql(cluster) -> str:
-    """One statement, run as the superuser on the leader: the admin role created if missing,
-    then given LOGIN, its attributes and the password of ADMIN_PGPASS. The password is read
-    by the server (pg_read_file), so it is on no command line and in no logged statement;
-    an error is raised again without the failing statement's text, which holds it."""
-    pgpass = admin_pgpass(cluster)
+def role_password_sql(cluster, setting: str = "patroni_admin_user") -> str:
+    """One statement, run as the superuser on the leader: the role given the password of
+    its pgpass file (and, for the admin role, created if missing and given LOGIN and its
+    attributes). The password is read by the server (pg_read_file), so it is on no command
+    line and in no logged statement; an error is raised again without the failing
+    statement's text, which holds it."""
+    _, passfile, attributes, created = ROLE_PASSWORDS[setting]
+    pgpass = role_pgpass(cluster, setting)
     role = pgpass["user"]
     prefix = f"{pgpass['address']}:{pgpass['port']}:*:{role}:"
-    attributes = " ".join(a.upper() for a in ADMIN_ATTRIBUTES)
+    with_attributes = " ".join(["LOGIN", *(a.upper() for a in attributes)]) if created else ""
+    create = (
+        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
+        f"EXECUTE format('CREATE ROLE %I', {_literal(role)}); END IF; "
+        if created else ""
+    )
     return (
         "DO $pgha$ DECLARE secret text; BEGIN "
         f"SELECT substr(line, {len(prefix) + 1}) INTO secret "
-        f"FROM regexp_split_to_table(pg_read_file({_literal(ADMIN_PGPASS)}), E'\\n') AS line "
+        f"FROM regexp_split_to_table(pg_read_file({_literal(passfile)}), E'\\n') AS line "
         f"WHERE starts_with(line, {_literal(prefix)}); "
-        f"IF coalesce(secret, '') = '' THEN RAISE EXCEPTION 'no password line in %', {_literal(ADMIN_PGPASS)}; END IF; "
-        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
-        f"EXECUTE format('CREATE ROLE %I', {_literal(role)}); END IF; "
-        f"EXECUTE format('ALTER ROLE %I WITH LOGIN {attributes} PASSWORD %L', {_literal(role)}, secret); "
-        f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'admin role %: %', {_literal(role)}, SQLERRM; "
+        f"IF coalesce(secret, '') = '' THEN RAISE EXCEPTION 'no password line in %', {_literal(passfile)}; END IF; "
+        + create
+        + f"EXECUTE format('ALTER ROLE %I WITH {with_attributes + ' ' if with_attributes else ''}PASSWORD %L', {_literal(role)}, secret); "
+        f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'role %: %', {_literal(role)}, SQLERRM; "
         "END $pgha$"
     )
+
+
+def admin_role_sql(cluster) -> str:
+    return role_password_sql(cluster, "patroni_admin_user")
 
 
 def restapi_credentials(cluster) -> dict:

@@ -486,7 +486,7 @@ def test_admin_role_statement_creates_then_alters_the_role(cluster):
     assert "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dba') THEN EXECUTE format('CREATE ROLE %I', 'dba')" in sql
     assert "EXECUTE format('ALTER ROLE %I WITH LOGIN CREATEROLE CREATEDB PASSWORD %L', 'dba', secret)" in sql
     # an error is raised again with its message only: the failing statement holds the password
-    assert "EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'admin role %: %', 'dba', SQLERRM;" in sql
+    assert "EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'role %: %', 'dba', SQLERRM;" in sql
 
 
 def test_admin_role_statement_and_its_command_hold_no_secret(cluster):
@@ -645,3 +645,14 @@ def test_turning_synchronous_mode_on_is_a_change(group_data):
     assert dynamic_config_changes(wanted, recorded_config()) == {"synchronous_mode": True}
     current = {**recorded_config(), "synchronous_mode": True}
     assert dynamic_config_changes(wanted, current) == {}
+
+
+@pytest.mark.parametrize(("setting", "role"), [("patroni_superuser", "postgres"), ("patroni_replication_user", "repl")])
+def test_bootstrap_roles_get_their_password_only(cluster, setting, role):
+    sql = patroni.role_password_sql(cluster, setting)
+    passfile = patroni.ROLE_PASSWORDS[setting][1]
+    assert f"pg_read_file('{passfile}'), E'\\n')" in sql
+    assert f"WHERE starts_with(line, '127.0.0.1:5434:*:{role}:')" in sql
+    assert f"EXECUTE format('ALTER ROLE %I WITH PASSWORD %L', '{role}', secret)" in sql
+    assert "CREATE ROLE" not in sql
+    assert all(secret not in sql for secret in FAKE_SECRETS.values())
