@@ -6,7 +6,9 @@ Usage:
       [--label NAME] [--output bench/results/NAME.json] -- COMMAND [ARGS...]
 
 Examples: a deploy migrating a cluster deployed before TLS (`--sslmode prefer`: the writer
-and the watcher must reach it before its TLS is on), a secret rotated by the deploy:
+and the watcher must reach it before its TLS is on; its table pgha_drill.writes is made
+beforehand with the previous version's pgha.drills.setup_table), a secret rotated by the
+deploy:
   .venv/bin/python bench/under_writes.py --label rotation -- \
       .venv/bin/pyinfra -y inventory.py deploys/all.py
 
@@ -35,7 +37,8 @@ from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster  # noqa: E402
 
 
 def run(cluster, command: list[str], sslmode: str | None, label: str) -> dict:
-    drills.setup_table(cluster)
+    if sslmode is None:
+        drills.setup_table(cluster)  # else a cluster before TLS: its table made beforehand
     monitor = drills.Monitor(cluster, sslmode=sslmode).start()
     writer = drills.Writer(cluster, label=label, sslmode=sslmode)
     writer.start()

@@ -52,14 +52,20 @@ def config(cluster) -> dict:
 
 
 def firewall(cluster) -> dict:
-    """The client boundary: HAProxy's ports answer the Patroni nodes and client_networks
-    only, as pg_hba does (HAProxy connects to PostgreSQL from the node's own address, which
-    pg_hba trusts, so pg_hba alone cannot keep other sources out of 5432 and 5433)."""
+    """The client boundary of a Patroni node: HAProxy's ports, PostgreSQL's and Patroni's
+    REST API answer the Patroni nodes and client_networks only (HAProxy connects to
+    PostgreSQL from the node's own address, which pg_hba trusts, so pg_hba alone cannot
+    keep other sources out of 5432 and 5433; the REST API's GET endpoints need no password).
+    The control machine asks the REST API for `pgha status`: it must be in client_networks."""
     s = cluster.settings
-    ports = [s["haproxy_rw_port"], s["haproxy_ro_port"], s["haproxy_stats_port"]]
+    ports = [
+        s["haproxy_rw_port"], s["haproxy_ro_port"], s["haproxy_stats_port"],
+        s["postgresql_port"], s["patroni_restapi_port"],
+    ]
     sources = [n.address for n in cluster.patroni] + list(s["client_networks"])
     return firewall_values.table(
         "haproxy",
-        "HAProxy's ports answer the Patroni nodes and client_networks only, like pg_hba.",
+        "The Patroni node's client ports (HAProxy, PostgreSQL, Patroni's REST API) answer the "
+        "Patroni nodes and client_networks only.",
         {"clients": (ports, sources)},
     )

@@ -262,9 +262,9 @@ def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster
 
     config = haproxy_values.firewall(cluster)
     (clients,) = config["sets"]
-    assert clients["ports"] == "{ 5432, 5433, 7000 }"
+    assert clients["ports"] == "{ 5432, 5433, 7000, 5434, 8008 }"
     assert clients["elements"] == ["10.0.3.141", "10.0.3.201", "10.0.3.68", "10.0.3.1/32"]
     lines = [line.strip() for line in render("firewall/table.nft.j2", config).splitlines()]
-    assert "tcp dport { 5432, 5433, 7000 } ip saddr @clients accept" in lines
-    assert lines[-3] == "tcp dport { 5432, 5433, 7000 } reject with tcp reset"
+    assert "tcp dport { 5432, 5433, 7000, 5434, 8008 } ip saddr @clients accept" in lines
+    assert lines[-3] == "tcp dport { 5432, 5433, 7000, 5434, 8008 } reject with tcp reset"
     assert "delete table inet pgha_haproxy" in lines
