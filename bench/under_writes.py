@@ -23,50 +23,24 @@ import argparse
 import json
 import subprocess
 import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pgha import drills  # noqa: E402
+from pgha.drills import under_writes  # noqa: E402
 from pgha.errors import DrillError  # noqa: E402
-from pgha.patroni import rest  # noqa: E402
 from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster  # noqa: E402
 
 
 def run(cluster, command: list[str], sslmode: str | None, label: str) -> dict:
-    if sslmode is None:
-        drills.setup_table(cluster)  # else a cluster before TLS: its table made beforehand
-    monitor = drills.Monitor(cluster, sslmode=sslmode).start()
-    writer = drills.Writer(cluster, label=label, sslmode=sslmode)
-    writer.start()
-    time.sleep(2)  # the writer's rhythm before the command starts
-    started = time.monotonic()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    ended = time.monotonic()
-    time.sleep(2)
-    writer.stop()
-    monitor.stop()
-    gap = writer.longest_gap(started, ended)
-    leader = rest.leader(cluster)
-    missing = drills.missing_ids(cluster, writer, leader["host"]) if leader else None
-    errors = Counter(message for t, message in writer.errors if started <= t <= ended)
+    result, figures = under_writes.measure(
+        cluster, lambda: subprocess.run(command, cwd=ROOT, capture_output=True, text=True), label, sslmode
+    )
     return {
-        "label": label,
+        **figures,
         "command": " ".join(command),
         "exit_code": result.returncode,
-        "command_seconds": round(ended - started, 1),
-        "longest_gap_seconds": round(gap["seconds"], 3),
-        "gap_started_after_seconds": round(gap["from"] - started, 1),
-        "writes_acknowledged": writer.acks_between(started, ended),
-        "writes_refused": sum(errors.values()),
-        "refusals": dict(errors.most_common(5)),
-        "primaries_seen": sorted(monitor.primaries_between(started, ended)),
-        "two_primaries_at_once": bool(monitor.two_primaries()),
-        "acknowledged_rows_missing": None if missing is None else len(missing),
-        "final_leader": leader["name"] if leader else None,
         "output_tail": result.stdout.splitlines()[-12:] + result.stderr.splitlines()[-5:],
     }
 
