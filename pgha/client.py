@@ -14,12 +14,16 @@ from pgha.patroni import rest
 from pgha.waiting import wait_for
 
 
-def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
-    """A multi-host libpq connection string over every Patroni node's HAProxy."""
+def options(cluster, port_setting: str = "haproxy_rw_port", **extra) -> dict:
+    """The libpq options of a client connection, as a mapping: every Patroni node's
+    ``port_setting`` (multi-host), the admin user and its password; ``extra`` overrides any
+    of them (``host=..., port=...`` for one node). The one place client connections are
+    described: a tool that cannot take the password inline (pgbench's command line) pops it
+    and hands it over another way, keeping every other option (e.g. TLS ones)."""
     s = cluster.settings
     hosts = ",".join(n.address for n in cluster.patroni)
     ports = ",".join(str(s[port_setting]) for _ in cluster.patroni)
-    options = {
+    return {
         "host": hosts,
         "port": ports,
         "user": s["patroni_admin_user"],
@@ -29,7 +33,16 @@ def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
         **({"target_session_attrs": "read-write"} if port_setting == "haproxy_rw_port" else {}),
         **extra,
     }
-    return " ".join(f"{k}={v}" for k, v in options.items())
+
+
+def format_dsn(opts: dict) -> str:
+    """A libpq connection string of ``opts`` (values are plain tokens: no quoting)."""
+    return " ".join(f"{k}={v}" for k, v in opts.items())
+
+
+def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
+    """A multi-host libpq connection string over every Patroni node's HAProxy."""
+    return format_dsn(options(cluster, port_setting, **extra))
 
 
 def write_probe(cluster) -> str | None:
