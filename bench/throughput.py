@@ -488,7 +488,9 @@ def bench(args, plan: list[tuple[str, str]], names: list[str]) -> int:
         with closing(connect(cluster, all_endpoints["leader-5434"])) as conn, conn.cursor() as cur:
             cur.execute("show server_version")
             server_version = cur.fetchone()[0]
-        version = subprocess.run([pgbench, "--version"], capture_output=True, text=True).stdout.split()[-1]
+        # "pgbench (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        found = re.search(r"\) (\S+)", subprocess.run([pgbench, "--version"], capture_output=True, text=True).stdout)
+        version = found.group(1) if found else "?"
         meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": platform.node(),
                 "cores": os.cpu_count(), "load_before": loadavg(), "inventory": str(inventory),
                 "pgbench_version": version, "server_version": server_version, "scale": args.scale,
