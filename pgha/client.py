@@ -20,12 +20,16 @@ def tls_options(cluster) -> dict[str, str]:
     return {"sslmode": "verify-full", "sslrootcert": str(client_ca(cluster))}
 
 
-def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
-    """A multi-host libpq connection string over every Patroni node's HAProxy."""
+def options(cluster, port_setting: str = "haproxy_rw_port", **extra) -> dict:
+    """The libpq options of a client connection, as a mapping: every Patroni node's
+    ``port_setting`` (multi-host), the admin user and its password, TLS verify-full;
+    ``extra`` overrides any of them (``host=..., port=...`` for one node). The one place
+    client connections are described: a tool that cannot take the password inline
+    (pgbench's command line) pops it and hands it over another way, keeping the rest."""
     s = cluster.settings
     hosts = ",".join(n.address for n in cluster.patroni)
     ports = ",".join(str(s[port_setting]) for _ in cluster.patroni)
-    options = {
+    return {
         "host": hosts,
         "port": ports,
         "user": s["patroni_admin_user"],
@@ -36,7 +40,16 @@ def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
         **({"target_session_attrs": "read-write"} if port_setting == "haproxy_rw_port" else {}),
         **extra,
     }
-    return " ".join(f"{k}={v}" for k, v in options.items())
+
+
+def format_dsn(opts: dict) -> str:
+    """A libpq connection string of ``opts`` (values are plain tokens: no quoting)."""
+    return " ".join(f"{k}={v}" for k, v in opts.items())
+
+
+def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
+    """A multi-host libpq connection string over every Patroni node's HAProxy."""
+    return format_dsn(options(cluster, port_setting, **extra))
 
 
 def write_probe(cluster) -> str | None:
