@@ -22,6 +22,8 @@ KEYS = (
     "admin_password",
     "restapi_password",
     "haproxy_stats_password",
+    "etcd_root_password",  # etcd's root user: the deploy manages users and roles with it
+    "etcd_patroni_password",  # etcd's user for Patroni, limited to this cluster's keys
 )
 MIN_LENGTH = 16
 ENV_VAR = "PGHA_SECRETS"
@@ -36,20 +38,48 @@ def _generate() -> str:
     return _random.token_urlsafe(24)
 
 
-def ensure() -> Path:
-    """Create the secrets file if it does not exist. An existing file is never rewritten:
-    problems() reports what is wrong with it (a changed password would lock nodes out)."""
-    file = path()
-    if file.exists():
-        return file
-    values = {key: _generate() for key in KEYS}
+def _save(file: Path, values: dict[str, str]) -> None:
+    """Write the whole file anew (0600 from its creation, then renamed over the old one)."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temporary = file.with_name(f".{file.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(values, out, indent=2, sort_keys=True)
         out.write("\n")
-    os.chmod(file, 0o600)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, file)
+
+
+def ensure() -> Path:
+    """Create the secrets file if it does not exist, and generate the keys a newer version
+    added (a cluster deployed before them gets them at its next deploy). A value already in
+    the file is never changed here: problems() reports what is wrong with it, rotate()
+    changes it on purpose."""
+    file = path()
+    if not file.exists():
+        _save(file, {key: _generate() for key in KEYS})
+        return file
+    try:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return file  # problems() says what is wrong
+    if isinstance(values, dict) and any(key not in values for key in KEYS):
+        _save(file, {**{key: _generate() for key in KEYS if key not in values}, **values})
     return file
+
+
+def rotate(keys: list[str]) -> list[str]:
+    """New values for ``keys`` in the secrets file; the next deploy rolls them out. Returns
+    the keys changed (never their values)."""
+    unknown = [key for key in keys if key not in KEYS]
+    if unknown:
+        raise ValueError(
+            f"unknown secrets key(s) {', '.join(unknown)}: expected some of {', '.join(KEYS)}"
+        )
+    file = ensure()
+    values = json.loads(file.read_text(encoding="utf-8"))
+    _save(file, {**values, **{key: _generate() for key in keys}})
+    return list(keys)
 
 
 def problems() -> list[str]:

@@ -40,7 +40,7 @@ def test_ensure_creates_the_file_with_every_key(secrets_path):
     assert _mode(secrets_path) == 0o600
     values = json.loads(secrets_path.read_text(encoding="utf-8"))
     assert sorted(values) == sorted(secrets.KEYS)
-    assert len(secrets.KEYS) == 5
+    assert len(secrets.KEYS) == 7
     for key, value in values.items():
         assert isinstance(value, str), key
         assert len(value) >= secrets.MIN_LENGTH >= 16, (key, len(value))
@@ -86,7 +86,7 @@ def test_second_ensure_changes_nothing(secrets_path):
     ("content", "mode"),
     [
         ("not json at all", 0o600),
-        ('{"superuser_password": "short"}', 0o600),
+        (json.dumps({**{k: "x" * 30 for k in secrets.KEYS}, "superuser_password": "short"}), 0o600),
         (json.dumps({k: "x" * 30 for k in secrets.KEYS}), 0o644),
         ("", 0o600),
     ],
@@ -125,11 +125,6 @@ BAD_FILES = {
         json.dumps(["Leaky-Listed-Secret-Value-77"]),
         0o600,
         ["holds a list", "expected a JSON object"],
-    ),
-    "missing key": (
-        json.dumps({k: v for k, v in _good_values().items() if k != "replication_password"}),
-        0o600,
-        ["key 'replication_password' is missing", "expected a generated password"],
     ),
     "too short": (
         json.dumps({**_good_values(), "admin_password": "Sh0rtLeak"}),
@@ -197,3 +192,28 @@ def test_generated_values_do_not_appear_in_the_error(secrets_path):
     ]
     for value in values.values():
         assert value not in str(info.value)
+
+
+def test_ensure_adds_keys_a_newer_version_needs_and_keeps_the_others(secrets_path):
+    old = {key: f"{key}-kept-0123456789" for key in secrets.KEYS[:5]}
+    secrets_path.write_text(json.dumps(old))
+    secrets_path.chmod(0o600)
+    secrets.ensure()
+    values = json.loads(secrets_path.read_text())
+    assert {k: values[k] for k in old} == old
+    assert sorted(values) == sorted(secrets.KEYS)
+    assert all(len(values[k]) >= secrets.MIN_LENGTH for k in secrets.KEYS[5:])
+    assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
+    assert secrets.problems() == []
+
+
+def test_rotate_changes_only_the_keys_asked_for(secrets_path):
+    before = json.loads(secrets.ensure().read_text())
+    assert secrets.rotate(["admin_password"]) == ["admin_password"]
+    after = json.loads(secrets_path.read_text())
+    assert after["admin_password"] != before["admin_password"]
+    assert {k: v for k, v in after.items() if k != "admin_password"} == {
+        k: v for k, v in before.items() if k != "admin_password"
+    }
+    with pytest.raises(ValueError, match="unknown secrets key"):
+        secrets.rotate(["admin_pasword"])
