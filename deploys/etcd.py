@@ -4,6 +4,10 @@ Usage: pyinfra -y inventory.py deploys/etcd.py
 """
 
 from pgha.etcd.deploy import deploy_etcd
+from pgha.patroni.deploy import paused_before_dcs_change
 from pgha.settings.loader import current
 
-deploy_etcd(current())
+cluster = current()
+# A change Patroni must restart for (TLS, users) pauses it; deploys/patroni.py resumes it
+paused_before_dcs_change(cluster)
+deploy_etcd(cluster)

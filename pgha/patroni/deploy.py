@@ -15,6 +15,7 @@ from pgha.common.deploy import install_packages_without_starting, validated_temp
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import TextFileHeader
+from pgha.pki.deploy import ca_certificate
 
 
 def packages(settings) -> list[str]:
@@ -71,6 +72,7 @@ def validate_command(candidate: str) -> str:
 @deploy("patroni: configure")
 def configure(cluster, node):
     live = patroni.config_file(node)
+    ca_certificate(cluster, node)  # Patroni checks etcd's certificate with it
     files.directory(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
     config = validated_template(
         "patroni",
@@ -126,6 +128,20 @@ def _cluster_exists(cluster) -> bool:
     return any(inventory.get_host(n.name).get_fact(File, path=path) for n in cluster.patroni)
 
 
+def _owed(what: str) -> bool:
+    return bool(host.get_fact(File, path=patroni.DCS_CHANGE_MARKERS[what]))
+
+
+def _note(what: str, owed: bool, applies) -> None:
+    files.file(
+        name=f"patroni: {'note' if owed else 'done'}: {what} (DCS change)",
+        path=patroni.DCS_CHANGE_MARKERS[what],
+        present=owed,
+        create_remote_dir=True,
+        _if=applies,
+    )
+
+
 def _dcs_changed_on(cluster, other) -> bool:
     """Patroni reads its DCS section only at start: did it change in a running member's file?"""
     live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
@@ -139,8 +155,8 @@ def start(cluster, node, config):
     first = node is cluster.patroni[0]
     bootstrap = not _cluster_exists(cluster)
     was_running = host.get_fact(SystemdStatus).get("patroni.service", False)
-    any_dcs_change = any(_dcs_changed_on(cluster, other) for other in cluster.patroni)
-    dcs_changed_here = _dcs_changed_on(cluster, node)
+    any_dcs_change = any(_dcs_changed_on(cluster, other) for other in cluster.patroni) or _owed("paused")
+    dcs_changed_here = _dcs_changed_on(cluster, node) or _owed("restart")
     live = patroni.config_file(node)
 
     # Every step is registered on every member (skipped where it does not apply): pyinfra
@@ -160,18 +176,21 @@ def start(cluster, node, config):
     enabled_and_running("other members", lambda: not first)
     # Patroni reads its DCS section at start only: restart the daemons, in maintenance mode
     # so that PostgreSQL keeps running and the leader keeps its role.
-    patroni_ops.paused(
+    pause = patroni_ops.paused(
         name="patroni: pause (the DCS section changed: daemons restart)",
         scope=s["patroni_scope"],
         config_file=live,
+        port=port,
         _if=lambda: first and any_dcs_change,
     )
+    _note("paused", True, pause.did_change)
     systemd.service(
         name="patroni: restart the daemon (its DCS section changed)",
         service="patroni",
         restarted=True,
         _if=lambda: was_running and dcs_changed_here,
     )
+    _note("restart", False, lambda: dcs_changed_here)
     systemd.service(
         name="patroni: reload (local configuration changed)",
         service="patroni",
@@ -182,9 +201,30 @@ def start(cluster, node, config):
         name="patroni: resume",
         scope=s["patroni_scope"],
         config_file=live,
+        port=port,
         pause=False,
         _if=lambda: first and any_dcs_change,
     )
+    _note("paused", False, lambda: first and any_dcs_change)
+
+
+@deploy("patroni: pause before the DCS changes")
+def paused_before_dcs_change(cluster):
+    """Registered before the etcd role: when Patroni's DCS section changes (etcd's address,
+    TLS, its user or password), etcd may refuse the running daemons before they restart
+    with the new section, and a paused leader that loses the DCS keeps PostgreSQL primary.
+    deploy_patroni resumes once every daemon runs the new section."""
+    if "patroni" not in host.groups:
+        return
+    node = cluster.node(host.name)
+    if node is cluster.patroni[0] and any(_dcs_changed_on(cluster, other) for other in cluster.patroni):
+        pause = patroni_ops.paused(
+            name="patroni: pause (its DCS section changes: etcd may refuse it until it restarts)",
+            scope=cluster.settings["patroni_scope"],
+            config_file=patroni.config_file(node),
+            port=cluster.settings["patroni_restapi_port"],
+        )
+        _note("paused", True, pause.did_change)
 
 
 @deploy("patroni: cluster-wide configuration")
@@ -257,6 +297,8 @@ def deploy_patroni(cluster):
         return
     node = cluster.node(host.name)
     install(cluster)
+    changes_dcs = _dcs_changed_on(cluster, node)
+    _note("restart", True, lambda: changes_dcs)  # before the new section goes live
     config = configure(cluster, node)
     start(cluster, node, config)
     dynamic_configuration(cluster, node)

@@ -126,9 +126,14 @@ def pending_restarts_applied(scope: str, config_file: str, port: int, settle_sec
 
 
 @operation()
-def paused(scope: str, config_file: str, pause: bool = True):
-    """Maintenance mode on (``pause``) or off, waiting until every member follows."""
+def paused(scope: str, config_file: str, port: int, pause: bool = True):
+    """Maintenance mode on (``pause``) or off, waiting until every member follows. The
+    local member's own status says whether it is already (it still answers while it has
+    lost the DCS)."""
     action = "pause" if pause else "resume"
+    if bool(host.get_fact(PatroniStatus, port=port, address="127.0.0.1").get("pause")) == pause:
+        host.noop(f"the cluster is {'paused' if pause else 'not paused'} already")
+        return
     yield f"{patronictl(config_file)} {action} {shlex.quote(scope)} --wait"
 
 

@@ -135,6 +135,7 @@ def test_node_state_with_data_and_config():
         "has_data": True,
         "initial_cluster": TWO,
         "initial_cluster_state": "new",
+        "tls": False,
     }
 
 
@@ -143,16 +144,18 @@ def test_node_state_with_double_quotes():
 
 
 def test_node_state_of_empty_output():
-    assert EtcdNodeState().process([]) == {"has_data": False, "initial_cluster": None, "initial_cluster_state": None}
-    assert EtcdNodeState.default() == {"has_data": False, "initial_cluster": None, "initial_cluster_state": None}
+    empty = {"has_data": False, "initial_cluster": None, "initial_cluster_state": None, "tls": False}
+    assert EtcdNodeState().process([]) == empty
+    assert EtcdNodeState.default() == empty
 
 
 def test_node_state_config_without_data():
-    lines = ["initial-cluster: " + TWO, "initial-cluster-state: 'new'"]
+    lines = ["initial-cluster: " + TWO, "initial-cluster-state: 'new'", "client-transport-security:"]
     assert EtcdNodeState().process(lines) == {
         "has_data": False,
         "initial_cluster": TWO,
         "initial_cluster_state": "new",
+        "tls": True,
     }
 
 
@@ -176,11 +179,12 @@ def test_node_state_command_on_a_rendered_config(cluster, tmp_path):
         "has_data": False,
         "initial_cluster": plan["etcd1"]["initial_cluster"],
         "initial_cluster_state": "new",
+        "tls": True,
     }
     (data_dir / "member").mkdir(parents=True)
     lines = run_node_state_command(data_dir, config_file)
     assert lines[0] == "has_data: yes"
-    assert len(lines) == 3  # initial-cluster-token is not picked up
+    assert len(lines) == 4  # initial-cluster-token is not picked up
     assert EtcdNodeState().process(lines)["has_data"] is True
 
 
