@@ -73,7 +73,7 @@ def role_present(role: str, grants: list[list[str]], endpoints: str, user: str, 
         yield make_etcdctl_command(endpoints, "role", "add", role, **login)
     for permission, key, end in current or []:
         if [permission, key, end] not in wanted:
-            yield make_etcdctl_command(endpoints, "role", "revoke-permission", role, key, end, **login)
+            yield make_etcdctl_command(endpoints, "role", "revoke-permission", role, *_range(key, end), **login)
     for permission, prefix, end in wanted:
         if [permission, prefix, end] not in (current or []):
             yield make_etcdctl_command(endpoints, "role", "grant-permission", role, permission, prefix, "--prefix", **login)
@@ -108,6 +108,15 @@ def user_present(username: str, roles: list[str], wanted_file: str, current_file
     for role in roles:
         if role not in (current or []):
             yield make_etcdctl_command(endpoints, "user", "grant-role", username, role, **login)
+
+
+def _range(key: str, end: str) -> list[str]:
+    """etcdctl's arguments for the key range [key, end) as etcd stores it."""
+    if not end:
+        return [key]
+    if end == "\0":
+        return [key, "--from-key"]
+    return [key, "--prefix"] if end == prefix_end(key) else [key, end]
 
 
 @operation()
