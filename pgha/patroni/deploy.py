@@ -180,7 +180,6 @@ def start(cluster, node, config):
         name="patroni: pause (the DCS section changed: daemons restart)",
         scope=s["patroni_scope"],
         config_file=live,
-        port=port,
         _if=lambda: first and any_dcs_change,
     )
     _note("paused", True, pause.did_change)
@@ -201,7 +200,6 @@ def start(cluster, node, config):
         name="patroni: resume",
         scope=s["patroni_scope"],
         config_file=live,
-        port=port,
         pause=False,
         _if=lambda: first and any_dcs_change,
     )
@@ -222,7 +220,6 @@ def paused_before_dcs_change(cluster):
             name="patroni: pause (its DCS section changes: etcd may refuse it until it restarts)",
             scope=cluster.settings["patroni_scope"],
             config_file=patroni.config_file(node),
-            port=cluster.settings["patroni_restapi_port"],
         )
         _note("paused", True, pause.did_change)
 

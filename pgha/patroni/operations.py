@@ -10,15 +10,18 @@ from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.exceptions import OperationError
 
 from pgha.common.checks import check_until, executing
-from pgha.patroni.facts import PatroniCluster, PatroniDynamicConfig, PatroniRole, PatroniStatus
+from pgha.patroni.facts import (
+    PatroniCluster,
+    PatroniDynamicConfig,
+    PatroniPaused,
+    PatroniRole,
+    PatroniStatus,
+    patronictl,
+)
 from pgha.patroni.rest import cluster_problems, replication_states, summary
 from pgha.patroni.values import dynamic_config_changes
 from pgha.postgres.facts import PostmasterParameters, RoleLogin, make_psql_command
 from pgha.waiting import wait_for
-
-
-def patronictl(config_file: str) -> str:
-    return f"patronictl -c {shlex.quote(config_file)}"
 
 
 @operation()
@@ -126,12 +129,16 @@ def pending_restarts_applied(scope: str, config_file: str, port: int, settle_sec
 
 
 @operation()
-def paused(scope: str, config_file: str, port: int, pause: bool = True):
-    """Maintenance mode on (``pause``) or off, waiting until every member follows. The
-    local member's own status says whether it is already (it still answers while it has
-    lost the DCS)."""
+def paused(scope: str, config_file: str, pause: bool = True):
+    """Maintenance mode on (``pause``) or off, waiting until every member follows; as the
+    DCS says, reached with ``config_file`` (a daemon just restarted may not know yet)."""
     action = "pause" if pause else "resume"
-    if bool(host.get_fact(PatroniStatus, port=port, address="127.0.0.1").get("pause")) == pause:
+    state = host.get_fact(PatroniPaused, config_file=config_file)
+    if state is None and pause:
+        # the daemons running this file have lost the DCS as well: nothing to pause through it
+        host.noop(f"the DCS does not answer with {config_file}: not paused through it")
+        return
+    if state == pause:
         host.noop(f"the cluster is {'paused' if pause else 'not paused'} already")
         return
     yield f"{patronictl(config_file)} {action} {shlex.quote(scope)} --wait"
