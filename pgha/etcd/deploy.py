@@ -91,7 +91,9 @@ def start(cluster, node, plan, changes, was_tls: bool):
         member=node.name,
         peer_url=values.peer_url(cluster, node),
         endpoints=values.client_endpoints(cluster, running_members),
-        **ROOT_LOGIN,
+        # a newcomer has no current password file yet: the secrets file's is etcd's
+        user=values.ROOT_USER,
+        password_file=values.wanted_password_file(values.ROOT_USER),
         _if=lambda: joins,
     )
     was_running = host.get_fact(SystemdStatus).get("etcd.service", False)
