@@ -50,6 +50,20 @@ def firewall(cluster):
     firewall_table("etcd", values.firewall(cluster), before="etcd.service")
 
 
+def password_files(cluster, what: str, path) -> None:
+    """A 0600 file of root's per etcd user, with its password from the secrets file."""
+    for user in values.users(cluster):
+        files.template(
+            name=f"etcd: the password etcd user {user['name']} {what} (0600)",
+            src=str(values.TEMPLATES / "password.j2"),
+            dest=path(user["name"]),
+            user="root",
+            group="root",
+            mode="600",
+            config=values.password(user),
+        )
+
+
 @deploy("etcd: configure")
 def configure(cluster, node, plan):
     tls = certificate(cluster, node, values.SERVICE, user=values.SERVICE, group=values.SERVICE)
@@ -66,16 +80,7 @@ def configure(cluster, node, plan):
         mode="644",
         config=values.config(cluster, node, plan[node.name]),
     )
-    for user in values.users(cluster):
-        files.template(
-            name=f"etcd: the password etcd user {user['name']} must have (0600)",
-            src=str(values.TEMPLATES / "password.j2"),
-            dest=values.wanted_password_file(user["name"]),
-            user="root",
-            group="root",
-            mode="600",
-            config=values.password(user),
-        )
+    password_files(cluster, "must have", values.wanted_password_file)
     return [defaults, config, *tls]
 
 
@@ -127,16 +132,8 @@ def authentication(cluster, node):
             username=name, roles=user["roles"], wanted_file=values.wanted_password_file(name),
             current_file=values.password_file(name), endpoints=endpoint, **ROOT_LOGIN, _if=first,
         )
-    for user in values.users(cluster):
-        files.template(
-            name=f"etcd: the password etcd user {user['name']} has (0600, etcdctl logs in with it)",
-            src=str(values.TEMPLATES / "password.j2"),
-            dest=values.password_file(user["name"]),
-            user="root",
-            group="root",
-            mode="600",
-            config=values.password(user),
-        )
+    # etcd has them now (on the first member, user_present has copied them already)
+    password_files(cluster, "has (etcdctl logs in with it)", values.password_file)
     etcd_ops.auth_enabled(name="etcd: authentication on", endpoints=endpoint, **ROOT_LOGIN, _if=first)
 
 
