@@ -3,6 +3,7 @@
 Usage:
   pgha status [--inventory inventory.py]
   pgha switchover [--to pg-2] [--inventory inventory.py]
+  pgha rotate KEY [KEY ...]     new values for secrets keys (then run the deploy)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pgha import client
+from pgha import client, secrets
 from pgha.errors import ConfigError, SwitchoverError
 from pgha.patroni import rest
 from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster
@@ -28,8 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     switch = commands.add_parser("switchover", parents=[common], help="planned change of leader, through Patroni")
     switch.add_argument("--to", dest="candidate", help="Patroni name of the new leader (default: any healthy replica)")
     switch.add_argument("--timeout", type=float, default=60)
+    rotate = commands.add_parser(
+        "rotate", help="new values for secrets keys in the secrets file; the next deploy rolls them out"
+    )
+    rotate.add_argument("keys", nargs="+", metavar="KEY", help=f"one of: {', '.join(secrets.KEYS)}")
     args = parser.parse_args(argv)
 
+    if args.command == "rotate":
+        return _rotate(args.keys)
     try:
         cluster = load_cluster(args.inventory)
     except ConfigError as error:
@@ -45,6 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pgha switchover: {error}", file=sys.stderr)
         return 1
     print(f"switchover {result['from']} -> {result['to']}: writes accepted through HAProxy after {result['seconds']:.2f}s")
+    return 0
+
+
+def _rotate(keys: list[str]) -> int:
+    try:
+        changed = secrets.rotate(keys)
+    except ValueError as error:
+        print(f"pgha rotate: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"new values for {', '.join(changed)} in {secrets.path()}: roll them out with "
+        "`pyinfra -y <inventory> deploys/all.py` (the old values keep working until it runs)"
+    )
     return 0
 
 

@@ -7,29 +7,49 @@ from __future__ import annotations
 import time
 
 import psycopg2
-import requests
 
 from pgha.errors import SwitchoverError
 from pgha.patroni import rest
+from pgha.pki.authority import client_ca
 from pgha.waiting import wait_for
 
 
-def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
-    """A multi-host libpq connection string over every Patroni node's HAProxy."""
+def tls_options(cluster) -> dict[str, str]:
+    """libpq's TLS options for every client connection from the control machine: the
+    server's certificate and the name asked for are checked against the cluster CA."""
+    return {"sslmode": "verify-full", "sslrootcert": str(client_ca(cluster))}
+
+
+def options(cluster, port_setting: str = "haproxy_rw_port", **extra) -> dict:
+    """The libpq options of a client connection, as a mapping: every Patroni node's
+    ``port_setting`` (multi-host), the admin user and its password, TLS verify-full;
+    ``extra`` overrides any of them (``host=..., port=...`` for one node). The one place
+    client connections are described: a tool that cannot take the password inline
+    (pgbench's command line) pops it and hands it over another way, keeping the rest."""
     s = cluster.settings
     hosts = ",".join(n.address for n in cluster.patroni)
     ports = ",".join(str(s[port_setting]) for _ in cluster.patroni)
-    options = {
+    return {
         "host": hosts,
         "port": ports,
         "user": s["patroni_admin_user"],
         "password": cluster.secrets["admin_password"],
         "dbname": "postgres",
         "connect_timeout": 1,
+        **tls_options(cluster),
         **({"target_session_attrs": "read-write"} if port_setting == "haproxy_rw_port" else {}),
         **extra,
     }
-    return " ".join(f"{k}={v}" for k, v in options.items())
+
+
+def format_dsn(opts: dict) -> str:
+    """A libpq connection string of ``opts`` (values are plain tokens: no quoting)."""
+    return " ".join(f"{k}={v}" for k, v in opts.items())
+
+
+def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
+    """A multi-host libpq connection string over every Patroni node's HAProxy."""
+    return format_dsn(options(cluster, port_setting, **extra))
 
 
 def write_probe(cluster) -> str | None:
@@ -64,8 +84,11 @@ def switchover(cluster, candidate: str | None = None, timeout: float = 60) -> di
         raise SwitchoverError("no healthy replica to switch over to")
     body = {"leader": old["name"], **({"candidate": candidate} if candidate else {})}
     started = time.monotonic()
-    answer = requests.post(
-        rest.url(cluster, old["host"], "switchover"),
+    answer = rest.request(
+        cluster,
+        "POST",
+        old["host"],
+        "switchover",
         json=body,
         auth=(s["patroni_restapi_username"], cluster.secrets["restapi_password"]),
         timeout=timeout,

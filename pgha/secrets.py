@@ -25,6 +25,9 @@ KEYS = (
     "etcd_root_password",  # etcd's root user: the deploy manages users and roles with it
     "etcd_patroni_password",  # etcd's user for Patroni, limited to this cluster's keys
 )
+# Keys added after the first version: generated into an existing file at the next deploy.
+# Any other missing key is an error: generating it would silently change a live password.
+ADDED_KEYS = ("etcd_root_password", "etcd_patroni_password")
 MIN_LENGTH = 16
 ENV_VAR = "PGHA_SECRETS"
 
@@ -51,8 +54,8 @@ def _save(file: Path, values: dict[str, str]) -> None:
 
 
 def ensure() -> Path:
-    """Create the secrets file if it does not exist, and generate the keys a newer version
-    added (a cluster deployed before them gets them at its next deploy). A value already in
+    """Create the secrets file if it does not exist, and generate the ADDED_KEYS it lacks
+    (a cluster deployed before them gets them at its next deploy). A value already in
     the file is never changed here: problems() reports what is wrong with it, rotate()
     changes it on purpose."""
     file = path()
@@ -63,8 +66,11 @@ def ensure() -> Path:
         values = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return file  # problems() says what is wrong
-    if isinstance(values, dict) and any(key not in values for key in KEYS):
-        _save(file, {**{key: _generate() for key in KEYS if key not in values}, **values})
+    # only to a file otherwise complete: an unknown (misspelt?) or missing key is for
+    # problems() to name
+    if (isinstance(values, dict) and set(values) <= set(KEYS)
+            and set(KEYS) - set(values) <= set(ADDED_KEYS) and set(KEYS) - set(values)):
+        _save(file, {**{key: _generate() for key in ADDED_KEYS if key not in values}, **values})
     return file
 
 

@@ -12,6 +12,8 @@ import time
 import psycopg2
 import psycopg2.extensions
 
+from pgha.client import tls_options
+
 
 def _wait(conn, deadline: float) -> None:
     """Drive an asynchronous connection until its current operation completes; a socket
@@ -48,12 +50,15 @@ def async_query(conn, sql: str, timeout: float) -> list[tuple]:
     return cur.fetchall() if cur.description else []
 
 
-def superuser_dsn(cluster, address: str) -> str:
+def superuser_dsn(cluster, address: str, sslmode: str | None = None) -> str:
+    """``sslmode`` other than verify-full only to watch a cluster deployed before TLS."""
     s = cluster.settings
+    tls = tls_options(cluster) if sslmode is None else {"sslmode": sslmode}
     return (
         f"host={address} port={s['postgresql_port']} user={s['patroni_superuser']} "
         f"password={cluster.secrets['superuser_password']} dbname=postgres "
-        "application_name=pgha-drill"
+        "application_name=pgha-drill "
+        + " ".join(f"{k}={v}" for k, v in tls.items())
     )
 
 

@@ -17,8 +17,9 @@ class Monitor:
     ``interval`` s (deadline ``timeout`` s). ``samples[name]`` = [(time, state)] with state
     "primary", "replica" or None (unreachable: counts for nothing)."""
 
-    def __init__(self, cluster, interval: float = 0.2, timeout: float = 0.5):
+    def __init__(self, cluster, interval: float = 0.2, timeout: float = 0.5, sslmode: str | None = None):
         self.cluster = cluster
+        self.sslmode = sslmode
         self.interval = interval
         self.timeout = timeout
         self.samples: dict[str, list[tuple[float, str | None]]] = {n.patroni_name: [] for n in cluster.patroni}
@@ -39,7 +40,7 @@ class Monitor:
             t.join(5)
 
     def _poll(self, node) -> None:
-        dsn = superuser_dsn(self.cluster, node.address)
+        dsn = superuser_dsn(self.cluster, node.address, self.sslmode)
         conn = None
         samples = self.samples[node.patroni_name]
         while not self._stop_event.is_set():

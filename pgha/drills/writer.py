@@ -73,7 +73,8 @@ class Writer(threading.Thread):
     read-write port, reconnecting after ``retry`` seconds on any error. ``acks`` holds
     (monotonic time, id) of every acknowledged commit, ``errors`` (time, message)."""
 
-    def __init__(self, cluster, label: str = "drill", interval: float = 0.05, retry: float = 0.1):
+    def __init__(self, cluster, label: str = "drill", interval: float = 0.05, retry: float = 0.1,
+                 sslmode: str | None = None):
         super().__init__(daemon=True, name=f"writer-{label}")
         self.cluster = cluster
         self.prefix = f"{label}-{uuid.uuid4().hex[:8]}"
@@ -88,7 +89,11 @@ class Writer(threading.Thread):
         # least 2 s in libpq) on every reconnection
         nodes = list(cluster.patroni)
         self._dsns = [
-            client.dsn(dataclasses.replace(cluster, patroni=nodes[i:] + nodes[:i]), **WRITER_CONNECTION_OPTIONS)
+            client.dsn(
+                dataclasses.replace(cluster, patroni=nodes[i:] + nodes[:i]),
+                **WRITER_CONNECTION_OPTIONS,
+                **({"sslmode": sslmode} if sslmode else {}),
+            )
             for i in range(len(nodes))
         ]
         self._first = 0

@@ -9,6 +9,8 @@ from pyinfra.api import deploy
 from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.haproxy import values
+from pgha.patroni.deploy import restapi_scheme_changes
+from pgha.pki import deploy as pki
 
 
 @deploy("haproxy: install")
@@ -31,8 +33,12 @@ def configure(cluster):
 
 
 @deploy("haproxy: start")
-def start(config):
-    running_and_refreshed("haproxy", "haproxy", config.did_change)
+def start(cluster, changes):
+    # A Patroni still answering plain HTTP (a cluster deployed before TLS) would fail the
+    # new HTTPS health checks: the reload waits for the Patroni role's, which comes right
+    # after Patroni's own (pgha.patroni.deploy.start)
+    deferred = restapi_scheme_changes(cluster)
+    running_and_refreshed("haproxy", "haproxy", lambda: not deferred and pki.changed(changes)())
 
 
 @deploy("haproxy: firewall")
@@ -46,4 +52,5 @@ def deploy_haproxy(cluster):
         return
     install(cluster)
     firewall(cluster)
-    start(configure(cluster))
+    certificate = pki.certificate(cluster, cluster.node(host.name), values.TLS_SERVICE, "root", "root", combined=True)
+    start(cluster, certificate + [configure(cluster)])

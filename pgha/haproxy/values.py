@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgha.firewall import values as firewall_values
+from pgha.pki import values as pki
 
 from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
+TLS_SERVICE = "haproxy"  # the stats page's certificate and key, one PEM (pgha.pki)
 
 
 def config(cluster) -> dict:
@@ -18,6 +20,7 @@ def config(cluster) -> dict:
     secrets = cluster.secrets
     return {
         "stats_port": s["haproxy_stats_port"],
+        "stats_pem": pki.pem_file(TLS_SERVICE),
         "stats_user": s["haproxy_stats_user"],
         "stats_password": secrets["haproxy_stats_password"],
         "etcd_port": s["haproxy_etcd_port"],
@@ -29,8 +32,15 @@ def config(cluster) -> dict:
         "restapi_port": s["patroni_restapi_port"],
         "leader_check": LEADER_CHECK,
         "replica_check": REPLICA_CHECK,
+        # Patroni's REST API over HTTPS, its certificate checked against the cluster CA and
+        # for the member's name (HAProxy checks DNS names only, and every certificate
+        # carries the Patroni name)
         "pg_servers": [
-            {"name": n.patroni_name, "address": f"{n.address}:{s['postgresql_port']}"}
+            {
+                "name": n.patroni_name,
+                "address": f"{n.address}:{s['postgresql_port']}",
+                "rest_tls": f"check-ssl verify required ca-file {pki.CA_FILE} verifyhost {n.patroni_name}",
+            }
             for n in cluster.patroni
         ],
         "check": (
@@ -42,14 +52,20 @@ def config(cluster) -> dict:
 
 
 def firewall(cluster) -> dict:
-    """The client boundary: HAProxy's ports answer the Patroni nodes and client_networks
-    only, as pg_hba does (HAProxy connects to PostgreSQL from the node's own address, which
-    pg_hba trusts, so pg_hba alone cannot keep other sources out of 5432 and 5433)."""
+    """The client boundary of a Patroni node: HAProxy's ports, PostgreSQL's and Patroni's
+    REST API answer the Patroni nodes and client_networks only (HAProxy connects to
+    PostgreSQL from the node's own address, which pg_hba trusts, so pg_hba alone cannot
+    keep other sources out of 5432 and 5433; the REST API's GET endpoints need no password).
+    The control machine asks the REST API for `pgha status`: it must be in client_networks."""
     s = cluster.settings
-    ports = [s["haproxy_rw_port"], s["haproxy_ro_port"], s["haproxy_stats_port"]]
+    ports = [
+        s["haproxy_rw_port"], s["haproxy_ro_port"], s["haproxy_stats_port"],
+        s["postgresql_port"], s["patroni_restapi_port"],
+    ]
     sources = [n.address for n in cluster.patroni] + list(s["client_networks"])
     return firewall_values.table(
         "haproxy",
-        "HAProxy's ports answer the Patroni nodes and client_networks only, like pg_hba.",
+        "The Patroni node's client ports (HAProxy, PostgreSQL, Patroni's REST API) answer the "
+        "Patroni nodes and client_networks only.",
         {"clients": (ports, sources)},
     )

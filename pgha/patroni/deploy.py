@@ -15,7 +15,8 @@ from pgha.common.deploy import install_packages_without_starting, validated_temp
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import TextFileHeader
-from pgha.pki.deploy import ca_certificate
+from pgha.pki import deploy as pki
+from pgha.postgres.facts import make_psql_command
 
 
 def packages(settings) -> list[str]:
@@ -72,7 +73,6 @@ def validate_command(candidate: str) -> str:
 @deploy("patroni: configure")
 def configure(cluster, node):
     live = patroni.config_file(node)
-    ca_certificate(cluster, node)  # Patroni checks etcd's certificate with it
     files.directory(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
     config = validated_template(
         "patroni",
@@ -102,8 +102,9 @@ def configure(cluster, node):
                     patroni.RESTAPI_CURLRC, patroni.restapi_credentials(cluster))
     else:
         files.file(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC, present=False)
-    secret_file("the admin role's password (pgpass file)", "admin-pgpass.j2", patroni.ADMIN_PGPASS,
-                patroni.admin_pgpass(cluster))
+    for setting, (_, passfile, _, _) in patroni.ROLE_PASSWORDS.items():
+        secret_file(f"role {cluster.settings[setting]}'s password (pgpass file)", "admin-pgpass.j2", passfile,
+                    patroni.role_pgpass(cluster, setting))
     files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
     files.template(
         name="patroni: stop-time switchover script (leader hands over before stopping)",
@@ -142,6 +143,16 @@ def _note(what: str, owed: bool, applies) -> None:
     )
 
 
+def restapi_scheme_changes(cluster) -> bool:
+    """Whether a running member's REST API still speaks another scheme than pgha's (plain
+    HTTP before TLS): HAProxy's checks must switch with it, not before."""
+    for other in cluster.patroni:
+        live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
+        if live and live.get("restapi-scheme") != patroni.RESTAPI_SCHEME:
+            return True
+    return False
+
+
 def _dcs_changed_on(cluster, other) -> bool:
     """Patroni reads its DCS section only at start: did it change in a running member's file?"""
     live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
@@ -149,8 +160,9 @@ def _dcs_changed_on(cluster, other) -> bool:
 
 
 @deploy("patroni: start")
-def start(cluster, node, config):
+def start(cluster, node, config, certificate_changed):
     s = cluster.settings
+    scheme_changes = restapi_scheme_changes(cluster)
     port = s["patroni_restapi_port"]
     first = node is cluster.patroni[0]
     bootstrap = not _cluster_exists(cluster)
@@ -191,10 +203,21 @@ def start(cluster, node, config):
     )
     _note("restart", False, lambda: dcs_changed_here)
     systemd.service(
-        name="patroni: reload (local configuration changed)",
+        name="patroni: reload (local configuration or certificate changed)",
         service="patroni",
         reloaded=True,
-        _if=lambda: was_running and not dcs_changed_here and config.did_change(),
+        _if=lambda: was_running and not dcs_changed_here and (config.did_change() or certificate_changed()),
+    )
+    server.shell(
+        name="patroni: PostgreSQL reads its certificate again (it changed)",
+        commands=[make_psql_command("SELECT pg_reload_conf()", s["postgresql_port"], user=s["patroni_superuser"])],
+        _if=lambda: was_running and certificate_changed(),
+    )
+    systemd.service(
+        name="haproxy: reload (Patroni's REST API now speaks HTTPS: HAProxy's checks follow)",
+        service="haproxy",
+        reloaded=True,
+        _if=lambda: scheme_changes,
     )
     patroni_ops.paused(
         name="patroni: resume",
@@ -270,22 +293,26 @@ def check(cluster, node):
     )
 
 
-@deploy("patroni: admin role")
-def admin_role(cluster):
-    """Patroni 4 dropped bootstrap.users: the admin role is kept by the deploy, on both
-    versions, on the leader once the cluster is up."""
+@deploy("patroni: role passwords")
+def role_passwords(cluster):
+    """On the leader: each role of ROLE_PASSWORDS logs in with its secret, else gets it
+    (the admin role is created first: Patroni 4 dropped bootstrap.users). Run before
+    Patroni reloads a changed configuration, so that a rotated password is in the database
+    before any member uses it, and again once a new cluster is up."""
     s = cluster.settings
-    role = s["patroni_admin_user"]
-    patroni_ops.admin_role(
-        name=f"patroni: role {role} ({', '.join(patroni.ADMIN_ATTRIBUTES)}) logs in with admin_password (on the leader)",
-        role=role,
-        attributes=list(patroni.ADMIN_ATTRIBUTES),
-        passfile=patroni.ADMIN_PGPASS,
-        sql=patroni.admin_role_sql(cluster),
-        port=s["postgresql_port"],
-        restapi_port=s["patroni_restapi_port"],
-        superuser=s["patroni_superuser"],
-    )
+    for setting, (_, passfile, attributes, _) in patroni.ROLE_PASSWORDS.items():
+        role = s[setting]
+        extra = f" ({', '.join(attributes)})" if attributes else ""
+        patroni_ops.role_password(
+            name=f"patroni: role {role}{extra} logs in with its password from the secrets file (on the leader)",
+            role=role,
+            attributes=list(attributes),
+            passfile=passfile,
+            sql=patroni.role_password_sql(cluster, setting),
+            port=s["postgresql_port"],
+            restapi_port=s["patroni_restapi_port"],
+            superuser=s["patroni_superuser"],
+        )
 
 
 def deploy_patroni(cluster):
@@ -294,10 +321,12 @@ def deploy_patroni(cluster):
         return
     node = cluster.node(host.name)
     install(cluster)
+    certificate = pki.certificate(cluster, node, patroni.TLS_SERVICE, "postgres", "postgres")
     changes_dcs = _dcs_changed_on(cluster, node)
     _note("restart", True, lambda: changes_dcs)  # before the new section goes live
     config = configure(cluster, node)
-    start(cluster, node, config)
+    role_passwords(cluster)
+    start(cluster, node, config, pki.changed(certificate))
     dynamic_configuration(cluster, node)
     check(cluster, node)
-    admin_role(cluster)
+    role_passwords(cluster)

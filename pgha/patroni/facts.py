@@ -12,7 +12,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from pgha.patroni.rest import ROLE_ENDPOINTS, normalize_role, parse_cluster
+from pgha.patroni.rest import RESTAPI_SCHEME, ROLE_ENDPOINTS, normalize_role, parse_cluster
+from pgha.pki.values import CA_FILE
 
 
 def patronictl(config_file: str) -> str:
@@ -22,9 +23,10 @@ def patronictl(config_file: str) -> str:
 
 def make_rest_command(port: int, path: str, method: str = "GET", address: str = "127.0.0.1",
                       timeout: int = 3) -> str:
-    """The one curl command line for Patroni's REST API (facts and operations)."""
-    url = f"http://{address}:{int(port)}/{path.lstrip('/')}"
-    return f"curl -s -m {int(timeout)} -X {method} {shlex.quote(url)}"
+    """The one curl command line for Patroni's REST API (facts and operations): HTTPS,
+    the certificate checked against the cluster CA (it names 127.0.0.1 too)."""
+    url = f"{RESTAPI_SCHEME}://{address}:{int(port)}/{path.lstrip('/')}"
+    return f"curl -s --cacert {CA_FILE} -m {int(timeout)} -X {method} {shlex.quote(url)}"
 
 
 def _json(output) -> object | None:

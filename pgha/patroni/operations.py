@@ -169,10 +169,10 @@ def cluster_healthy(expected: list[str], port: int, timeout: float = 180, connec
 
 
 @operation()
-def admin_role(role: str, attributes: list[str], passfile: str, sql: str, port: int,
-               restapi_port: int, superuser: str):
+def role_password(role: str, attributes: list[str], passfile: str, sql: str, port: int,
+                  restapi_port: int, superuser: str):
     """On the leader only: ``role`` logs in over 127.0.0.1 with the password of ``passfile``
-    and has ``attributes``; otherwise ``sql`` (pgha.patroni.values.admin_role_sql: create
+    and has ``attributes``; otherwise ``sql`` (pgha.patroni.values.role_password_sql: create
     the role if missing, set its attributes and that password) runs as ``superuser``.
     Asked again when the deploy executes, so the leader is the one the check just found."""
     if host.get_fact(PatroniRole, port=restapi_port)["role"] != "leader":
@@ -180,6 +180,7 @@ def admin_role(role: str, attributes: list[str], passfile: str, sql: str, port: 
         return
     found = host.get_fact(RoleLogin, role=role, port=port, passfile=passfile, attributes=list(attributes))
     if found == {"login": True, **{a: True for a in attributes}}:
-        host.noop(f"role {role} logs in with its password and has {', '.join(attributes)}")
+        has = f" and has {', '.join(attributes)}" if attributes else ""
+        host.noop(f"role {role} logs in with its password{has}")
         return
     yield make_psql_command(sql, port, user=superuser)

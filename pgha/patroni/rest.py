@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import requests
 
+from pgha.pki.authority import client_ca
+
+# Patroni's REST API speaks HTTPS only, with the node's certificate (pgha.pki)
+RESTAPI_SCHEME = "https"
 # Health-check endpoints: 200 only on the leader (master: 3.0.2; primary: both), only on a
 # running replica, on any running member.
 ROLE_ENDPOINTS = ("master", "primary", "replica", "health")
@@ -91,7 +95,13 @@ def summary(members: list[dict], replication: dict) -> str:
 
 
 def url(cluster, address: str, path: str) -> str:
-    return f"http://{address}:{cluster.settings['patroni_restapi_port']}/{path.lstrip('/')}"
+    return f"{RESTAPI_SCHEME}://{address}:{cluster.settings['patroni_restapi_port']}/{path.lstrip('/')}"
+
+
+def request(cluster, method: str, address: str, path: str, **arguments) -> requests.Response:
+    """One call to a member's REST API from the control machine, its certificate checked
+    against the cluster CA (pgha.pki)."""
+    return requests.request(method, url(cluster, address, path), verify=str(client_ca(cluster)), **arguments)
 
 
 def get_json(cluster, path: str, timeout: float = 2, address: str | None = None):
@@ -99,7 +109,7 @@ def get_json(cluster, path: str, timeout: float = 2, address: str | None = None)
     addresses = [address] if address else [n.address for n in cluster.patroni]
     for each in addresses:
         try:
-            return requests.get(url(cluster, each, path), timeout=timeout).json()
+            return request(cluster, "GET", each, path, timeout=timeout).json()
         except (requests.RequestException, ValueError):
             continue
     return None

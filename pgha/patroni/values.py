@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from pgha.etcd import values as etcd_values
-from pgha.patroni.rest import LEADER_CHECK
+from pgha.pki import values as pki
+from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
 from pgha.postgres import SOCKET_DIR
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -23,6 +24,21 @@ ADMIN_ATTRIBUTES = ("createrole", "createdb")  # besides LOGIN
 # A DCS change is rolled out over steps a failed run can cut short: these files say what is
 # still owed (the deploy paused the cluster; the daemon still runs its old DCS section).
 DCS_CHANGE_MARKERS = {"paused": "/var/lib/pgha/dcs-change-paused", "restart": "/var/lib/pgha/dcs-change-restart"}
+
+
+# PostgreSQL and Patroni (both run as postgres) share the node's certificate: TLS_SERVICE's copy
+TLS_SERVICE = "postgres"
+# Every libpq connection between members (replication, pg_rewind, Patroni's own) checks the
+# server's certificate and name against the cluster CA.
+VERIFY_SERVER = {"sslmode": "verify-full", "sslrootcert": pki.CA_FILE}
+# Set in each member's patroni.yml (not the DCS): the file paths are pgha's own.
+TLS_PARAMETERS = {
+    "ssl": "on",
+    "ssl_cert_file": pki.cert_file(TLS_SERVICE),
+    "ssl_key_file": pki.key_file(TLS_SERVICE),
+    "ssl_ca_file": pki.CA_FILE,
+    "ssl_min_protocol_version": "TLSv1.2",
+}
 
 
 def config_file(node) -> str:
@@ -118,7 +134,9 @@ def dynamic_config_changes(wanted: dict, current: dict) -> dict[str, object]:
 
 
 def pg_hba(cluster) -> list[str]:
-    """scram-sha-256 only; replication and clients limited to the nodes and client_networks."""
+    """scram-sha-256 only; over the network TLS only (hostssl; a plaintext connection from
+    anywhere is rejected), replication and clients limited to the nodes and client_networks.
+    Loopback and the local socket stay plaintext: they never leave the node."""
     s = cluster.settings
     node_networks = [f"{n.address}/32" for n in cluster.patroni]
     rules = [
@@ -127,11 +145,13 @@ def pg_hba(cluster) -> list[str]:
         "host all all 127.0.0.1/32 scram-sha-256",
         # Patroni checks a member's own timeline over a local replication connection
         f"host replication {s['patroni_replication_user']} 127.0.0.1/32 scram-sha-256",
+        "hostnossl all all 0.0.0.0/0 reject",
+        "hostnossl replication all 0.0.0.0/0 reject",
     ]
-    rules += [f"host replication {s['patroni_replication_user']} {net} scram-sha-256" for net in node_networks]
-    rules += [f"host all all {net} scram-sha-256" for net in node_networks]
+    rules += [f"hostssl replication {s['patroni_replication_user']} {net} scram-sha-256" for net in node_networks]
+    rules += [f"hostssl all all {net} scram-sha-256" for net in node_networks]
     rules += [
-        f"host all all {net} scram-sha-256"
+        f"hostssl all all {net} scram-sha-256"
         for net in s["client_networks"]
         if net not in node_networks
     ]
@@ -147,6 +167,12 @@ def config(cluster, node) -> dict:
         "name": node.patroni_name,
         "restapi_listen": f"0.0.0.0:{s['patroni_restapi_port']}",
         "restapi_connect": f"{node.address}:{s['patroni_restapi_port']}",
+        "restapi_scheme": RESTAPI_SCHEME,
+        "restapi_certfile": pki.cert_file(TLS_SERVICE),
+        "restapi_keyfile": pki.key_file(TLS_SERVICE),
+        "ca_file": pki.CA_FILE,
+        "verify_server": VERIFY_SERVER,
+        "tls_parameters": TLS_PARAMETERS,
         "restapi_username": s["patroni_restapi_username"],
         "restapi_password": secrets["restapi_password"],
         "dcs_hosts": dcs_hosts(cluster),
@@ -168,43 +194,69 @@ def config(cluster, node) -> dict:
     }
 
 
-def admin_pgpass(cluster) -> dict:
-    """The admin role's pgpass line: 127.0.0.1, PostgreSQL's port, any database. The secrets
-    and role names are URL-safe (pgha.secrets, the settings check): nothing to escape."""
+# The roles whose password the deploy keeps equal to the secrets file, so that a rotated
+# secret (pgha.secrets.rotate) is rolled out: role name setting -> (secrets key, pgpass file
+# on every member, attributes besides LOGIN, created by the deploy). Patroni creates the
+# superuser and the replication role at bootstrap; Patroni 4 no longer creates others.
+ROLE_PASSWORDS = {
+    "patroni_superuser": ("superuser_password", "/etc/patroni/.superuser-pgpass", (), False),
+    "patroni_replication_user": ("replication_password", "/etc/patroni/.replication-pgpass", (), False),
+    "patroni_admin_user": ("admin_password", ADMIN_PGPASS, ADMIN_ATTRIBUTES, True),
+}
+
+
+def role_pgpass(cluster, setting: str = "patroni_admin_user") -> dict:
+    """A role's pgpass line: 127.0.0.1, PostgreSQL's port, any database. The secrets and
+    role names are URL-safe (pgha.secrets, the settings check): nothing to escape."""
     s = cluster.settings
+    key = ROLE_PASSWORDS[setting][0]
     return {
         "address": "127.0.0.1",
         "port": s["postgresql_port"],
-        "user": s["patroni_admin_user"],
-        "password": cluster.secrets["admin_password"],
+        "user": s[setting],
+        "password": cluster.secrets[key],
     }
+
+
+def admin_pgpass(cluster) -> dict:
+    return role_pgpass(cluster, "patroni_admin_user")
 
 
 def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def admin_role_sql(cluster) -> str:
-    """One statement, run as the superuser on the leader: the admin role created if missing,
-    then given LOGIN, its attributes and the password of ADMIN_PGPASS. The password is read
-    by the server (pg_read_file), so it is on no command line and in no logged statement;
-    an error is raised again without the failing statement's text, which holds it."""
-    pgpass = admin_pgpass(cluster)
+def role_password_sql(cluster, setting: str = "patroni_admin_user") -> str:
+    """One statement, run as the superuser on the leader: the role given the password of
+    its pgpass file (and, for the admin role, created if missing and given LOGIN and its
+    attributes). The password is read by the server (pg_read_file), so it is on no command
+    line and in no logged statement; an error is raised again without the failing
+    statement's text, which holds it."""
+    _, passfile, attributes, created = ROLE_PASSWORDS[setting]
+    pgpass = role_pgpass(cluster, setting)
     role = pgpass["user"]
     prefix = f"{pgpass['address']}:{pgpass['port']}:*:{role}:"
-    attributes = " ".join(a.upper() for a in ADMIN_ATTRIBUTES)
+    with_attributes = " ".join(["LOGIN", *(a.upper() for a in attributes)]) if created else ""
+    create = (
+        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
+        f"EXECUTE format('CREATE ROLE %I', {_literal(role)}); END IF; "
+        if created else ""
+    )
     return (
         "DO $pgha$ DECLARE secret text; BEGIN "
         f"SELECT substr(line, {len(prefix) + 1}) INTO secret "
-        f"FROM regexp_split_to_table(pg_read_file({_literal(ADMIN_PGPASS)}), E'\\n') AS line "
+        f"FROM regexp_split_to_table(pg_read_file({_literal(passfile)}), E'\\n') AS line "
         f"WHERE starts_with(line, {_literal(prefix)}); "
-        f"IF coalesce(secret, '') = '' THEN RAISE EXCEPTION 'no password line in %', {_literal(ADMIN_PGPASS)}; END IF; "
-        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
-        f"EXECUTE format('CREATE ROLE %I', {_literal(role)}); END IF; "
-        f"EXECUTE format('ALTER ROLE %I WITH LOGIN {attributes} PASSWORD %L', {_literal(role)}, secret); "
-        f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'admin role %: %', {_literal(role)}, SQLERRM; "
+        f"IF coalesce(secret, '') = '' THEN RAISE EXCEPTION 'no password line in %', {_literal(passfile)}; END IF; "
+        + create
+        + f"EXECUTE format('ALTER ROLE %I WITH {with_attributes + ' ' if with_attributes else ''}PASSWORD %L', {_literal(role)}, secret); "
+        f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'role %: %', {_literal(role)}, SQLERRM; "
         "END $pgha$"
     )
+
+
+def admin_role_sql(cluster) -> str:
+    return role_password_sql(cluster, "patroni_admin_user")
 
 
 def restapi_credentials(cluster) -> dict:
@@ -217,7 +269,8 @@ def restapi_credentials(cluster) -> dict:
 
 def handover_script(cluster, node) -> dict:
     return {
-        "port": cluster.settings["patroni_restapi_port"],
+        "api": f"{RESTAPI_SCHEME}://127.0.0.1:{cluster.settings['patroni_restapi_port']}",
+        "ca_file": pki.CA_FILE,
         "curlrc": RESTAPI_CURLRC,
         "leader_check": LEADER_CHECK,
         "member": node.patroni_name,

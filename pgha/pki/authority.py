@@ -196,6 +196,11 @@ def own_files(cluster, node) -> HostFiles:
     )
 
 
+def client_ca(cluster) -> Path:
+    """The CA certificate clients on the control machine verify the cluster with."""
+    return Path(cluster.settings.get("tls_ca_file") or directory() / "ca.crt")
+
+
 def host_files(cluster) -> dict[str, HostFiles]:
     """Every node's TLS files on the control machine: the user's own (tls_ca_file), or the
     cluster CA's, created and issued as needed."""

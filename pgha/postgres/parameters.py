@@ -39,6 +39,10 @@ PATRONI_MANAGED = {
     "primary_slot_name": "Patroni names each replica's replication slot itself (use_slots)",
     "synchronous_standby_names": "Patroni manages it in synchronous mode: use "
     "patroni_synchronous_mode and patroni_synchronous_node_count",
+    **{
+        name: "pgha turns TLS on with the cluster's certificates (pgha/pki; tls_ca_file for your own CA)"
+        for name in ("ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_min_protocol_version")
+    },
 }
 
 # Patroni's floors (CMDLINE_OPTIONS validators, Patroni 3.x/4.x): a lower value is silently

@@ -15,7 +15,9 @@ import pytest
 import requests
 from helpers import CLUSTER
 
+from pgha import client
 from pgha.patroni import rest
+from pgha.pki.authority import client_ca
 from pgha.waiting import wait_for
 
 S = CLUSTER.settings
@@ -35,6 +37,8 @@ BY_PG_NAME = {n.patroni_name: n for n in PATRONI}
 BY_ADDRESS = {n.address: n for n in PATRONI}
 ADDRESSES = [n.address for n in PATRONI]
 
+CA = str(client_ca(CLUSTER))  # the cluster CA's certificate on this machine
+
 TEST_SCHEMA = "pgha_test"
 PROBE_TABLE = f"{TEST_SCHEMA}.probe"
 
@@ -50,9 +54,10 @@ def passwords() -> dict[str, str]:
 
 def connect(host: str, port: int, password: str, user: str = ADMIN, dbname: str = "postgres",
             timeout: int = 5, **extra):
+    """TLS with verify-full against the cluster CA unless ``extra`` says otherwise."""
     conn = psycopg2.connect(
         host=host, port=port, user=user, password=password, dbname=dbname,
-        connect_timeout=timeout, application_name="pgha-tests", **extra,
+        connect_timeout=timeout, application_name="pgha-tests", **{**client.tls_options(CLUSTER), **extra},
     )
     conn.autocommit = True
     return conn
@@ -139,13 +144,13 @@ def rest_url(address: str, path: str) -> str:
 
 def rest_cluster(address: str) -> list[dict]:
     """The members of GET /cluster on one node, roles normalised, sorted by name."""
-    response = requests.get(rest_url(address, "cluster"), timeout=5)
+    response = rest.request(CLUSTER, "GET", address, "cluster", timeout=5)
     response.raise_for_status()
     return rest.parse_cluster(response.json())
 
 
 def options_status(address: str, endpoint: str) -> int:
-    return requests.options(rest_url(address, endpoint), timeout=5).status_code
+    return rest.request(CLUSTER, "OPTIONS", address, endpoint, timeout=5).status_code
 
 
 def roles(address: str | None = None) -> tuple:

@@ -17,6 +17,7 @@ from conftest import CLUSTER, ETCD_NAMES, PATRONI_NAMES
 from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
     ADDRESSES,
     ADMIN,
+    CA,
     ETCD_PROXY_PORT,
     PG_PORT,
     PROBE_TABLE,
@@ -129,12 +130,12 @@ def test_no_replica_accepts_a_write_through_the_ro_port(passwords, leader_and_re
 
 @pytest.mark.parametrize("name", PATRONI_NAMES)
 def test_stats_page_needs_credentials(passwords, name):
-    url = f"http://{address(name)}:{STATS_PORT}/"
-    ok = requests.get(url, auth=(STATS_USER, passwords["haproxy_stats_password"]), timeout=5)
+    url = f"https://{address(name)}:{STATS_PORT}/"
+    ok = requests.get(url, auth=(STATS_USER, passwords["haproxy_stats_password"]), timeout=5, verify=CA)
     assert ok.status_code == 200, ok.status_code
     assert "Statistics Report" in ok.text
-    assert requests.get(url, timeout=5).status_code == 401
-    assert requests.get(url, auth=(STATS_USER, "wrong-password"), timeout=5).status_code == 401
+    assert requests.get(url, timeout=5, verify=CA).status_code == 401
+    assert requests.get(url, auth=(STATS_USER, "wrong-password"), timeout=5, verify=CA).status_code == 401
 
 
 @pytest.mark.parametrize("name", PATRONI_NAMES)
@@ -194,12 +195,15 @@ def test_second_haproxy_deploy_changes_nothing():
     assert total["error"] == 0 and total["no_change"] == total["hosts"] > 0, total
 
 
-# --- the client boundary: HAProxy's ports answer the Patroni nodes and client_networks -------
+# --- the client boundary: HAProxy's, PostgreSQL's and the REST API's ports answer the Patroni
+# nodes and client_networks only ---------------------------------------------------------------
+
+BOUNDARY_PORTS = [RW_PORT, RO_PORT, STATS_PORT, PG_PORT, REST_PORT]
 
 CONNECT = "python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)' {} {}"
 
 
-@pytest.mark.parametrize("port", [RW_PORT, RO_PORT, STATS_PORT])
+@pytest.mark.parametrize("port", BOUNDARY_PORTS)
 @pytest.mark.parametrize("outsider", ETCD_NAMES)
 def test_haproxy_ports_refuse_a_host_outside_the_client_networks(lab_hosts, outsider, port):
     """The etcd members are not clients of PostgreSQL (as pg_hba says for 5434)."""
@@ -208,7 +212,7 @@ def test_haproxy_ports_refuse_a_host_outside_the_client_networks(lab_hosts, outs
         assert result.rc != 0 and "ConnectionRefusedError" in result.stderr, (outsider, target, port, result.stderr)
 
 
-@pytest.mark.parametrize("port", [RW_PORT, RO_PORT, STATS_PORT])
+@pytest.mark.parametrize("port", BOUNDARY_PORTS)
 def test_haproxy_ports_answer_the_patroni_nodes(patroni_hosts, port):
     host = patroni_hosts[PATRONI_NAMES[0]]
     for target in ADDRESSES:

@@ -19,9 +19,10 @@ import uuid
 import psycopg2
 import pytest
 import requests
-from conftest import CLUSTER, ETCD_NAMES, PATRONI_NAMES
+from conftest import CLUSTER, PATRONI_NAMES
 from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
     ADMIN,
+    CA,
     PG_PORT,
     PROBE_TABLE,
     REST_USER,
@@ -276,12 +277,18 @@ def test_right_password_is_accepted_from_this_machine(passwords):
         conn.close()
 
 
-# A PostgreSQL StartupMessage (protocol 3.0, no SSL) for user dba / database postgres, and the
-# server's first answer: "E <SQLSTATE> <message>" (ErrorResponse) or "R <auth type>".
+# The first answer of a PostgreSQL server to a client that does not speak TLS: a
+# StartupMessage (protocol 3.0) for user dba / database postgres, and the server's answer
+# "E <SQLSTATE> <message>" (ErrorResponse) or "R <auth type>"; with "ssl", an SSLRequest
+# first and the server's one-byte answer (S: it will speak TLS).
 _STARTUP_PROBE = r"""
 import socket, struct, sys
-params = b"user\0" + sys.argv[3].encode() + b"\0database\0postgres\0\0"
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+if sys.argv[4] == "ssl":
+    s.sendall(struct.pack("!ii", 8, 80877103))
+    print(s.recv(1).decode())
+    sys.exit(0)
+params = b"user\0" + sys.argv[3].encode() + b"\0database\0postgres\0\0"
 s.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
 data = b""
 while len(data) < 5 or len(data) < 1 + struct.unpack("!i", data[1:5])[0]:
@@ -299,46 +306,39 @@ else:
 """
 
 
-def startup_answer(host, target: str) -> str:
-    result = host.run("python3 -c %s %s %s %s", _STARTUP_PROBE, target, str(PG_PORT), ADMIN)
+def startup_answer(host, target: str, ssl: bool = False) -> str:
+    result = host.run(
+        "python3 -c %s %s %s %s %s", _STARTUP_PROBE, target, str(PG_PORT), ADMIN, "ssl" if ssl else "plain"
+    )
     assert result.rc == 0, result.stderr
     return result.stdout.strip()
 
 
-def test_client_networks_leave_out_the_etcd_nodes():
-    """The premise of the pg_hba refusal test: group_data allows this machine, not etcd."""
-    import ipaddress
-
-    networks = [ipaddress.ip_network(n) for n in S["client_networks"]]
-    covered = [
-        n.name for n in CLUSTER.etcd if any(ipaddress.ip_address(n.address) in net for net in networks)
-    ]
-    assert not covered, f"client_networks = {S['client_networks']} lets {covered} reach PostgreSQL"
+@pytest.mark.parametrize("target", PATRONI_NAMES)
+def test_pg_hba_rejects_a_plaintext_connection_from_an_allowed_node(patroni_hosts, target):
+    """A Patroni node may connect (firewall, hostssl rule), but not without TLS."""
+    source = PATRONI_NAMES[1] if target == PATRONI_NAMES[0] else PATRONI_NAMES[0]
+    answer = startup_answer(patroni_hosts[source], address(target))
+    assert answer.startswith("E 28000 pg_hba.conf rejects connection for host "), answer
+    assert answer.endswith("no encryption"), answer
 
 
 @pytest.mark.parametrize("target", PATRONI_NAMES)
-def test_pg_hba_refuses_an_etcd_node(lab_hosts, target):
-    answer = startup_answer(lab_hosts[ETCD_NAMES[0]], address(target))
-    assert answer.startswith("E 28000 no pg_hba.conf entry for host "), answer
-    assert f'"{address(ETCD_NAMES[0])}"' in answer, answer
-
-
-def test_pg_hba_startup_probe_gets_a_scram_challenge_from_a_patroni_node(patroni_hosts):
-    """Control for the refusal test: the same probe from an allowed node is asked for SASL
-    (scram-sha-256, authentication request 10)."""
-    answer = startup_answer(patroni_hosts[PATRONI_NAMES[1]], address(PATRONI_NAMES[0]))
-    assert answer == "R 10", answer
+def test_postgresql_offers_tls(patroni_hosts, target):
+    """Control for the refusal: the same node is answered S to an SSLRequest."""
+    source = PATRONI_NAMES[1] if target == PATRONI_NAMES[0] else PATRONI_NAMES[0]
+    assert startup_answer(patroni_hosts[source], address(target), ssl=True) == "S"
 
 
 def _patch_config(target: str, auth) -> requests.Response:
-    current = requests.get(rest_url(target, "config"), timeout=5).json()
-    return requests.patch(rest_url(target, "config"), json={"ttl": current["ttl"]}, auth=auth, timeout=5)
+    current = requests.get(rest_url(target, "config"), timeout=5, verify=CA).json()
+    return requests.patch(rest_url(target, "config"), json={"ttl": current["ttl"]}, auth=auth, timeout=5, verify=CA)
 
 
 @pytest.mark.parametrize("target", PATRONI_NAMES)
 def test_rest_patch_config_without_auth_is_401(target):
     response = requests.patch(
-        rest_url(address(target), "config"), json={"ttl": S["patroni_ttl"]}, timeout=5
+        rest_url(address(target), "config"), json={"ttl": S["patroni_ttl"]}, timeout=5, verify=CA
     )
     assert response.status_code == 401, (response.status_code, response.text[:200])
 

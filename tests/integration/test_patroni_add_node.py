@@ -17,6 +17,8 @@ import pytest
 import helpers
 from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
+from pgha.patroni import rest
+
 pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
 
 REMOVED = "pg_patroni3"
@@ -24,14 +26,7 @@ REMOVED_MEMBER = "pg-3"
 
 
 def _rest(address: str, path: str) -> dict:
-    out = subprocess.run(
-        ["curl", "-s", "-m", "3", f"http://{address}:8008/{path}"],
-        capture_output=True, text=True, check=False,
-    ).stdout
-    try:
-        return json.loads(out)
-    except ValueError:
-        return {}
+    return rest.get_json(helpers.CLUSTER, path, timeout=3, address=address) or {}
 
 
 def _members(address: str) -> dict[str, dict]:

@@ -174,7 +174,8 @@ FAKE_CURL = """#!{python}
 import json, os, sys
 args = sys.argv[1:]
 folder = os.environ["FAKE_CURL_DIR"]
-url = next(a for a in args if a.startswith("http://"))
+url = next(a for a in args if a.startswith("https://"))
+assert args[args.index("--cacert") + 1] == "/etc/pgha/tls/ca.crt", args
 method = args[args.index("-X") + 1] if "-X" in args else "GET"
 with open(os.path.join(folder, "calls"), "a") as log:
     log.write(method + " " + url + "\\n")
@@ -216,11 +217,11 @@ def test_role_command_output_is_what_process_reads(tmp_path):
     status = recorded_json("patroni-3.0.2-leader-patroni.json")
     lines, calls = run_role_command(tmp_path, {"master": 200, "primary": 200, "replica": 503, "health": 200}, status)
     assert calls == [
-        "OPTIONS http://127.0.0.1:8008/master",
-        "OPTIONS http://127.0.0.1:8008/primary",
-        "OPTIONS http://127.0.0.1:8008/replica",
-        "OPTIONS http://127.0.0.1:8008/health",
-        "GET http://127.0.0.1:8008/patroni",
+        "OPTIONS https://127.0.0.1:8008/master",
+        "OPTIONS https://127.0.0.1:8008/primary",
+        "OPTIONS https://127.0.0.1:8008/replica",
+        "OPTIONS https://127.0.0.1:8008/health",
+        "GET https://127.0.0.1:8008/patroni",
     ]
     assert lines[:4] == ["master 200", "primary 200", "replica 503", "health 200"]
     assert len(lines) == 5  # the pretty-printed /patroni answer is joined on one line

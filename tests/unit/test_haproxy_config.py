@@ -15,7 +15,8 @@ from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
 from .conftest import ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
 
 PG_SERVERS = [
-    f"server {pg} {address}:5434 check port 8008" for (address, pg, _aliases) in PATRONI_NODES.values()
+    f"server {pg} {address}:5434 check port 8008 check-ssl verify required ca-file /etc/pgha/tls/ca.crt verifyhost {pg}"
+    for (address, pg, _aliases) in PATRONI_NODES.values()
 ]
 ETCD_SERVERS = [f"server {name} {address}:2379 check" for name, address in ETCD_NODES.items()]
 CHECK_PREFIX = "haproxy_check_"
@@ -86,7 +87,7 @@ def test_defaults_are_tcp(cluster):
 
 def test_stats(cluster):
     stats = sections(render_cfg(cluster))["listen stats"]
-    assert "bind *:7000" in stats
+    assert "bind *:7000 ssl crt /etc/pgha/tls/haproxy.pem" in stats
     assert "mode http" in stats
     assert "stats enable" in stats
     assert f"stats auth admin:{FAKE_SECRETS['haproxy_stats_password']}" in stats
@@ -213,9 +214,9 @@ def test_ports_follow_the_settings(groups, group_data):
     parsed = sections(render_cfg(cluster))
     assert "bind *:6432" in parsed["listen primary"]
     assert "bind *:6433" in parsed["listen replicas"]
-    assert "bind *:7001" in parsed["listen stats"]
+    assert "bind *:7001 ssl crt /etc/pgha/tls/haproxy.pem" in parsed["listen stats"]
     assert "bind 127.0.0.1:12379" in parsed["listen etcd"]
-    assert servers(parsed["listen primary"])[0] == "server pg-1 10.0.3.141:5444 check port 8018"
+    assert servers(parsed["listen primary"])[0] == "server pg-1 10.0.3.141:5444 check port 8018 check-ssl verify required ca-file /etc/pgha/tls/ca.crt verifyhost pg-1"
     assert servers(parsed["listen etcd"])[0] == "server etcd1 10.0.3.64:22379 check"
 
 
@@ -238,7 +239,7 @@ def test_rendered_file_ends_with_a_newline(cluster):
     text = render_cfg(cluster)
     # keep_trailing_newline, as pyinfra renders it; the loops leave blank lines (no trim_blocks)
     assert text.endswith("\n")
-    assert text.rstrip("\n").endswith("server pg-3 10.0.3.68:5434 check port 8008")
+    assert text.rstrip("\n").endswith("server pg-3 10.0.3.68:5434 check port 8008 check-ssl verify required ca-file /etc/pgha/tls/ca.crt verifyhost pg-3")
 
 
 def test_haproxy_accepts_the_file_when_it_is_installed(cluster, tmp_path):
@@ -261,9 +262,9 @@ def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster
 
     config = haproxy_values.firewall(cluster)
     (clients,) = config["sets"]
-    assert clients["ports"] == "{ 5432, 5433, 7000 }"
+    assert clients["ports"] == "{ 5432, 5433, 7000, 5434, 8008 }"
     assert clients["elements"] == ["10.0.3.141", "10.0.3.201", "10.0.3.68", "10.0.3.1/32"]
     lines = [line.strip() for line in render("firewall/table.nft.j2", config).splitlines()]
-    assert "tcp dport { 5432, 5433, 7000 } ip saddr @clients accept" in lines
-    assert lines[-3] == "tcp dport { 5432, 5433, 7000 } reject with tcp reset"
+    assert "tcp dport { 5432, 5433, 7000, 5434, 8008 } ip saddr @clients accept" in lines
+    assert lines[-3] == "tcp dport { 5432, 5433, 7000, 5434, 8008 } reject with tcp reset"
     assert "delete table inet pgha_haproxy" in lines

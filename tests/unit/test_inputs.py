@@ -200,5 +200,5 @@ def test_a_misspelt_secrets_key_is_named(tmp_path, secrets_path, in_repo):
     secrets_path.write_text(json.dumps(values))
     message = problems(write(tmp_path))
     assert "unknown key 'admin_pasword'" in message and "did you mean 'admin_password'?" in message, message
-    # ensure() generated the key the file lacks: the misspelt one is the only problem
+    assert "'admin_password' is missing" in message
     assert values["admin_pasword"] not in message  # never a secret in a message

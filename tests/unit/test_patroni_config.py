@@ -62,7 +62,7 @@ def method(rule: str) -> str:
 def test_rendered_config_parses(cluster):
     doc = load_member(cluster)
     assert isinstance(doc, dict)
-    assert set(doc) == {"scope", "name", "restapi", "etcd3", "bootstrap", "postgresql"}
+    assert set(doc) == {"scope", "name", "restapi", "ctl", "etcd3", "bootstrap", "postgresql"}
 
 
 def test_scope_and_name(cluster):
@@ -162,7 +162,7 @@ def test_dcs_digest_is_in_the_file_header_the_fact_reads(cluster):
     text = render_member(cluster)
     # the fact's command: head -n 5 FILE | grep -E '^# [a-z-]+: '
     header = [line for line in text.splitlines()[:5] if re.match(r"^# [a-z-]+: ", line)]
-    assert TextFileHeader().process(header) == {"dcs-digest": dcs_digest(cluster)}
+    assert TextFileHeader().process(header) == {"dcs-digest": dcs_digest(cluster), "restapi-scheme": "https"}
 
 
 # --- bootstrap: the dynamic configuration, initdb, users ----------------------------------------
@@ -235,8 +235,13 @@ def test_no_bootstrap_users_for_any_release(groups, group_data, release):
 
 def test_authentication(cluster):
     authentication = load_member(cluster)["postgresql"]["authentication"]
-    assert authentication["replication"] == {"username": "repl", "password": FAKE_SECRETS["replication_password"]}
-    assert authentication["superuser"] == {"username": "postgres", "password": FAKE_SECRETS["superuser_password"]}
+    verify = {"sslmode": "verify-full", "sslrootcert": "/etc/pgha/tls/ca.crt"}
+    assert authentication["replication"] == {
+        "username": "repl", "password": FAKE_SECRETS["replication_password"], **verify
+    }
+    assert authentication["superuser"] == {
+        "username": "postgres", "password": FAKE_SECRETS["superuser_password"], **verify
+    }
     assert authentication["rewind"] == authentication["superuser"]
 
 
@@ -253,7 +258,21 @@ def test_postgresql_paths(cluster):
     postgresql = load_member(cluster)["postgresql"]
     assert postgresql["data_dir"] == "/var/lib/postgresql/17/my-ha-cluster"  # trixie's
     assert postgresql["bin_dir"] == "/usr/lib/postgresql/17/bin"
-    assert postgresql["parameters"] == {"unix_socket_directories": "/var/run/postgresql"}
+    assert postgresql["parameters"] == {
+        "unix_socket_directories": "/var/run/postgresql",
+        "ssl": "on",
+        "ssl_cert_file": "/etc/pgha/tls/postgres.crt",
+        "ssl_key_file": "/etc/pgha/tls/postgres.key",
+        "ssl_ca_file": "/etc/pgha/tls/ca.crt",
+        "ssl_min_protocol_version": "TLSv1.2",
+    }
+
+
+def test_restapi_over_https_checked_against_the_cluster_ca(cluster):
+    doc = load_member(cluster)
+    assert doc["restapi"]["certfile"] == "/etc/pgha/tls/postgres.crt"
+    assert doc["restapi"]["keyfile"] == "/etc/pgha/tls/postgres.key"
+    assert doc["restapi"]["cafile"] == doc["ctl"]["cacert"] == "/etc/pgha/tls/ca.crt"
 
 
 def test_postgresql_paths_follow_the_version(groups, group_data):
@@ -279,7 +298,20 @@ def test_pg_hba_is_the_same_in_bootstrap_and_postgresql(cluster):
 def test_pg_hba_uses_scram_except_local_postgres_peer(cluster):
     rules = load_member(cluster)["postgresql"]["pg_hba"]
     not_scram = [rule for rule in rules if method(rule) != "scram-sha-256"]
-    assert not_scram == ["local all postgres peer"]
+    assert not_scram == [
+        "local all postgres peer",
+        "hostnossl all all 0.0.0.0/0 reject",
+        "hostnossl replication all 0.0.0.0/0 reject",
+    ]
+
+
+def test_pg_hba_over_the_network_is_tls_only(cluster):
+    rules = pg_hba(cluster)
+    remote = [r for r in rules if r.split()[0] != "local" and "127.0.0.1/32" not in r]
+    assert all(r.split()[0] in ("hostssl", "hostnossl") for r in remote), remote
+    # the plaintext rejects come before any rule that lets a connection in
+    first_allow = min(rules.index(r) for r in remote if r.startswith("hostssl"))
+    assert all(rules.index(r) < first_allow for r in remote if r.startswith("hostnossl"))
 
 
 def test_pg_hba_local_postgres_peer_comes_before_local_all(cluster):
@@ -292,22 +324,24 @@ def test_pg_hba_has_no_weak_or_open_rule(cluster):
     assert "md5" not in text
     assert "trust" not in text
     assert "password" not in text.split()
-    assert "0.0.0.0/0" not in render_member(cluster)
+    assert [r for r in text.splitlines() if "0.0.0.0/0" in r] == [
+        "hostnossl all all 0.0.0.0/0 reject", "hostnossl replication all 0.0.0.0/0 reject"
+    ]
     assert "::/0" not in text
 
 
 def test_pg_hba_replication_from_each_patroni_node_and_the_member_itself(cluster):
     rules = pg_hba(cluster)
-    replication = sorted(rule for rule in rules if rule.split()[1] == "replication")
+    replication = sorted(rule for rule in rules if rule.split()[1] == "replication" and "reject" not in rule)
     # 127.0.0.1: Patroni reads a member's own timeline over a local replication connection
     assert replication == sorted(
-        [f"host replication repl {address}/32 scram-sha-256" for address in PATRONI_BY_NAME.values()]
+        [f"hostssl replication repl {address}/32 scram-sha-256" for address in PATRONI_BY_NAME.values()]
         + ["host replication repl 127.0.0.1/32 scram-sha-256"]
     )
 
 
 def test_pg_hba_client_networks(cluster):
-    assert "host all all 10.0.3.1/32 scram-sha-256" in pg_hba(cluster)
+    assert "hostssl all all 10.0.3.1/32 scram-sha-256" in pg_hba(cluster)
 
 
 def test_pg_hba_etcd_nodes_are_not_let_in(cluster):
@@ -319,8 +353,8 @@ def test_pg_hba_etcd_nodes_are_not_let_in(cluster):
 def test_pg_hba_follows_client_networks(groups, group_data):
     networks = ["10.0.3.1/32", "192.168.10.0/24", "10.0.3.141/32"]  # the last is a Patroni node
     rules = pg_hba(cluster_with(groups, group_data, client_networks=networks))
-    assert "host all all 192.168.10.0/24 scram-sha-256" in rules
-    assert rules.count("host all all 10.0.3.141/32 scram-sha-256") == 1
+    assert "hostssl all all 192.168.10.0/24 scram-sha-256" in rules
+    assert rules.count("hostssl all all 10.0.3.141/32 scram-sha-256") == 1
     assert len(rules) == len(set(rules))
 
 
@@ -407,7 +441,8 @@ def test_systemd_unit(cluster, handover):
 def test_handover_script_switches_over_only_from_an_unpaused_leader():
     text = render(
         "patroni/handover.sh.j2",
-        {"port": 8008, "curlrc": "/etc/patroni/.restapi-curlrc", "member": "pg-1", "leader_check": "/primary"},
+        {"api": "https://127.0.0.1:8008", "ca_file": "/etc/pgha/tls/ca.crt", "curlrc": "/etc/patroni/.restapi-curlrc",
+         "member": "pg-1", "leader_check": "/primary"},
     )
     lines = text.splitlines()
     assert lines[0] == "#!/bin/sh"
@@ -474,7 +509,7 @@ def test_admin_role_statement_creates_then_alters_the_role(cluster):
     assert "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dba') THEN EXECUTE format('CREATE ROLE %I', 'dba')" in sql
     assert "EXECUTE format('ALTER ROLE %I WITH LOGIN CREATEROLE CREATEDB PASSWORD %L', 'dba', secret)" in sql
     # an error is raised again with its message only: the failing statement holds the password
-    assert "EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'admin role %: %', 'dba', SQLERRM;" in sql
+    assert "EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'role %: %', 'dba', SQLERRM;" in sql
 
 
 def test_admin_role_statement_and_its_command_hold_no_secret(cluster):
@@ -633,3 +668,14 @@ def test_turning_synchronous_mode_on_is_a_change(group_data):
     assert dynamic_config_changes(wanted, recorded_config()) == {"synchronous_mode": True}
     current = {**recorded_config(), "synchronous_mode": True}
     assert dynamic_config_changes(wanted, current) == {}
+
+
+@pytest.mark.parametrize(("setting", "role"), [("patroni_superuser", "postgres"), ("patroni_replication_user", "repl")])
+def test_bootstrap_roles_get_their_password_only(cluster, setting, role):
+    sql = patroni.role_password_sql(cluster, setting)
+    passfile = patroni.ROLE_PASSWORDS[setting][1]
+    assert f"pg_read_file('{passfile}'), E'\\n')" in sql
+    assert f"WHERE starts_with(line, '127.0.0.1:5434:*:{role}:')" in sql
+    assert f"EXECUTE format('ALTER ROLE %I WITH PASSWORD %L', '{role}', secret)" in sql
+    assert "CREATE ROLE" not in sql
+    assert all(secret not in sql for secret in FAKE_SECRETS.values())

@@ -86,7 +86,7 @@ def test_second_ensure_changes_nothing(secrets_path):
     ("content", "mode"),
     [
         ("not json at all", 0o600),
-        (json.dumps({**{k: "x" * 30 for k in secrets.KEYS}, "superuser_password": "short"}), 0o600),
+        ('{"superuser_password": "short"}', 0o600),
         (json.dumps({k: "x" * 30 for k in secrets.KEYS}), 0o644),
         ("", 0o600),
     ],
@@ -125,6 +125,11 @@ BAD_FILES = {
         json.dumps(["Leaky-Listed-Secret-Value-77"]),
         0o600,
         ["holds a list", "expected a JSON object"],
+    ),
+    "missing key": (
+        json.dumps({k: v for k, v in _good_values().items() if k != "replication_password"}),
+        0o600,
+        ["key 'replication_password' is missing", "expected a generated password"],
     ),
     "too short": (
         json.dumps({**_good_values(), "admin_password": "Sh0rtLeak"}),
@@ -195,14 +200,14 @@ def test_generated_values_do_not_appear_in_the_error(secrets_path):
 
 
 def test_ensure_adds_keys_a_newer_version_needs_and_keeps_the_others(secrets_path):
-    old = {key: f"{key}-kept-0123456789" for key in secrets.KEYS[:5]}
+    old = {key: f"{key}-kept-0123456789" for key in secrets.KEYS if key not in secrets.ADDED_KEYS}
     secrets_path.write_text(json.dumps(old))
     secrets_path.chmod(0o600)
     secrets.ensure()
     values = json.loads(secrets_path.read_text())
     assert {k: values[k] for k in old} == old
     assert sorted(values) == sorted(secrets.KEYS)
-    assert all(len(values[k]) >= secrets.MIN_LENGTH for k in secrets.KEYS[5:])
+    assert all(len(values[k]) >= secrets.MIN_LENGTH for k in secrets.ADDED_KEYS)
     assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
     assert secrets.problems() == []
 
