@@ -195,6 +195,27 @@ def start(cluster, node, config, certificate_changed):
         _if=lambda: first and any_dcs_change,
     )
     _note("paused", True, pause.did_change)
+    # A new daemon connects to the running PostgreSQL with the new file's settings (TLS
+    # required): the running daemon applies the file first, by a reload.
+    reload_first = lambda: was_running and dcs_changed_here and config.did_change()  # noqa: E731
+    systemd.service(
+        name="patroni: reload first (PostgreSQL and the REST API take the new file before the restart)",
+        service="patroni",
+        reloaded=True,
+        _if=reload_first,
+    )
+    patroni_ops.postgres_settings_applied(
+        name="patroni: PostgreSQL runs the reloaded TLS settings",
+        settings={"ssl": patroni.TLS_PARAMETERS["ssl"]},
+        port=s["postgresql_port"],
+        _if=reload_first,
+    )
+    systemd.service(
+        name="haproxy: reload (Patroni's REST API now speaks HTTPS: HAProxy's checks follow)",
+        service="haproxy",
+        reloaded=True,
+        _if=lambda: scheme_changes,
+    )
     systemd.service(
         name="patroni: restart the daemon (its DCS section changed)",
         service="patroni",
@@ -212,12 +233,6 @@ def start(cluster, node, config, certificate_changed):
         name="patroni: PostgreSQL reads its certificate again (it changed)",
         commands=[make_psql_command("SELECT pg_reload_conf()", s["postgresql_port"], user=s["patroni_superuser"])],
         _if=lambda: was_running and certificate_changed(),
-    )
-    systemd.service(
-        name="haproxy: reload (Patroni's REST API now speaks HTTPS: HAProxy's checks follow)",
-        service="haproxy",
-        reloaded=True,
-        _if=lambda: scheme_changes,
     )
     patroni_ops.paused(
         name="patroni: resume",

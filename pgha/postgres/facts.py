@@ -45,6 +45,21 @@ class PostmasterParameters(FactBase):
         return sorted(line.strip() for line in output if line.strip())
 
 
+class PostgresSettings(FactBase):
+    """The running server's value of each of ``names`` (pg_settings.setting), read over the
+    local socket; empty when PostgreSQL does not answer."""
+
+    default = dict
+
+    def command(self, names: list[str], port: int) -> str:
+        quoted = ",".join("'" + n.replace("'", "") + "'" for n in names)
+        sql = f"select name || '=' || setting from pg_settings where name in ({quoted})"
+        return f"{make_psql_command(sql, port)} 2>/dev/null || true"
+
+    def process(self, output):
+        return dict(line.strip().split("=", 1) for line in output if "=" in line)
+
+
 class RoleLogin(FactBase):
     """Whether ``role`` logs in over TCP at ``address``:``port`` with the password its pgpass
     file ``passfile`` holds, and then the ``attributes`` it has (pg_roles columns without
