@@ -66,4 +66,4 @@ def test_postgres_settings_of_the_running_server():
     assert PostgresSettings().process(["ssl=on", "ssl_min_protocol_version=TLSv1.2", ""]) == {
         "ssl": "on", "ssl_min_protocol_version": "TLSv1.2"}
     assert PostgresSettings().process([]) == {}
-    assert "from pg_settings where name in" in PostgresSettings().command(names=["ssl"], port=5434)
+    assert "from pg_settings where true and name in" in PostgresSettings().command(names=["ssl"], port=5434)
