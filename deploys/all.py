@@ -10,13 +10,14 @@ from pgha.common.operations import barrier
 from pgha.etcd.deploy import deploy_etcd
 from pgha.haproxy.deploy import deploy_haproxy
 from pgha.lab.deploy import build as build_lab
-from pgha.patroni.deploy import deploy_patroni
+from pgha.patroni.deploy import deploy_patroni, paused_before_dcs_change
 from pgha.settings.loader import current
 
 cluster = current()
 
 build_lab(cluster)
 barrier(name="the lab is built", what="lab ready")
+paused_before_dcs_change(cluster)
 deploy_etcd(cluster)
 barrier(name="etcd is healthy on every member", what="etcd ready")
 deploy_haproxy(cluster)

@@ -1,9 +1,14 @@
 """etcd on the `etcd` group: a cluster from /etc/etcd/etcd.conf.yml, scaled out one member per run.
 
 Usage: pyinfra -y inventory.py deploys/etcd.py
+(A change Patroni must restart for -- TLS, etcd's users or passwords -- pauses Patroni, so
+run it without --limit; deploys/patroni.py then restarts Patroni and resumes.)
 """
 
 from pgha.etcd.deploy import deploy_etcd
+from pgha.patroni.deploy import paused_before_dcs_change
 from pgha.settings.loader import current
 
-deploy_etcd(current())
+cluster = current()
+paused_before_dcs_change(cluster)
+deploy_etcd(cluster)

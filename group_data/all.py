@@ -43,6 +43,9 @@ etcd_allow_even_members = False
 etcd_allow_member_removal = False
 # seconds the etcd deploy's last step waits for every member to be healthy and agree
 etcd_check_timeout = 60
+# etcd user (and role) of Patroni: read-write on this cluster's keys only (/service/<scope>/);
+# its password is `etcd_patroni_password` in the secrets file
+etcd_patroni_user = "patroni"
 
 # --- Patroni / PostgreSQL ---------------------------------------------------------------
 patroni_scope = "my-ha-cluster"  # cluster name in the DCS

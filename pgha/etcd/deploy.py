@@ -1,18 +1,24 @@
-"""The etcd role's deploy steps: install, firewall, configure, bootstrap or join, check."""
+"""The etcd role's deploy steps: install, firewall, certificates, configure, bootstrap or
+join, users and authentication, check."""
 
 from __future__ import annotations
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
-from pyinfra.operations import files
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import files, systemd
 
-from pgha.common.deploy import install_packages_without_starting, running_and_refreshed
+from pgha.common.deploy import install_packages_without_starting
 from pgha.errors import EtcdPlanError
 from pgha.etcd import operations as etcd_ops
 from pgha.etcd import values
 from pgha.etcd.facts import EtcdMembers, EtcdNodeState
 from pgha.firewall.deploy import firewall as firewall_table
+from pgha.pki.deploy import certificate
+
+# etcdctl on a member logs in as root, with the password etcd has now
+ROOT_LOGIN = {"user": values.ROOT_USER, "password_file": values.password_file(values.ROOT_USER)}
 
 PACKAGES = ["etcd-server", "etcd-client", "nftables"]
 
@@ -44,8 +50,23 @@ def firewall(cluster):
     firewall_table("etcd", values.firewall(cluster), before="etcd.service")
 
 
+def password_files(cluster, what: str, path) -> None:
+    """A 0600 file of root's per etcd user, with its password from the secrets file."""
+    for user in values.users(cluster):
+        files.template(
+            name=f"etcd: the password etcd user {user['name']} {what} (0600)",
+            src=str(values.TEMPLATES / "password.j2"),
+            dest=path(user["name"]),
+            user="root",
+            group="root",
+            mode="600",
+            config=values.password(user),
+        )
+
+
 @deploy("etcd: configure")
 def configure(cluster, node, plan):
+    tls = certificate(cluster, node, values.SERVICE, user=values.SERVICE, group=values.SERVICE)
     defaults = files.template(
         name="etcd: /etc/default/etcd points the service at the config file",
         src=str(values.TEMPLATES / "default-etcd.j2"),
@@ -59,11 +80,12 @@ def configure(cluster, node, plan):
         mode="644",
         config=values.config(cluster, node, plan[node.name]),
     )
-    return [defaults, config]
+    password_files(cluster, "must have", values.wanted_password_file)
+    return [defaults, config, *tls]
 
 
 @deploy("etcd: start")
-def start(cluster, node, plan, changes):
+def start(cluster, node, plan, changes, was_tls: bool):
     # Steps are registered on every member and skipped where they do not apply: pyinfra
     # orders operations host by host, so this keeps "member add" before any start and
     # every start before the check.
@@ -74,17 +96,50 @@ def start(cluster, node, plan, changes):
         member=node.name,
         peer_url=values.peer_url(cluster, node),
         endpoints=values.client_endpoints(cluster, running_members),
+        # a newcomer has no current password file yet: the secrets file's is etcd's
+        user=values.ROOT_USER,
+        password_file=values.wanted_password_file(values.ROOT_USER),
         _if=lambda: joins,
     )
-    # restarted one member at a time, so that the cluster keeps its quorum
-    running_and_refreshed(
-        "etcd", "etcd", lambda: any(c.did_change() for c in changes), refresh="restarted", _serial=True
+    was_running = host.get_fact(SystemdStatus).get("etcd.service", False)
+    systemd.service(name="etcd: enabled and running", service="etcd", running=True, enabled=True)
+    # one member at a time, so that the cluster keeps its quorum; reached as it runs now
+    # (plaintext when this deploy moves it to TLS)
+    etcd_ops.restarted(
+        name="etcd: restart (configuration or certificate changed)",
+        member=node.name,
+        peer_url=values.peer_url(cluster, node),
+        endpoints=values.local_endpoint(cluster, tls=was_tls),
+        **ROOT_LOGIN,
+        _if=lambda: was_running and any(c.did_change() for c in changes),
+        _serial=True,
     )
+
+
+@deploy("etcd: users and authentication")
+def authentication(cluster, node):
+    first = lambda: node is cluster.etcd[0]  # noqa: E731
+    endpoint = values.local_endpoint(cluster)
+    for role, grants in values.roles(cluster).items():
+        etcd_ops.role_present(
+            name=f"etcd: role {role} reads and writes {', '.join(p for _, p in grants)} only",
+            role=role, grants=grants, endpoints=endpoint, **ROOT_LOGIN, _if=first,
+        )
+    for user in values.users(cluster):
+        name = user["name"]
+        etcd_ops.user_present(
+            name=f"etcd: user {name} (roles {', '.join(user['roles'])}) with its password from the secrets file",
+            username=name, roles=user["roles"], wanted_file=values.wanted_password_file(name),
+            current_file=values.password_file(name), endpoints=endpoint, **ROOT_LOGIN, _if=first,
+        )
+    # etcd has them now (on the first member, user_present has copied them already)
+    password_files(cluster, "has (etcdctl logs in with it)", values.password_file)
+    etcd_ops.auth_enabled(name="etcd: authentication on", endpoints=endpoint, **ROOT_LOGIN, _if=first)
 
 
 @deploy("etcd: remove members missing from the inventory")
 def remove_extra_members(cluster, node):
-    members = host.get_fact(EtcdMembers, endpoints=values.local_endpoint(cluster)) or []
+    members = host.get_fact(EtcdMembers, endpoints=values.local_endpoint(cluster), **ROOT_LOGIN) or []
     extra = values.extra_members(cluster, members)
     names = ", ".join(m["name"] or m["ID"] for m in extra)
     if extra and not cluster.settings["etcd_allow_member_removal"]:
@@ -97,6 +152,7 @@ def remove_extra_members(cluster, node):
         name="etcd: remove the members the inventory no longer lists (etcd_allow_member_removal)",
         peer_urls=[url for m in extra for url in m["peerURLs"]],
         endpoints=values.local_endpoint(cluster),
+        **ROOT_LOGIN,
         _if=lambda: bool(extra) and node is cluster.etcd[0],
     )
 
@@ -107,6 +163,7 @@ def check(cluster):
         name="etcd: every member healthy, all agree on the member list",
         expected={n.name: values.client_url(cluster, n) for n in cluster.etcd},
         endpoints=values.local_endpoint(cluster),
+        **ROOT_LOGIN,
         timeout=cluster.settings["etcd_check_timeout"],
     )
 
@@ -116,13 +173,15 @@ def deploy_etcd(cluster):
     if "etcd" not in host.groups:
         return
     node = cluster.node(host.name)
+    states = _states(cluster)
     try:
-        plan = values.plan(cluster, _states(cluster))
+        plan = values.plan(cluster, states)
     except EtcdPlanError as error:
         raise DeployError(str(error)) from error
     install(cluster)
     firewall(cluster)
     remove_extra_members(cluster, node)
     changes = configure(cluster, node, plan)
-    start(cluster, node, plan, changes)
+    start(cluster, node, plan, changes, was_tls=states[node.name]["tls"])
+    authentication(cluster, node)
     check(cluster)

@@ -10,24 +10,69 @@ from pathlib import Path
 
 from pgha.errors import EtcdPlanError
 from pgha.firewall import values as firewall_values
+from pgha.pki import values as pki
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DATA_DIR = "/var/lib/etcd/pgha"  # the package's own default instance would use .../default
 CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
 DEFAULTS_FILE = "/etc/default/etcd"
+SERVICE = "etcd"  # the daemon's user, and its copy of the host certificate (pgha.pki)
+CERT_FILE = pki.cert_file(SERVICE)
+KEY_FILE = pki.key_file(SERVICE)
+ROOT_USER = "root"
+# Patroni's etcd3 keys are <namespace><scope>/..., its namespace defaulting to /service/
+PATRONI_NAMESPACE = "/service/"
 
 
 def peer_url(cluster, node) -> str:
-    return f"http://{node.address}:{cluster.settings['etcd_peer_port']}"
+    return f"https://{node.address}:{cluster.settings['etcd_peer_port']}"
 
 
 def client_url(cluster, node) -> str:
-    return f"http://{node.address}:{cluster.settings['etcd_client_port']}"
+    return f"https://{node.address}:{cluster.settings['etcd_client_port']}"
 
 
-def local_endpoint(cluster) -> str:
-    """A member's own client URL, as etcdctl on the member reaches it."""
-    return f"http://127.0.0.1:{cluster.settings['etcd_client_port']}"
+def local_endpoint(cluster, tls: bool = True) -> str:
+    """A member's own client URL, as etcdctl on the member reaches it (``tls`` False: a
+    member still running the plaintext configuration of an earlier version)."""
+    return f"{'https' if tls else 'http'}://127.0.0.1:{cluster.settings['etcd_client_port']}"
+
+
+def password_file(user: str) -> str:
+    """The password etcd has now for ``user``, 0600 root's on every member: etcdctl logs in
+    with it. The deploy writes the secrets file's beside it (wanted_password_file) and
+    copies that over once etcd has it."""
+    return f"/etc/etcd/.{user}-password"
+
+
+def wanted_password_file(user: str) -> str:
+    return f"{password_file(user)}.wanted"
+
+
+def patroni_prefix(cluster) -> str:
+    """Every key Patroni writes for this cluster starts with it."""
+    return f"{PATRONI_NAMESPACE}{cluster.settings['patroni_scope']}/"
+
+
+def users(cluster) -> list[dict]:
+    """etcd's users: root (the deploy's), and Patroni's, whose role of the same name may
+    read and write this cluster's keys and nothing else."""
+    s, secrets = cluster.settings, cluster.secrets
+    patroni = s["etcd_patroni_user"]
+    return [
+        {"name": ROOT_USER, "roles": ["root"], "password": secrets["etcd_root_password"]},
+        {"name": patroni, "roles": [patroni], "password": secrets["etcd_patroni_password"]},
+    ]
+
+
+def roles(cluster) -> dict[str, list[list[str]]]:
+    """Role: its [permission, key prefix] grants (root is etcd's built-in role)."""
+    return {cluster.settings["etcd_patroni_user"]: [["readwrite", patroni_prefix(cluster)]]}
+
+
+def password(user: dict) -> dict:
+    """The values of a password file (templates/password.j2)."""
+    return {"password": user["password"]}
 
 
 def client_endpoints(cluster, nodes=None) -> str:
@@ -87,14 +132,20 @@ DAEMON_SETTINGS = {
 
 
 def config(cluster, node, initial: dict) -> dict:
-    """The values of /etc/etcd/etcd.conf.yml for one member."""
+    """The values of /etc/etcd/etcd.conf.yml for one member: TLS for clients (who then
+    authenticate with a user and password) and for peers (each presents its certificate,
+    issued by the cluster CA). etcd reads the files again at each new TLS handshake."""
     port = cluster.settings["etcd_client_port"]
     return {
         **DAEMON_SETTINGS,
         "name": node.name,
         "data_dir": DATA_DIR,
         "listen_peer_urls": peer_url(cluster, node),
-        "listen_client_urls": f"http://localhost:{port},{client_url(cluster, node)}",
+        "listen_client_urls": f"https://127.0.0.1:{port},{client_url(cluster, node)}",
+        # No trusted CA for clients: etcd would then ask every client for a certificate
+        "client_tls": {"cert-file": CERT_FILE, "key-file": KEY_FILE},
+        "peer_tls": {"cert-file": CERT_FILE, "key-file": KEY_FILE, "trusted-ca-file": pki.CA_FILE,
+                     "client-cert-auth": "true"},
         "initial_advertise_peer_urls": peer_url(cluster, node),
         "advertise_client_urls": client_url(cluster, node),
         "initial_cluster": initial["initial_cluster"],
@@ -103,10 +154,15 @@ def config(cluster, node, initial: dict) -> dict:
     }
 
 
+def peer_address(url: str) -> str:
+    """A peer URL's host:port: a member keeps its identity when its URLs move to https."""
+    return url.partition("://")[2] or url
+
+
 def extra_members(cluster, members: list[dict]) -> list[dict]:
     """Members of the running cluster that the inventory no longer lists."""
-    wanted = {peer_url(cluster, n) for n in cluster.etcd}
-    return [m for m in members if not set(m.get("peerURLs", [])) & wanted]
+    wanted = {peer_address(peer_url(cluster, n)) for n in cluster.etcd}
+    return [m for m in members if not {peer_address(u) for u in m.get("peerURLs", [])} & wanted]
 
 
 def defaults_file(cluster) -> dict:
@@ -115,14 +171,15 @@ def defaults_file(cluster) -> dict:
 
 
 def firewall(cluster) -> dict:
-    """Who may reach etcd (it has no authentication): its client port the Patroni nodes,
-    the etcd members and etcd_client_networks; its peer port the etcd members."""
+    """Who may reach etcd besides its own authentication: its client port the Patroni
+    nodes, the etcd members and etcd_client_networks; its peer port the etcd members."""
     s = cluster.settings
     members = [n.address for n in cluster.etcd]
     clients = members + [n.address for n in cluster.patroni] + list(s["etcd_client_networks"])
     return firewall_values.table(
         "etcd",
-        "etcd has no authentication: its client port answers the Patroni nodes, the etcd members "
-        "and etcd_client_networks only; its peer port the etcd members only.",
+        "a second fence besides etcd's TLS, users and peer certificates: its client port answers "
+        "the Patroni nodes, the etcd members and etcd_client_networks only; its peer port the "
+        "etcd members only.",
         {"clients": ([s["etcd_client_port"]], clients), "peers": ([s["etcd_peer_port"]], members)},
     )

@@ -129,6 +129,20 @@ def _cluster_exists(cluster) -> bool:
     return any(inventory.get_host(n.name).get_fact(File, path=path) for n in cluster.patroni)
 
 
+def _owed(what: str) -> bool:
+    return bool(host.get_fact(File, path=patroni.DCS_CHANGE_MARKERS[what]))
+
+
+def _note(what: str, owed: bool, applies) -> None:
+    files.file(
+        name=f"patroni: {'note' if owed else 'done'}: {what} (DCS change)",
+        path=patroni.DCS_CHANGE_MARKERS[what],
+        present=owed,
+        create_remote_dir=True,
+        _if=applies,
+    )
+
+
 def restapi_scheme_changes(cluster) -> bool:
     """Whether a running member's REST API still speaks another scheme than pgha's (plain
     HTTP before TLS): HAProxy's checks must switch with it, not before."""
@@ -153,8 +167,8 @@ def start(cluster, node, config, certificate_changed):
     first = node is cluster.patroni[0]
     bootstrap = not _cluster_exists(cluster)
     was_running = host.get_fact(SystemdStatus).get("patroni.service", False)
-    any_dcs_change = any(_dcs_changed_on(cluster, other) for other in cluster.patroni)
-    dcs_changed_here = _dcs_changed_on(cluster, node)
+    any_dcs_change = any(_dcs_changed_on(cluster, other) for other in cluster.patroni) or _owed("paused")
+    dcs_changed_here = _dcs_changed_on(cluster, node) or _owed("restart")
     live = patroni.config_file(node)
 
     # Every step is registered on every member (skipped where it does not apply): pyinfra
@@ -174,11 +188,33 @@ def start(cluster, node, config, certificate_changed):
     enabled_and_running("other members", lambda: not first)
     # Patroni reads its DCS section at start only: restart the daemons, in maintenance mode
     # so that PostgreSQL keeps running and the leader keeps its role.
-    patroni_ops.paused(
+    pause = patroni_ops.paused(
         name="patroni: pause (the DCS section changed: daemons restart)",
         scope=s["patroni_scope"],
         config_file=live,
         _if=lambda: first and any_dcs_change,
+    )
+    _note("paused", True, pause.did_change)
+    # A new daemon connects to the running PostgreSQL with the new file's settings (TLS
+    # required): the running daemon applies the file first, by a reload.
+    reload_first = lambda: was_running and dcs_changed_here and config.did_change()  # noqa: E731
+    systemd.service(
+        name="patroni: reload first (PostgreSQL and the REST API take the new file before the restart)",
+        service="patroni",
+        reloaded=True,
+        _if=reload_first,
+    )
+    patroni_ops.postgres_settings_applied(
+        name="patroni: PostgreSQL runs the reloaded TLS settings",
+        settings={"ssl": patroni.TLS_PARAMETERS["ssl"]},
+        port=s["postgresql_port"],
+        _if=reload_first,
+    )
+    systemd.service(
+        name="haproxy: reload (Patroni's REST API now speaks HTTPS: HAProxy's checks follow)",
+        service="haproxy",
+        reloaded=True,
+        _if=lambda: scheme_changes,
     )
     systemd.service(
         name="patroni: restart the daemon (its DCS section changed)",
@@ -186,6 +222,7 @@ def start(cluster, node, config, certificate_changed):
         restarted=True,
         _if=lambda: was_running and dcs_changed_here,
     )
+    _note("restart", False, lambda: dcs_changed_here)
     systemd.service(
         name="patroni: reload (local configuration or certificate changed)",
         service="patroni",
@@ -197,12 +234,6 @@ def start(cluster, node, config, certificate_changed):
         commands=[make_psql_command("SELECT pg_reload_conf()", s["postgresql_port"], user=s["patroni_superuser"])],
         _if=lambda: was_running and certificate_changed(),
     )
-    systemd.service(
-        name="haproxy: reload (Patroni's REST API now speaks HTTPS: HAProxy's checks follow)",
-        service="haproxy",
-        reloaded=True,
-        _if=lambda: scheme_changes,
-    )
     patroni_ops.paused(
         name="patroni: resume",
         scope=s["patroni_scope"],
@@ -210,6 +241,25 @@ def start(cluster, node, config, certificate_changed):
         pause=False,
         _if=lambda: first and any_dcs_change,
     )
+    _note("paused", False, lambda: first and any_dcs_change)
+
+
+@deploy("patroni: pause before the DCS changes")
+def paused_before_dcs_change(cluster):
+    """Registered before the etcd role: when Patroni's DCS section changes (etcd's address,
+    TLS, its user or password), etcd may refuse the running daemons before they restart
+    with the new section, and a paused leader that loses the DCS keeps PostgreSQL primary.
+    deploy_patroni resumes once every daemon runs the new section."""
+    if "patroni" not in host.groups:
+        return
+    node = cluster.node(host.name)
+    if node is cluster.patroni[0] and any(_dcs_changed_on(cluster, other) for other in cluster.patroni):
+        pause = patroni_ops.paused(
+            name="patroni: pause (its DCS section changes: etcd may refuse it until it restarts)",
+            scope=cluster.settings["patroni_scope"],
+            config_file=patroni.config_file(node),
+        )
+        _note("paused", True, pause.did_change)
 
 
 @deploy("patroni: cluster-wide configuration")
@@ -287,6 +337,8 @@ def deploy_patroni(cluster):
     node = cluster.node(host.name)
     install(cluster)
     certificate = pki.certificate(cluster, node, patroni.TLS_SERVICE, "postgres", "postgres")
+    changes_dcs = _dcs_changed_on(cluster, node)
+    _note("restart", True, lambda: changes_dcs)  # before the new section goes live
     config = configure(cluster, node)
     role_passwords(cluster)
     start(cluster, node, config, pki.changed(certificate))

@@ -16,6 +16,11 @@ from pgha.patroni.rest import RESTAPI_SCHEME, ROLE_ENDPOINTS, normalize_role, pa
 from pgha.pki.values import CA_FILE
 
 
+def patronictl(config_file: str) -> str:
+    """The one patronictl command prefix (facts and operations)."""
+    return f"patronictl -c {shlex.quote(config_file)}"
+
+
 def make_rest_command(port: int, path: str, method: str = "GET", address: str = "127.0.0.1",
                       timeout: int = 3) -> str:
     """The one curl command line for Patroni's REST API (facts and operations): HTTPS,
@@ -120,3 +125,18 @@ class TextFileHeader(FactBase):
             key, _, value = line[2:].partition(": ")
             values[key.strip()] = value.strip()
         return values
+
+
+class PatroniPaused(FactBase):
+    """Whether the cluster is in maintenance mode, as the DCS holds it (``patronictl
+    show-config`` with ``config_file``): True, False, or None when the DCS does not answer."""
+
+    def command(self, config_file: str) -> str:
+        return (
+            f"out=$({patronictl(config_file)} show-config 2>/dev/null) && "
+            "{ printf '%s\\n' \"$out\" | grep -q '^pause: true' && echo paused || echo managed; } || true"
+        )
+
+    def process(self, output):
+        text = "\n".join(output).strip()
+        return {"paused": True, "managed": False}.get(text)

@@ -10,15 +10,18 @@ from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.exceptions import OperationError
 
 from pgha.common.checks import check_until, executing
-from pgha.patroni.facts import PatroniCluster, PatroniDynamicConfig, PatroniRole, PatroniStatus
+from pgha.patroni.facts import (
+    PatroniCluster,
+    PatroniDynamicConfig,
+    PatroniPaused,
+    PatroniRole,
+    PatroniStatus,
+    patronictl,
+)
 from pgha.patroni.rest import cluster_problems, replication_states, summary
 from pgha.patroni.values import dynamic_config_changes
-from pgha.postgres.facts import PostmasterParameters, RoleLogin, make_psql_command
+from pgha.postgres.facts import PostgresSettings, PostmasterParameters, RoleLogin, make_psql_command
 from pgha.waiting import wait_for
-
-
-def patronictl(config_file: str) -> str:
-    return f"patronictl -c {shlex.quote(config_file)}"
 
 
 @operation()
@@ -125,11 +128,47 @@ def pending_restarts_applied(scope: str, config_file: str, port: int, settle_sec
     yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
 
 
+RESUME_TRIES = 30  # 2 s apart
+
+
+@operation()
+def postgres_settings_applied(settings: dict[str, str], port: int, timeout: float = 120):
+    """Wait until the running PostgreSQL has ``settings`` (after a Patroni reload). Changes
+    nothing; fails the deploy when it does not within ``timeout`` seconds."""
+    if not executing():
+        return
+
+    def probe():
+        current = host.get_fact(PostgresSettings, names=sorted(settings), port=port)
+        wrong = {k: current.get(k) for k, v in settings.items() if current.get(k) != v}
+        return not wrong, f"PostgreSQL on {host.name} still runs {wrong}, expected {settings}"
+
+    check_until(probe, timeout, interval=2)
+    host.noop(f"PostgreSQL runs {settings}")
+    yield from ()
+
+
 @operation()
 def paused(scope: str, config_file: str, pause: bool = True):
-    """Maintenance mode on (``pause``) or off, waiting until every member follows."""
+    """Maintenance mode on (``pause``) or off, waiting until every member follows; as the
+    DCS says, reached with ``config_file`` (a daemon just restarted may not know yet)."""
     action = "pause" if pause else "resume"
-    yield f"{patronictl(config_file)} {action} {shlex.quote(scope)} --wait"
+    state = host.get_fact(PatroniPaused, config_file=config_file)
+    if state is None and pause:
+        # the daemons running this file have lost the DCS as well: nothing to pause through it
+        host.noop(f"the DCS does not answer with {config_file}: not paused through it")
+        return
+    if state == pause:
+        host.noop(f"the cluster is {'paused' if pause else 'not paused'} already")
+        return
+    command = f"{patronictl(config_file)} {action} {shlex.quote(scope)} --wait"
+    if pause:
+        yield command
+        return
+    # right after a restart no member's REST API may answer yet (patronictl resume asks
+    # one): retried until the DCS says the cluster is managed again
+    managed = f"out=$({patronictl(config_file)} show-config 2>/dev/null) && ! printf '%s\\n' \"$out\" | grep -q '^pause: true'"
+    yield f"for i in $(seq {RESUME_TRIES}); do {command} && exit 0; sleep 2; {managed} && exit 0; done; exit 1"
 
 
 @operation()

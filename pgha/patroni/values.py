@@ -21,6 +21,9 @@ RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
 # the admin role's password, as a pgpass file (0600, owned by postgres) on every member
 ADMIN_PGPASS = "/etc/patroni/.admin-pgpass"
 ADMIN_ATTRIBUTES = ("createrole", "createdb")  # besides LOGIN
+# A DCS change is rolled out over steps a failed run can cut short: these files say what is
+# still owed (the deploy paused the cluster; the daemon still runs its old DCS section).
+DCS_CHANGE_MARKERS = {"paused": "/var/lib/pgha/dcs-change-paused", "restart": "/var/lib/pgha/dcs-change-restart"}
 
 
 # PostgreSQL and Patroni (both run as postgres) share the node's certificate: TLS_SERVICE's copy
@@ -58,9 +61,19 @@ def dcs_hosts(cluster) -> list[str]:
     return [f"{n.address}:{s['etcd_client_port']}" for n in cluster.etcd]
 
 
+def dcs_login(cluster) -> dict:
+    """How Patroni talks to etcd: TLS checked against the cluster CA, as its own etcd user."""
+    return {
+        "protocol": "https",
+        "cacert": etcd_values.pki.CA_FILE,
+        "username": cluster.settings["etcd_patroni_user"],
+        "password": cluster.secrets["etcd_patroni_password"],
+    }
+
+
 def dcs_digest(cluster) -> str:
     """Patroni reads its DCS section only at start: a change of it needs a restart."""
-    text = json.dumps([dcs_hosts(cluster), cluster.settings["patroni_dcs_via_local_proxy"]])
+    text = json.dumps([dcs_hosts(cluster), cluster.settings["patroni_dcs_via_local_proxy"], dcs_login(cluster)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -164,6 +177,7 @@ def config(cluster, node) -> dict:
         "restapi_password": secrets["restapi_password"],
         "dcs_hosts": dcs_hosts(cluster),
         "dcs_use_proxies": s["patroni_dcs_via_local_proxy"],
+        "dcs_login": dcs_login(cluster),
         "dcs_digest": dcs_digest(cluster),
         "dynamic": dynamic_config(s),
         "listen": f"{node.address},127.0.0.1:{s['postgresql_port']}",

@@ -31,18 +31,37 @@ def make_psql_command(sql: str, port: int, user: str = "postgres", database: str
     )
 
 
+def pg_settings_query(columns: str, names: list[str], where: str = "true") -> str:
+    """The SQL selecting ``columns`` of pg_settings for ``names`` (and ``where``)."""
+    quoted = ",".join("'" + n.replace("'", "") + "'" for n in names)
+    return f"select {columns} from pg_settings where {where} and name in ({quoted})"
+
+
 class PostmasterParameters(FactBase):
     """Which of ``names`` PostgreSQL reads at start only (pg_settings.context = postmaster)."""
 
     default = list
 
     def command(self, names: list[str], port: int) -> str:
-        quoted = ",".join("'" + n.replace("'", "") + "'" for n in names)
-        sql = f"select name from pg_settings where context = 'postmaster' and name in ({quoted})"
+        sql = pg_settings_query("name", names, where="context = 'postmaster'")
         return f"{make_psql_command(sql, port)} 2>/dev/null || true"
 
     def process(self, output):
         return sorted(line.strip() for line in output if line.strip())
+
+
+class PostgresSettings(FactBase):
+    """The running server's value of each of ``names`` (pg_settings.setting), read over the
+    local socket; empty when PostgreSQL does not answer."""
+
+    default = dict
+
+    def command(self, names: list[str], port: int) -> str:
+        sql = pg_settings_query("name || '=' || setting", names)
+        return f"{make_psql_command(sql, port)} 2>/dev/null || true"
+
+    def process(self, output):
+        return dict(line.strip().split("=", 1) for line in output if "=" in line)
 
 
 class RoleLogin(FactBase):

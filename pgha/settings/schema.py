@@ -89,6 +89,10 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "etcd_allow_even_members": (lambda v: isinstance(v, bool), "true or false"),
     "etcd_allow_member_removal": (lambda v: isinstance(v, bool), "true or false"),
     "etcd_check_timeout": (is_int(1), "an integer number of seconds, at least 1"),
+    "etcd_patroni_user": (
+        lambda v: is_name(v) and v != "root",
+        "a user name other than root (etcd's root user is the deploy's own)",
+    ),
     "patroni_scope": (is_name, "a cluster name of letters, digits, '-', '_' or '.'"),
     "postgresql_version": (
         lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pgha.etcd.facts import make_etcdctl_command
-from pgha.etcd.values import client_url, local_endpoint, peer_url
+from pgha.etcd.values import ROOT_USER, client_url, local_endpoint, password_file, peer_url
 from pgha.waiting import wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -188,9 +188,12 @@ def testinfra_hosts(ssh_config: Path, names) -> dict:
 # --- etcd -----------------------------------------------------------------------------------
 
 
-def etcdctl(host, *args: str, endpoints: str | None = None):
-    """Run etcdctl on a testinfra host (through that member unless ``endpoints`` says otherwise)."""
-    return host.run(make_etcdctl_command(endpoints or local_endpoint(CLUSTER), *args))
+def etcdctl(host, *args: str, endpoints: str | None = None, user: str | None = ROOT_USER):
+    """Run etcdctl on a testinfra host (through that member unless ``endpoints`` says
+    otherwise), logged in as ``user`` with the password file the deploy keeps on the member
+    (None: anonymous)."""
+    login = {"user": user, "password_file": password_file(user)} if user else {}
+    return host.run(make_etcdctl_command(endpoints or local_endpoint(CLUSTER), *args, **login))
 
 
 def cluster_health(host) -> dict[str, bool]:

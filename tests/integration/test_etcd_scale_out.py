@@ -204,8 +204,8 @@ def _expected(names):
         (
             {
                 "name": n,
-                "peerURLs": [f"http://{ETCD_NODES[n]}:{PEER_PORT}"],
-                "clientURLs": [f"http://{ETCD_NODES[n]}:{CLIENT_PORT}"],
+                "peerURLs": [f"https://{ETCD_NODES[n]}:{PEER_PORT}"],
+                "clientURLs": [f"https://{ETCD_NODES[n]}:{CLIENT_PORT}"],
             }
             for n in names
         ),
@@ -252,7 +252,7 @@ def test_deploy_two_member_etcd(scratch):
         for name in names:
             assert _members(scratch.hosts[name]) == _expected(names), name
         assert helpers.cluster_health(first) == {
-            f"http://{ETCD_NODES[n]}:{CLIENT_PORT}": True for n in names
+            f"https://{ETCD_NODES[n]}:{CLIENT_PORT}": True for n in names
         }
         put = helpers.etcdctl(first, "put", scratch.key, scratch.value)
         assert (put.rc, put.stdout.strip()) == (0, "OK"), put.stderr
@@ -292,7 +292,7 @@ def test_scale_out_to_three_members(scratch):
             host = scratch.hosts[name]
             assert _members(host) == _expected(names), name
             assert helpers.cluster_health(host) == {
-                f"http://{ETCD_NODES[n]}:{CLIENT_PORT}": True for n in names
+                f"https://{ETCD_NODES[n]}:{CLIENT_PORT}": True for n in names
             }, name
         newcomer = scratch.hosts["scratch_etcd3"]
         assert helpers.get_key(newcomer, scratch.key) == scratch.value
@@ -303,7 +303,7 @@ def test_scale_out_to_three_members(scratch):
 
 def test_newcomer_joined_existing_cluster_others_kept_new(scratch):
     with scratch.step("initial-* settings after the scale-out"):
-        peers = {n: f"{n}=http://{a}:{PEER_PORT}" for n, a in ETCD_NODES.items()}
+        peers = {n: f"{n}=https://{a}:{PEER_PORT}" for n, a in ETCD_NODES.items()}
         hosts = scratch.hosts
         assert _config_value(hosts["scratch_etcd3"], "initial-cluster-state") == "existing"
         assert _config_value(hosts["scratch_etcd3"], "initial-cluster") == ",".join(peers.values())

@@ -37,6 +37,8 @@ from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
 
 import helpers
 
+from pgha.pki.values import CA_FILE
+
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
 DEPLOY = "deploys/haproxy.py"
 
@@ -140,7 +142,7 @@ def test_stats_page_needs_credentials(passwords, name):
 def test_etcd_member_list_through_the_local_proxy(patroni_hosts, name):
     host = patroni_hosts[name]
     command = (
-        f"curl -s -m 3 -X POST http://127.0.0.1:{ETCD_PROXY_PORT}/v3/cluster/member/list -d '{{}}'"
+        f"curl -s -m 3 --cacert {CA_FILE} -X POST https://127.0.0.1:{ETCD_PROXY_PORT}/v3/cluster/member/list -d '{{}}'"
     )
 
     def members():

@@ -20,8 +20,8 @@ from pgha.releases import RELEASES
 
 from .conftest import ETCD_NODES, cluster_with, recorded, render
 
-THREE = "etcd1=http://10.0.3.64:2380,etcd2=http://10.0.3.78:2380,etcd3=http://10.0.3.32:2380"
-TWO = "etcd1=http://10.0.3.64:2380,etcd2=http://10.0.3.78:2380"
+THREE = "etcd1=https://10.0.3.64:2380,etcd2=https://10.0.3.78:2380,etcd3=https://10.0.3.32:2380"
+TWO = "etcd1=https://10.0.3.64:2380,etcd2=https://10.0.3.78:2380"
 
 CONFIG_KEYS = {
     "name",
@@ -30,6 +30,8 @@ CONFIG_KEYS = {
     "listen-client-urls",
     "initial-advertise-peer-urls",
     "advertise-client-urls",
+    "client-transport-security",
+    "peer-transport-security",
     "initial-cluster",
     "initial-cluster-token",
     "initial-cluster-state",
@@ -62,7 +64,7 @@ def render_config(cluster, name: str, the_plan: dict) -> str:
 def state_from_file(text: str, has_data: bool) -> dict:
     """What EtcdNodeState reads from a member: its command greps these lines of the file."""
     lines = ["has_data: yes"] if has_data else []
-    lines += [line for line in text.splitlines() if re.match(r"^initial-cluster(-state)?:", line)]
+    lines += [line for line in text.splitlines() if re.match(r"^(initial-cluster(-state)?|client-transport-security):", line)]
     return EtcdNodeState().process(lines)
 
 
@@ -96,7 +98,7 @@ def test_leftover_config_without_data_is_rewritten(cluster):
 def test_initial_cluster_uses_the_peer_port(groups, group_data):
     cluster = cluster_with(groups, group_data, etcd_peer_port=12380)
     assert plan(cluster, {})["etcd1"]["initial_cluster"] == (
-        "etcd1=http://10.0.3.64:12380,etcd2=http://10.0.3.78:12380,etcd3=http://10.0.3.32:12380"
+        "etcd1=https://10.0.3.64:12380,etcd2=https://10.0.3.78:12380,etcd3=https://10.0.3.32:12380"
     )
 
 
@@ -168,7 +170,7 @@ def test_joining_member_that_already_has_data_is_not_a_newcomer(cluster):
 
 
 def test_two_newcomers_at_once_are_refused(cluster):
-    states = {"etcd1": with_data("etcd1=http://10.0.3.64:2380"), "etcd2": without_data(), "etcd3": without_data()}
+    states = {"etcd1": with_data("etcd1=https://10.0.3.64:2380"), "etcd2": without_data(), "etcd3": without_data()}
     with pytest.raises(EtcdPlanError) as info:
         plan(cluster, states)
     message = str(info.value)
@@ -188,13 +190,13 @@ def test_rendered_config_parses_with_the_member_values(cluster, name):
     assert set(doc) == CONFIG_KEYS
     assert doc["name"] == name
     assert doc["data-dir"] == "/var/lib/etcd/pgha"
-    assert doc["listen-peer-urls"] == f"http://{address}:2380"
+    assert doc["listen-peer-urls"] == f"https://{address}:2380"
     client_urls = doc["listen-client-urls"].split(",")
-    assert "http://localhost:2379" in client_urls
-    assert f"http://{address}:2379" in client_urls
+    assert "https://127.0.0.1:2379" in client_urls
+    assert f"https://{address}:2379" in client_urls
     assert len(client_urls) == 2
-    assert doc["initial-advertise-peer-urls"] == f"http://{address}:2380"
-    assert doc["advertise-client-urls"] == f"http://{address}:2379"
+    assert doc["initial-advertise-peer-urls"] == f"https://{address}:2380"
+    assert doc["advertise-client-urls"] == f"https://{address}:2379"
     assert doc["initial-cluster"] == THREE
     assert doc["initial-cluster-token"] == "patroni"
     assert doc["initial-cluster-state"] == "new"
@@ -210,9 +212,9 @@ def test_rendered_config_of_a_joining_member(cluster):
 def test_rendered_config_follows_ports_and_token(groups, group_data):
     cluster = cluster_with(groups, group_data, etcd_client_port=12379, etcd_peer_port=12380, etcd_cluster_token="pg-prod")
     doc = yaml.safe_load(render_config(cluster, "etcd2", plan(cluster, {})))
-    assert doc["listen-client-urls"] == "http://localhost:12379,http://10.0.3.78:12379"
-    assert doc["listen-peer-urls"] == "http://10.0.3.78:12380"
-    assert doc["advertise-client-urls"] == "http://10.0.3.78:12379"
+    assert doc["listen-client-urls"] == "https://127.0.0.1:12379,https://10.0.3.78:12379"
+    assert doc["listen-peer-urls"] == "https://10.0.3.78:12380"
+    assert doc["advertise-client-urls"] == "https://10.0.3.78:12379"
     assert doc["initial-cluster-token"] == "pg-prod"
 
 
@@ -227,7 +229,41 @@ def test_rendered_config_keeps_state_and_token_as_strings(groups, group_data):
 def test_rendered_config_round_trips_through_the_node_state_fact(cluster):
     the_plan = plan(cluster, scale_out_states())
     state = state_from_file(render_config(cluster, "etcd3", the_plan), has_data=False)
-    assert state == {"has_data": False, "initial_cluster": THREE, "initial_cluster_state": "existing"}
+    assert state == {"has_data": False, "initial_cluster": THREE, "initial_cluster_state": "existing", "tls": True}
+
+
+def test_clients_and_peers_speak_tls_and_peers_show_a_certificate(cluster):
+    doc = yaml.safe_load(render_config(cluster, "etcd1", plan(cluster, {})))
+    assert doc["client-transport-security"] == {"cert-file": "/etc/pgha/tls/etcd.crt", "key-file": "/etc/pgha/tls/etcd.key"}
+    # a trusted CA for clients would make etcd ask them for a certificate: they log in instead
+    assert "trusted-ca-file" not in doc["client-transport-security"]
+    assert doc["peer-transport-security"] == {
+        "cert-file": "/etc/pgha/tls/etcd.crt",
+        "key-file": "/etc/pgha/tls/etcd.key",
+        "trusted-ca-file": "/etc/pgha/tls/ca.crt",
+        "client-cert-auth": True,
+    }
+    urls = [doc["listen-peer-urls"], doc["initial-advertise-peer-urls"], doc["advertise-client-urls"],
+            *doc["listen-client-urls"].split(","), *doc["initial-cluster"].replace("=", ",").split(",")[1::2]]
+    assert all(url.startswith("https://") for url in urls), urls
+
+
+def test_a_member_keeps_its_identity_when_its_peer_url_moves_to_https(cluster):
+    # the member list of a cluster deployed before TLS: no member is "extra"
+    members = [{"name": n, "ID": "1", "peerURLs": [f"http://{a}:2380"]} for n, a in ETCD_NODES.items()]
+    assert etcd_config.extra_members(cluster, members) == []
+    stranger = {"name": "old", "ID": "2", "peerURLs": ["http://10.0.3.99:2380"]}
+    assert etcd_config.extra_members(cluster, members + [stranger]) == [stranger]
+
+
+def test_users_and_the_patroni_role_prefix(cluster):
+    users = etcd_config.users(cluster)
+    assert [(u["name"], u["roles"]) for u in users] == [("root", ["root"]), ("patroni", ["patroni"])]
+    assert [u["password"] for u in users] == [cluster.secrets["etcd_root_password"], cluster.secrets["etcd_patroni_password"]]
+    # Patroni's keys: /service/<scope>/leader, /members/..., /config, ...
+    assert etcd_config.roles(cluster) == {"patroni": [["readwrite", "/service/my-ha-cluster/"]]}
+    assert etcd_config.password_file("root") == "/etc/etcd/.root-password"
+    assert etcd_config.wanted_password_file("root") == "/etc/etcd/.root-password.wanted"
 
 
 def test_rendered_config_ends_with_a_newline(cluster):
@@ -287,7 +323,7 @@ def test_no_extra_member_when_the_cluster_matches_the_inventory(cluster):
 
 
 def test_extra_member_is_one_whose_peer_url_is_not_in_the_inventory(cluster):
-    stranger = {"ID": "abc123", "name": "etcd9", "peerURLs": ["http://10.0.3.99:2380"], "clientURLs": []}
+    stranger = {"ID": "abc123", "name": "etcd9", "peerURLs": ["https://10.0.3.99:2380"], "clientURLs": []}
     assert extra_members(cluster, recorded_members() + [stranger]) == [stranger]
 
 
@@ -300,14 +336,14 @@ def test_member_dropped_from_the_inventory_is_extra(groups, group_data):
 
 def test_member_is_matched_by_peer_url_not_by_name(cluster):
     # same name as an inventory member but another address: it is not that member
-    impostor = {"ID": "abc124", "name": "etcd1", "peerURLs": ["http://10.0.3.65:2380"], "clientURLs": []}
+    impostor = {"ID": "abc124", "name": "etcd1", "peerURLs": ["https://10.0.3.65:2380"], "clientURLs": []}
     assert extra_members(cluster, [impostor]) == [impostor]
 
 
 def test_client_endpoints(cluster):
-    assert client_endpoints(cluster) == "http://10.0.3.64:2379,http://10.0.3.78:2379,http://10.0.3.32:2379"
+    assert client_endpoints(cluster) == "https://10.0.3.64:2379,https://10.0.3.78:2379,https://10.0.3.32:2379"
     subset = [cluster.node("etcd2"), cluster.node("etcd3")]
-    assert client_endpoints(cluster, subset) == "http://10.0.3.78:2379,http://10.0.3.32:2379"
+    assert client_endpoints(cluster, subset) == "https://10.0.3.78:2379,https://10.0.3.32:2379"
 
 
 # --- the firewall of the etcd ports ---------------------------------------------------------

@@ -135,6 +135,7 @@ def test_node_state_with_data_and_config():
         "has_data": True,
         "initial_cluster": TWO,
         "initial_cluster_state": "new",
+        "tls": False,
     }
 
 
@@ -143,16 +144,18 @@ def test_node_state_with_double_quotes():
 
 
 def test_node_state_of_empty_output():
-    assert EtcdNodeState().process([]) == {"has_data": False, "initial_cluster": None, "initial_cluster_state": None}
-    assert EtcdNodeState.default() == {"has_data": False, "initial_cluster": None, "initial_cluster_state": None}
+    empty = {"has_data": False, "initial_cluster": None, "initial_cluster_state": None, "tls": False}
+    assert EtcdNodeState().process([]) == empty
+    assert EtcdNodeState.default() == empty
 
 
 def test_node_state_config_without_data():
-    lines = ["initial-cluster: " + TWO, "initial-cluster-state: 'new'"]
+    lines = ["initial-cluster: " + TWO, "initial-cluster-state: 'new'", "client-transport-security:"]
     assert EtcdNodeState().process(lines) == {
         "has_data": False,
         "initial_cluster": TWO,
         "initial_cluster_state": "new",
+        "tls": True,
     }
 
 
@@ -176,13 +179,79 @@ def test_node_state_command_on_a_rendered_config(cluster, tmp_path):
         "has_data": False,
         "initial_cluster": plan["etcd1"]["initial_cluster"],
         "initial_cluster_state": "new",
+        "tls": True,
     }
     (data_dir / "member").mkdir(parents=True)
     lines = run_node_state_command(data_dir, config_file)
     assert lines[0] == "has_data: yes"
-    assert len(lines) == 3  # initial-cluster-token is not picked up
+    assert len(lines) == 4  # initial-cluster-token is not picked up
     assert EtcdNodeState().process(lines)["has_data"] is True
 
 
 def test_node_state_command_before_any_install(tmp_path):
     assert run_node_state_command(tmp_path / "none", tmp_path / "none.yml") == []
+
+
+# --- EtcdAuth and the etcdctl command line ------------------------------------------------------
+
+from pgha.etcd.facts import EtcdAuth, make_etcdctl_command, prefix_end  # noqa: E402
+
+LOGIN = {"user": "root", "password_file": "/etc/etcd/.root-password"}
+
+
+def test_recorded_auth_state():
+    # etcd 3.5 (trixie), auth on: root and patroni exist, "nobody" does not
+    lines = recorded("etcd-3.5-auth-outputs.txt").splitlines()
+    assert EtcdAuth().process(lines) == {
+        "enabled": True,
+        "users": {"root": ["root"], "patroni": ["patroni"], "nobody": None},
+        "roles": {"patroni": [["readwrite", "/service/my-ha-cluster/", "/service/my-ha-cluster0"]], "nobody": None},
+    }
+
+
+def test_auth_state_of_a_cluster_deployed_before_authentication():
+    lines = ["== auth off", "== user root", "== role patroni"]
+    assert EtcdAuth().process(lines) == {"enabled": False, "users": {"root": None}, "roles": {"patroni": None}}
+
+
+def test_auth_state_when_etcd_does_not_answer():
+    # neither "off" nor "user name is empty": unknown, so auth_enabled tries (and fails loudly)
+    assert EtcdAuth().process(["== user root"]) == {"enabled": None, "users": {"root": None}, "roles": {}}
+
+
+def test_auth_command_asks_anonymously_only_whether_auth_is_on():
+    command = EtcdAuth().command(endpoints="https://127.0.0.1:2379", users=["root"], roles=["patroni"], **LOGIN)
+    first, *rest = command.split("; echo ")
+    assert "ETCDCTL_USER" not in first and "user list" in first
+    assert all('ETCDCTL_USER=root:"$(cat /etc/etcd/.root-password 2>/dev/null)" ' in part for part in rest[:2])
+
+
+def test_etcdctl_logs_in_from_a_file_and_checks_the_ca():
+    command = make_etcdctl_command("https://127.0.0.1:2379", "get", "/k", **LOGIN)
+    assert command == (
+        'ETCDCTL_USER=root:"$(cat /etc/etcd/.root-password 2>/dev/null)" ETCDCTL_API=3 etcdctl '
+        "--dial-timeout=3s --command-timeout=5s --cacert=/etc/pgha/tls/ca.crt "
+        "--endpoints=https://127.0.0.1:2379 get /k"
+    )
+    assert "--user" not in command and "--password" not in command and "env " not in command
+
+
+def test_etcdctl_of_a_plaintext_member_needs_no_ca():
+    # a member still running the configuration of a version before TLS
+    assert make_etcdctl_command("http://127.0.0.1:2379", "member", "list") == (
+        "ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=5s --endpoints=http://127.0.0.1:2379 member list"
+    )
+
+
+def test_etcdctl_login_reads_the_password_in_the_shell(tmp_path):
+    # the shell expands the file into etcdctl's environment: the password is in no argv
+    password = tmp_path / "pw"
+    password.write_text("s3cret-Value\n")
+    command = make_etcdctl_command("https://127.0.0.1:2379", "x", user="root", password_file=str(password))
+    probe = command.split(" ETCDCTL_API=3 ")[0] + ' sh -c \'printf %s "$ETCDCTL_USER"\''
+    assert subprocess.run(["sh", "-c", probe], capture_output=True, text=True).stdout == "root:s3cret-Value"
+    assert "s3cret" not in command
+
+
+def test_prefix_end_is_what_etcd_stores_for_a_prefix_grant():
+    assert prefix_end("/service/my-ha-cluster/") == "/service/my-ha-cluster0"

@@ -452,3 +452,25 @@ def test_roles_of_the_recorded_members_of_each_version(version):
     assert leader["codes"]["primary"] == 200 and replica["codes"]["primary"] == 503
     assert leader["state"] == replica["state"] == "running"
     assert [r["state"] for r in leader["replication"]] == ["streaming", "streaming"]
+
+
+# --- PatroniPaused: `patronictl show-config`, as the DCS holds it ---------------------------------
+
+from pgha.patroni.facts import PatroniPaused  # noqa: E402
+
+
+@pytest.mark.parametrize(("output", "expected"), [(["paused"], True), (["managed"], False), ([], None)])
+def test_paused_as_the_dcs_says(output, expected):
+    assert PatroniPaused().process(output) is expected
+
+
+@pytest.mark.parametrize(("config", "expected"), [("loop_wait: 10\npause: true\nttl: 30\n", "paused"),
+                                                   ("loop_wait: 10\nttl: 30\n", "managed"), (None, "")])
+def test_paused_command_on_show_config_output(tmp_path, config, expected):
+    # a stand-in patronictl printing what `show-config` prints (or failing: DCS unreachable)
+    fake = tmp_path / "patronictl"
+    fake.write_text("#!/bin/sh\n" + (f"printf '%s' '{config}'\n" if config is not None else "exit 1\n"))
+    fake.chmod(0o755)
+    command = PatroniPaused().command(config_file="/etc/patroni/pg-1.yml")
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert result.stdout.strip() == expected

@@ -58,3 +58,12 @@ def test_role_login_process(output, expected):
 
 def test_role_login_default_is_no_login():
     assert RoleLogin.default() == {"login": False}
+
+
+def test_postgres_settings_of_the_running_server():
+    from pgha.postgres.facts import PostgresSettings
+
+    assert PostgresSettings().process(["ssl=on", "ssl_min_protocol_version=TLSv1.2", ""]) == {
+        "ssl": "on", "ssl_min_protocol_version": "TLSv1.2"}
+    assert PostgresSettings().process([]) == {}
+    assert "from pg_settings where true and name in" in PostgresSettings().command(names=["ssl"], port=5434)

@@ -115,6 +115,8 @@ BAD = [
     ("replication-user-is-superuser", {"all_py": CLIENTS + "patroni_replication_user = 'postgres'\n"},
      "patroni_replication_user = 'postgres' is also patroni_superuser"),
     ("admin-is-superuser", {"all_py": CLIENTS + "patroni_admin_user = 'postgres'\n"}, "expected distinct roles"),
+    ("etcd-patroni-user-root", {"all_py": CLIENTS + "etcd_patroni_user = 'root'\n"},
+     "etcd_patroni_user = 'root': expected a user name other than root"),
     ("sync-count-too-high", {"all_py": CLIENTS + "patroni_synchronous_mode = True\npatroni_synchronous_node_count = 3\n"},
      "patroni_synchronous_node_count = 3"),
     ("parameter-word-for-number", {"all_py": CLIENTS + "postgresql_parameters = {'max_connections': 'lots'}\n"},

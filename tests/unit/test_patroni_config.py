@@ -99,7 +99,7 @@ def test_restapi_port_follows_the_setting(groups, group_data):
 def test_dcs_through_the_local_proxy(groups, group_data):
     cluster = cluster_with(groups, group_data, patroni_dcs_via_local_proxy=True)
     doc = load_member(cluster)
-    assert doc["etcd3"] == {"hosts": ["127.0.0.1:2379"], "use_proxies": True}
+    assert doc["etcd3"] == {"hosts": ["127.0.0.1:2379"], "use_proxies": True, **ETCD_LOGIN}
     assert "etcd" not in doc  # the v2 API section: Patroni must use etcd3
 
 
@@ -108,7 +108,27 @@ def test_dcs_straight_to_the_etcd_members(groups, group_data):
     assert load_member(cluster)["etcd3"] == {
         "hosts": [f"{address}:2379" for address in ETCD_NODES.values()],
         "use_proxies": False,
+        **ETCD_LOGIN,
     }
+
+
+# TLS checked against the cluster CA (the etcd certificates hold 127.0.0.1 for the proxy),
+# as etcd's Patroni user
+ETCD_LOGIN = {
+    "protocol": "https",
+    "cacert": "/etc/pgha/tls/ca.crt",
+    "username": "patroni",
+    "password": FAKE_SECRETS["etcd_patroni_password"],
+}
+
+
+def test_dcs_digest_follows_the_etcd_user_and_password(groups, group_data):
+    # Patroni reads its etcd3 section at start only: a new password must restart it
+    base = cluster_with(groups, group_data)
+    other_user = cluster_with(groups, group_data, etcd_patroni_user="patroni2")
+    rotated = cluster_with(groups, group_data)
+    rotated.secrets = {**rotated.secrets, "etcd_patroni_password": "another-password-0123456789"}
+    assert len({dcs_digest(base), dcs_digest(other_user), dcs_digest(rotated)}) == 3
 
 
 def test_dcs_proxy_port_follows_haproxy_etcd_port(groups, group_data):
@@ -348,6 +368,8 @@ def test_each_secret_appears_only_at_its_keys(cluster):
     assert text.count(FAKE_SECRETS["replication_password"]) == 1
     assert text.count(FAKE_SECRETS["superuser_password"]) == 2  # superuser and rewind
     assert text.count(FAKE_SECRETS["haproxy_stats_password"]) == 0
+    assert text.count(FAKE_SECRETS["etcd_patroni_password"]) == 1
+    assert text.count(FAKE_SECRETS["etcd_root_password"]) == 0
 
     found = {}
 
@@ -367,6 +389,7 @@ def test_each_secret_appears_only_at_its_keys(cluster):
         "postgresql.authentication.superuser.password": FAKE_SECRETS["superuser_password"],
         "postgresql.authentication.replication.password": FAKE_SECRETS["replication_password"],
         "postgresql.authentication.rewind.password": FAKE_SECRETS["superuser_password"],
+        "etcd3.password": FAKE_SECRETS["etcd_patroni_password"],
     }
 
 

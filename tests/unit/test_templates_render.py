@@ -22,6 +22,7 @@ def template_data(cluster) -> dict[str, dict]:
     return {
         "etcd/etcd.conf.yml.j2": etcd.config(cluster, cluster.node("etcd1"), etcd.plan(cluster, {})["etcd1"]),
         "etcd/default-etcd.j2": etcd.defaults_file(cluster),
+        "etcd/password.j2": etcd.password(etcd.users(cluster)[0]),
         "firewall/table.nft.j2": etcd.firewall(cluster),
         "firewall/table.service.j2": firewall.unit("etcd", "etcd.service"),
         "patroni/patroni.yml.j2": patroni.config(cluster, node),
@@ -46,6 +47,7 @@ def test_every_template_is_covered(cluster):
     [
         "etcd/etcd.conf.yml.j2",
         "etcd/default-etcd.j2",
+        "etcd/password.j2",
         "firewall/table.nft.j2",
         "firewall/table.service.j2",
         "patroni/patroni.yml.j2",
