@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.operations import files
 
 from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
 from pgha.firewall.deploy import firewall as firewall_table
@@ -41,6 +42,18 @@ def start(cluster, changes):
     running_and_refreshed("haproxy", "haproxy", lambda: not deferred and pki.changed(changes)())
 
 
+@deploy("haproxy: hold script")
+def hold_script(cluster):
+    files.directory(name="haproxy: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
+    files.template(
+        name="haproxy: the script that keeps the members up while Patroni restarts paused",
+        src=str(values.TEMPLATES / "hold.py.j2"),
+        dest=values.HOLD_SCRIPT,
+        mode="755",
+        config=values.hold_script(cluster),
+    )
+
+
 @deploy("haproxy: firewall")
 def firewall(cluster):
     firewall_table("haproxy", values.firewall(cluster), before="haproxy.service")
@@ -54,3 +67,4 @@ def deploy_haproxy(cluster):
     firewall(cluster)
     certificate = pki.certificate(cluster, cluster.node(host.name), values.TLS_SERVICE, "root", "root", combined=True)
     start(cluster, certificate + [configure(cluster)])
+    hold_script(cluster)

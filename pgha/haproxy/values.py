@@ -13,12 +13,20 @@ from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
 TLS_SERVICE = "haproxy"  # the stats page's certificate and key, one PEM (pgha.pki)
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+PRIMARY_BACKEND = "primary"
+REPLICAS_BACKEND = "replicas"
+# pgha.patroni.deploy holds HAProxy's view of the members while Patroni restarts paused
+HOLD_SCRIPT = "/usr/local/lib/pgha/haproxy-hold"
 
 
 def config(cluster) -> dict:
     s = cluster.settings
     secrets = cluster.secrets
     return {
+        "admin_socket": ADMIN_SOCKET,
+        "primary": PRIMARY_BACKEND,
+        "replicas": REPLICAS_BACKEND,
         "stats_port": s["haproxy_stats_port"],
         "stats_pem": pki.pem_file(TLS_SERVICE),
         "stats_user": s["haproxy_stats_user"],
@@ -48,6 +56,16 @@ def config(cluster) -> dict:
             f"downinter {s['haproxy_check_downinter']} "
             f"rise {s['haproxy_check_rise']} fall {s['haproxy_check_fall']}"
         ),
+    }
+
+
+def hold_script(cluster) -> dict:
+    return {
+        "socket": ADMIN_SOCKET,
+        "primary": PRIMARY_BACKEND,
+        "replicas": REPLICAS_BACKEND,
+        "settle_timeout": 15,  # seconds for a freshly reloaded HAProxy to see its leader
+        "release_after": 300,  # the hold ends by itself if the deploy stops before releasing it
     }
 
 

@@ -12,6 +12,7 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server, systemd
 
 from pgha.common.deploy import install_packages_without_starting, validated_template
+from pgha.haproxy import values as haproxy_values
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import TextFileHeader
@@ -216,6 +217,13 @@ def start(cluster, node, config, certificate_changed):
         reloaded=True,
         _if=lambda: scheme_changes,
     )
+    # Paused, no leader can change; HAProxy would still mark the leader down while its
+    # REST API restarts: every HAProxy keeps the members that pass their check now up
+    server.shell(
+        name="haproxy: keep the current leader and replicas up while Patroni restarts",
+        commands=[f"{haproxy_values.HOLD_SCRIPT} hold"],
+        _if=lambda: any_dcs_change,
+    )
     systemd.service(
         name="patroni: restart the daemon (its DCS section changed)",
         service="patroni",
@@ -242,6 +250,17 @@ def start(cluster, node, config, certificate_changed):
         _if=lambda: first and any_dcs_change,
     )
     _note("paused", False, lambda: first and any_dcs_change)
+    patroni_ops.cluster_healthy(
+        name="patroni: every daemon answers again (one leader, every replica streaming)",
+        expected=[n.patroni_name for n in cluster.patroni],
+        port=port,
+        _if=lambda: first and any_dcs_change,
+    )
+    server.shell(
+        name="haproxy: health checks of the members resume",
+        commands=[f"{haproxy_values.HOLD_SCRIPT} release"],
+        _if=lambda: any_dcs_change,
+    )
 
 
 @deploy("patroni: pause before the DCS changes")

@@ -268,3 +268,17 @@ def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster
     assert "tcp dport { 5432, 5433, 7000, 5434, 8008 } ip saddr @clients accept" in lines
     assert lines[-3] == "tcp dport { 5432, 5433, 7000, 5434, 8008 } reject with tcp reset"
     assert "delete table inet pgha_haproxy" in lines
+
+
+def test_hold_script_is_python_that_names_the_backends_and_the_socket(cluster, tmp_path):
+    import py_compile
+
+    text = render("haproxy/hold.py.j2", haproxy.hold_script(cluster))
+    script = tmp_path / "hold.py"
+    script.write_text(text)
+    py_compile.compile(str(script), doraise=True)
+    assert 'SOCKET = "/run/haproxy/admin.sock"' in text
+    assert 'BACKENDS = ("primary", "replicas")' in text
+    assert '"--on-active=300"' in text
+    parsed = sections(render_cfg(cluster))
+    assert "listen primary" in parsed and "listen replicas" in parsed

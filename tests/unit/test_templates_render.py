@@ -31,6 +31,7 @@ def template_data(cluster) -> dict[str, dict]:
         "patroni/restapi-curlrc.j2": patroni.restapi_credentials(cluster),
         "patroni/admin-pgpass.j2": patroni.admin_pgpass(cluster),
         "haproxy/haproxy.cfg.j2": haproxy.config(cluster),
+        "haproxy/hold.py.j2": haproxy.hold_script(cluster),
     }
 
 
