@@ -42,6 +42,7 @@ def run(cluster, command: list[str], sslmode: str | None, label: str) -> dict:
         "command": " ".join(command),
         "exit_code": result.returncode,
         "output_tail": result.stdout.splitlines()[-12:] + result.stderr.splitlines()[-5:],
+        "output": result.stdout + result.stderr,
     }
 
 
@@ -52,6 +53,7 @@ def main() -> int:
                         help="libpq sslmode of the writer and the watcher (default: verify-full)")
     parser.add_argument("--label", default="command")
     parser.add_argument("--output", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--log", default=None, help="write the command's whole output to this file")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -63,6 +65,9 @@ def main() -> int:
         print(f"under_writes: {error}", file=sys.stderr)
         return 1
     print("\n".join(figures.pop("output_tail")))
+    output = figures.pop("output")
+    if args.log:
+        Path(args.log).write_text(output, encoding="utf-8")
     print(json.dumps(figures, indent=2))
     if args.output:
         Path(args.output).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -196,6 +196,14 @@ def start(cluster, node, config, certificate_changed):
         _if=lambda: first and any_dcs_change,
     )
     _note("paused", True, pause.did_change)
+    # Paused, no leader can change; HAProxy would still mark the leader down while its
+    # REST API changes scheme or restarts: every HAProxy keeps the members that pass their
+    # check now up (again after HAProxy's own reload, which forgets it), until released below
+    server.shell(
+        name="haproxy: keep the current leader and replicas up while Patroni restarts",
+        commands=[f"{haproxy_values.HOLD_SCRIPT} hold"],
+        _if=lambda: any_dcs_change,
+    )
     # A new daemon connects to the running PostgreSQL with the new file's settings (TLS
     # required): the running daemon applies the file first, by a reload.
     reload_first = lambda: was_running and dcs_changed_here and config.did_change()  # noqa: E731
@@ -217,12 +225,10 @@ def start(cluster, node, config, certificate_changed):
         reloaded=True,
         _if=lambda: scheme_changes,
     )
-    # Paused, no leader can change; HAProxy would still mark the leader down while its
-    # REST API restarts: every HAProxy keeps the members that pass their check now up
     server.shell(
-        name="haproxy: keep the current leader and replicas up while Patroni restarts",
+        name="haproxy: keep the current leader and replicas up while Patroni restarts (reloaded HAProxy)",
         commands=[f"{haproxy_values.HOLD_SCRIPT} hold"],
-        _if=lambda: any_dcs_change,
+        _if=lambda: any_dcs_change and scheme_changes,
     )
     systemd.service(
         name="patroni: restart the daemon (its DCS section changed)",
