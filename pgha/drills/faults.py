@@ -9,6 +9,7 @@ import requests
 
 from pgha.errors import DrillError
 from pgha.etcd.values import client_url
+from pgha.pki.authority import client_ca
 from pgha.postgres.facts import make_psql_command
 
 
@@ -49,11 +50,12 @@ def etcd_leader_first(cluster) -> list:
     """The etcd members, the raft leader first (as the members report it through etcd's v3
     JSON gateway), else inventory order."""
     nodes = list(cluster.etcd)
+    ca = str(client_ca(cluster))  # neither call needs a login, both need TLS
     for node in nodes:
         base = client_url(cluster, node)
         try:
-            leader_id = requests.post(f"{base}/v3/maintenance/status", json={}, timeout=2).json()["leader"]
-            members = requests.post(f"{base}/v3/cluster/member/list", json={}, timeout=2).json()
+            leader_id = requests.post(f"{base}/v3/maintenance/status", json={}, timeout=2, verify=ca).json()["leader"]
+            members = requests.post(f"{base}/v3/cluster/member/list", json={}, timeout=2, verify=ca).json()
             name = next((m["name"] for m in members["members"] if m["ID"] == leader_id), None)
             if name:
                 return sorted(nodes, key=lambda n: n.name != name)
