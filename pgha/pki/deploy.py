@@ -41,22 +41,11 @@ def certificate(cluster, node, service: str, user: str, group: str, combined: bo
             mode="600",
         ))
         return changes
-    changes.append(files.put(
-        name=f"tls: {values.cert_file(service)}",
-        src=str(local.cert),
-        dest=values.cert_file(service),
-        user=user,
-        group=group,
-        mode="644",
-    ))
-    changes.append(files.put(
-        name=f"tls: {values.key_file(service)}",
-        src=str(local.key),
-        dest=values.key_file(service),
-        user=user,
-        group=group,
-        mode="600",
-    ))
+    for local_file, dest, mode in ((local.cert, values.cert_file(service), "644"),
+                                   (local.key, values.key_file(service), "600")):
+        changes.append(files.put(
+            name=f"tls: {dest}", src=str(local_file), dest=dest, user=user, group=group, mode=mode,
+        ))
     return changes
 
 

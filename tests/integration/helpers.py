@@ -6,6 +6,7 @@ containers (10.0.3.0/24) over SSH, or to 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -300,3 +301,13 @@ def python_module(*args: str, timeout: float = 300) -> subprocess.CompletedProce
         timeout=timeout,
     )
 
+
+@contextlib.contextmanager
+def address_on_lab_bridge(address: str, bridge: str):
+    """``address`` added to the lab bridge for the time of the block: a source in no allowed
+    network, for probes from "outside" (curl --interface, a socket bound to it)."""
+    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", bridge], check=True)
+    try:
+        yield address
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", bridge], check=True)

@@ -9,6 +9,8 @@ import subprocess
 import pytest
 from conftest import CLUSTER
 
+import helpers
+
 from pgha.pki.values import CA_FILE
 
 pytestmark = pytest.mark.needs_lxc
@@ -31,11 +33,8 @@ def _curl(url: str, source: str | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def stranger_address():
-    subprocess.run(["ip", "addr", "add", f"{STRANGER}/32", "dev", BRIDGE], check=True)
-    try:
-        yield STRANGER
-    finally:
-        subprocess.run(["ip", "addr", "del", f"{STRANGER}/32", "dev", BRIDGE], check=True)
+    with helpers.address_on_lab_bridge(STRANGER, BRIDGE) as address:
+        yield address
 
 
 @pytest.mark.parametrize("node", CLUSTER.etcd, ids=lambda n: n.name)

@@ -12,11 +12,12 @@ import errno
 import resource
 import select
 import socket
-import subprocess
 import time
 
 import pytest
 from conftest import CLUSTER
+
+import helpers
 
 pytestmark = pytest.mark.needs_lxc
 
@@ -78,11 +79,8 @@ def scan(address: str, source: str | None = None, batch: int = 2000, timeout: fl
 
 @pytest.fixture(scope="module")
 def outsider():
-    subprocess.run(["ip", "addr", "add", f"{OUTSIDER}/32", "dev", BRIDGE], check=True)
-    try:
-        yield OUTSIDER
-    finally:
-        subprocess.run(["ip", "addr", "del", f"{OUTSIDER}/32", "dev", BRIDGE], check=True)
+    with helpers.address_on_lab_bridge(OUTSIDER, BRIDGE) as address:
+        yield address
 
 
 def test_outsider_is_in_no_allowed_network():
