@@ -104,7 +104,7 @@ def configure(cluster, node):
     else:
         files.file(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC, present=False)
     for setting, (_, passfile, _, _) in patroni.ROLE_PASSWORDS.items():
-        secret_file(f"role {cluster.settings[setting]}'s password (pgpass file)", "admin-pgpass.j2", passfile,
+        secret_file(f"role {cluster.settings[setting]}'s password (pgpass file)", "role-pgpass.j2", passfile,
                     patroni.role_pgpass(cluster, setting))
     files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
     files.template(

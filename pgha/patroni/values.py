@@ -218,10 +218,6 @@ def role_pgpass(cluster, setting: str = "patroni_admin_user") -> dict:
     }
 
 
-def admin_pgpass(cluster) -> dict:
-    return role_pgpass(cluster, "patroni_admin_user")
-
-
 def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
@@ -253,10 +249,6 @@ def role_password_sql(cluster, setting: str = "patroni_admin_user") -> str:
         f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'role %: %', {_literal(role)}, SQLERRM; "
         "END $pgha$"
     )
-
-
-def admin_role_sql(cluster) -> str:
-    return role_password_sql(cluster, "patroni_admin_user")
 
 
 def restapi_credentials(cluster) -> dict:

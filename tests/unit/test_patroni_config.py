@@ -468,7 +468,7 @@ def pgpass_entries(text: str) -> list[list[str]]:
 
 
 def test_admin_pgpass_holds_the_admin_password(cluster):
-    text = render("patroni/admin-pgpass.j2", patroni.admin_pgpass(cluster))
+    text = render("patroni/role-pgpass.j2", patroni.role_pgpass(cluster, "patroni_admin_user"))
     assert pgpass_entries(text) == [["127.0.0.1", "5434", "*", "dba", FAKE_SECRETS["admin_password"]]]
     assert text.count(FAKE_SECRETS["admin_password"]) == 1
     for key in ("superuser_password", "replication_password", "restapi_password", "haproxy_stats_password"):
@@ -477,7 +477,7 @@ def test_admin_pgpass_holds_the_admin_password(cluster):
 
 def test_admin_pgpass_follows_the_settings(groups, group_data):
     cluster = cluster_with(groups, group_data, postgresql_port=5444, patroni_admin_user="appadmin")
-    text = render("patroni/admin-pgpass.j2", patroni.admin_pgpass(cluster))
+    text = render("patroni/role-pgpass.j2", patroni.role_pgpass(cluster, "patroni_admin_user"))
     assert pgpass_entries(text) == [["127.0.0.1", "5444", "*", "appadmin", FAKE_SECRETS["admin_password"]]]
 
 
@@ -497,14 +497,14 @@ def password_read_by(sql: str, pgpass_text: str) -> str | None:
 )
 def test_admin_role_statement_reads_the_password_the_pgpass_file_holds(groups, group_data, changes):
     cluster = cluster_with(groups, group_data, **changes)
-    sql = patroni.admin_role_sql(cluster)
-    pgpass = render("patroni/admin-pgpass.j2", patroni.admin_pgpass(cluster))
+    sql = patroni.role_password_sql(cluster, "patroni_admin_user")
+    pgpass = render("patroni/role-pgpass.j2", patroni.role_pgpass(cluster, "patroni_admin_user"))
     assert password_read_by(sql, pgpass) == FAKE_SECRETS["admin_password"]
     assert f"pg_read_file('{patroni.ADMIN_PGPASS}')" in sql
 
 
 def test_admin_role_statement_creates_then_alters_the_role(cluster):
-    sql = patroni.admin_role_sql(cluster)
+    sql = patroni.role_password_sql(cluster, "patroni_admin_user")
     assert sql.startswith("DO $pgha$ ") and sql.endswith(" END $pgha$")
     assert "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dba') THEN EXECUTE format('CREATE ROLE %I', 'dba')" in sql
     assert "EXECUTE format('ALTER ROLE %I WITH LOGIN CREATEROLE CREATEDB PASSWORD %L', 'dba', secret)" in sql
@@ -513,7 +513,7 @@ def test_admin_role_statement_creates_then_alters_the_role(cluster):
 
 
 def test_admin_role_statement_and_its_command_hold_no_secret(cluster):
-    sql = patroni.admin_role_sql(cluster)
+    sql = patroni.role_password_sql(cluster, "patroni_admin_user")
     command = make_psql_command(sql, cluster.settings["postgresql_port"], user=cluster.settings["patroni_superuser"])
     for secret in FAKE_SECRETS.values():
         assert secret not in sql and secret not in command

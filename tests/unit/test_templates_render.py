@@ -29,7 +29,7 @@ def template_data(cluster) -> dict[str, dict]:
         "patroni/patroni.service.j2": patroni.systemd_unit(cluster, node),
         "patroni/handover.sh.j2": patroni.handover_script(cluster, node),
         "patroni/restapi-curlrc.j2": patroni.restapi_credentials(cluster),
-        "patroni/admin-pgpass.j2": patroni.admin_pgpass(cluster),
+        "patroni/role-pgpass.j2": patroni.role_pgpass(cluster, "patroni_admin_user"),
         "haproxy/haproxy.cfg.j2": haproxy.config(cluster),
         "haproxy/hold.py.j2": haproxy.hold_script(cluster),
     }
@@ -55,7 +55,7 @@ def test_every_template_is_covered(cluster):
         "patroni/patroni.service.j2",
         "patroni/handover.sh.j2",
         "patroni/restapi-curlrc.j2",
-        "patroni/admin-pgpass.j2",
+        "patroni/role-pgpass.j2",
         "haproxy/haproxy.cfg.j2",
     ],
 )
