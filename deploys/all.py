@@ -1,11 +1,13 @@
-"""The whole cluster, in order: the lab (no change once built), etcd, HAProxy, Patroni,
-then the post-deploy check that prints who leads, which replicas stream, how to connect.
+"""The whole cluster, in order: the lab (no change once built), etcd, HAProxy, pgBackRest,
+Patroni, then the post-deploy checks: who leads, which replicas stream, how to connect, and
+(with a `backup` host) the stanza, its first backup and `pgbackrest check`.
 
 Usage: pyinfra -y inventory.py deploys/all.py
 (`make cluster` first builds the lab with deploys/lxc_hosts.py, since pyinfra must reach
 the containers before it runs this file.)
 """
 
+from pgha.backup.deploy import deploy_backup_hosts, stanza_and_check
 from pgha.common.operations import barrier
 from pgha.etcd.deploy import deploy_etcd
 from pgha.haproxy.deploy import deploy_haproxy
@@ -22,4 +24,8 @@ deploy_etcd(cluster)
 barrier(name="etcd is healthy on every member", what="etcd ready")
 deploy_haproxy(cluster)
 barrier(name="HAProxy runs on every Patroni node", what="haproxy ready")
+deploy_backup_hosts(cluster)
+barrier(name="pgBackRest's TLS servers run on the repository host and every Patroni node", what="pgbackrest ready")
 deploy_patroni(cluster)
+barrier(name="Patroni's cluster is healthy", what="patroni ready")
+stanza_and_check(cluster)

@@ -80,6 +80,30 @@ postgresql_parameters = {
     "password_encryption": "scram-sha-256",
 }
 
+# --- Backups: pgBackRest (only with a host in the inventory group `backup`) ----------------
+# The repository host keeps the encrypted repository (passphrase `pgbackrest_repo_passphrase`
+# in the secrets file) and takes the backups from a standby; every Patroni node archives
+# its WAL there and builds replicas from it. Stanza: patroni_scope.
+pgbackrest_tls_port = 8432  # pgBackRest's TLS server, on the repository host and every Patroni node
+pgbackrest_repo_path = "/var/lib/pgbackrest"  # the repository, on the repository host
+pgbackrest_retention_full = 2  # full backups kept (older ones and their WAL are expired)
+pgbackrest_retention_diff = 6  # differential backups kept
+pgbackrest_compress_type = "zst"  # zst, lz4, gz, bz2 or none
+pgbackrest_process_max = 2  # parallel processes of a backup, a restore, the async archiver
+# True: the backup's files are read from a standby; the leader only marks the start and stop
+pgbackrest_backup_from_standby = True
+# None: an unreachable repository makes WAL wait in pg_wal (writes go on; watch the disk).
+# A size such as "8GiB": beyond it WAL is dropped from the queue (writes safe from a full
+# disk, but point-in-time recovery has a gap until the next full backup).
+pgbackrest_archive_push_queue_max = None
+# PostgreSQL's archive_timeout: a WAL file is archived at least this often, even when the
+# cluster is nearly idle (what a lost cluster can lose at most, restored from the repository)
+pgbackrest_archive_timeout = "60s"
+# systemd OnCalendar schedules of the timers on the repository host (None: no timer)
+pgbackrest_schedule_full = "Sun *-*-* 01:00:00"
+pgbackrest_schedule_diff = "Mon..Sat *-*-* 01:00:00"
+pgbackrest_schedule_incr = "*-*-* 07..23/4:00:00"
+
 # --- HAProxy ----------------------------------------------------------------------------
 haproxy_stats_user = "admin"
 # Health checks of the REST API (OPTIONS /primary, /replica). A new leader is marked up

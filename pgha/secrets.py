@@ -24,10 +24,16 @@ KEYS = (
     "haproxy_stats_password",
     "etcd_root_password",  # etcd's root user: the deploy manages users and roles with it
     "etcd_patroni_password",  # etcd's user for Patroni, limited to this cluster's keys
+    "pgbackrest_repo_passphrase",  # encrypts the pgBackRest repository
 )
 # Keys added after the first version: generated into an existing file at the next deploy.
 # Any other missing key is an error: generating it would silently change a live password.
-ADDED_KEYS = ("etcd_root_password", "etcd_patroni_password")
+ADDED_KEYS = ("etcd_root_password", "etcd_patroni_password", "pgbackrest_repo_passphrase")
+# Keys that cannot change once in use: the repository stays encrypted with its passphrase.
+FIXED_KEYS = {
+    "pgbackrest_repo_passphrase": "the pgBackRest repository is encrypted with it for good; "
+    "a new passphrase needs a new repository (a new stanza)",
+}
 MIN_LENGTH = 16
 ENV_VAR = "PGHA_SECRETS"
 
@@ -82,6 +88,9 @@ def rotate(keys: list[str]) -> list[str]:
         raise ValueError(
             f"unknown secrets key(s) {', '.join(unknown)}: expected some of {', '.join(KEYS)}"
         )
+    fixed = [f"{key}: {FIXED_KEYS[key]}" for key in keys if key in FIXED_KEYS]
+    if fixed:
+        raise ValueError(f"cannot rotate {'; '.join(fixed)}")
     file = ensure()
     values = json.loads(file.read_text(encoding="utf-8"))
     _save(file, {**values, **{key: _generate() for key in keys}})

@@ -1,7 +1,7 @@
-"""The lab's topology, the seed's: its network on this machine, three etcd members and
-three Patroni members, one LXC container each. Plain data, no side effect: inventory.py
-and the unit tests build their inventory groups from it, and each address is written here
-and only here. (group_data/all.py may still override any of the lab_* values.)"""
+"""The lab's topology, the seed's: its network on this machine, three etcd members,
+three Patroni members and the backup repository host, one LXC container each. Plain data,
+no side effect: inventory.py and the unit tests build their inventory groups from it, and
+each address is written here and only here. (group_data/all.py may still override any of the lab_* values.)"""
 
 from __future__ import annotations
 
@@ -39,8 +39,14 @@ PATRONI_NODES = {
     "pg_patroni3": ("10.0.3.68", "pg-3", ["p3"]),
 }
 
+# the pgBackRest repository host
+BACKUP_NODES = {
+    "backup1": "10.0.3.100",
+}
 
-def groups(etcd_nodes: dict | None = None, patroni_nodes: dict | None = None) -> dict[str, list | tuple]:
+
+def groups(etcd_nodes: dict | None = None, patroni_nodes: dict | None = None,
+           backup_nodes: dict | None = None) -> dict[str, list | tuple]:
     """pyinfra inventory groups: the LXC host (this machine), the containers, and `all`
     carrying the lab's settings and client networks."""
     etcd = [(n, container_host_data(n, a)) for n, a in (etcd_nodes or ETCD_NODES).items()]
@@ -48,11 +54,13 @@ def groups(etcd_nodes: dict | None = None, patroni_nodes: dict | None = None) ->
         (n, container_host_data(n, a, patroni_name=pg, aliases=list(al)))
         for n, (a, pg, al) in (patroni_nodes or PATRONI_NODES).items()
     ]
+    backup = [(n, container_host_data(n, a)) for n, a in (BACKUP_NODES if backup_nodes is None else backup_nodes).items()]
     lab = [("@local", {})]
-    names = list(dict.fromkeys(name for name, _ in lab + etcd + patroni))
+    names = list(dict.fromkeys(name for name, _ in lab + etcd + patroni + backup))
     return {
         "all": (names, {**LAB_SETTINGS, **CLIENTS}),
         LAB_GROUP: lab,
         "etcd": etcd,
         "patroni": patroni,
+        "backup": backup,
     }

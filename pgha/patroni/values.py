@@ -9,6 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from pgha.backup import values as backup_values
 from pgha.etcd import values as etcd_values
 from pgha.pki import values as pki
 from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
@@ -162,6 +163,7 @@ def config(cluster, node) -> dict:
     """The values of /etc/patroni/<name>.yml for one member."""
     s = cluster.settings
     secrets = cluster.secrets
+    archiving = backup_values.patroni_config(cluster)
     return {
         "scope": s["patroni_scope"],
         "name": node.patroni_name,
@@ -172,7 +174,9 @@ def config(cluster, node) -> dict:
         "restapi_keyfile": pki.key_file(TLS_SERVICE),
         "ca_file": pki.CA_FILE,
         "verify_server": VERIFY_SERVER,
-        "tls_parameters": TLS_PARAMETERS,
+        # set in this file, not the DCS: TLS files and archiving are pgha's own
+        "local_parameters": {**TLS_PARAMETERS, **(archiving.get("parameters") or {})},
+        "archiving": archiving,
         "restapi_username": s["patroni_restapi_username"],
         "restapi_password": secrets["restapi_password"],
         "dcs_hosts": dcs_hosts(cluster),

@@ -260,3 +260,13 @@ def problems(cluster) -> list[str]:
                 f"{', '.join(missing)}: expected every name and address clients use for it"
             )
     return found
+
+
+def common_names(cluster) -> dict[str, str]:
+    """Each node's certificate common name (what pgBackRest's tls-server-auth matches), by
+    node name: read from the certificate, so your own CA's naming is followed too."""
+    names = {}
+    for name, files in cluster.tls.items():
+        attributes = _load_cert(files.cert).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        names[name] = attributes[0].value if attributes else name
+    return names

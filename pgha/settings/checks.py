@@ -19,6 +19,7 @@ from pgha.settings.schema import (
     is_int,
     is_port,
 )
+from pgha.backup.values import problems as backup_problems
 from pgha.lab.values import network_problems as lab_network_problems
 from pgha.postgres.parameters import RENAMED, catalogue, parameter_problems, versions
 from pgha.releases import RELEASES
@@ -214,9 +215,8 @@ def check(groups: dict[str, Any], data: dict[str, Any], lab_data: dict[str, Any]
     _check_unknown_keys(data, problems)
     problems += host_data_problems(groups)
     problems += group_problems(group_names)
-    etcd, patroni = nodes_from_groups(groups, problems)
     settings = {**data, **{k: lab[k] for k in LAB_SETTINGS if k in lab}}
-    cluster = Cluster(settings=settings, etcd=etcd, patroni=patroni)
+    cluster = Cluster(settings=settings, **nodes_from_groups(groups, problems))
     _resolve_release(cluster.settings, problems)
     _check_topology(cluster, problems)
     _check_users(cluster.settings, problems)
@@ -224,6 +224,7 @@ def check(groups: dict[str, Any], data: dict[str, Any], lab_data: dict[str, Any]
     if has_lab:
         problems.extend(lab_network_problems(cluster))
     _check_timings(cluster.settings, problems)
+    problems.extend(backup_problems(cluster))
     if problems:
         raise ConfigError(problems)
     return cluster

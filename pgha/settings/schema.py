@@ -13,6 +13,9 @@ from typing import Any, Callable
 from pgha.releases import RELEASES
 
 DURATION = re.compile(r"^\d+(ms|s|m|h)?$")
+PG_DURATION = re.compile(r"^\d+(ms|s|min|h|d)?$")
+SIZE = re.compile(r"^\d+(KiB|MiB|GiB|TiB|KB|MB|GB|TB)$")
+COMPRESS_TYPES = ("zst", "lz4", "gz", "bz2", "none")
 
 
 def is_port(value: Any) -> bool:
@@ -138,6 +141,29 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: is_list_of(is_hostname)(v),
         "a list of DNS names such as ['db.example.com'] (or [])",
     ),
+    "pgbackrest_tls_port": PORT,
+    "pgbackrest_repo_path": (
+        lambda v: is_str(v) and v.startswith("/") and v.rstrip("/") != "", "an absolute path other than /"
+    ),
+    "pgbackrest_retention_full": (is_int(1), "a number of full backups to keep, at least 1"),
+    "pgbackrest_retention_diff": (is_int(1), "a number of differential backups to keep, at least 1"),
+    "pgbackrest_compress_type": (
+        lambda v: v in COMPRESS_TYPES, f"one of {', '.join(repr(t) for t in COMPRESS_TYPES)}"
+    ),
+    "pgbackrest_process_max": (is_int(1), "a number of parallel processes, at least 1"),
+    "pgbackrest_backup_from_standby": (lambda v: isinstance(v, bool), "true or false"),
+    "pgbackrest_archive_push_queue_max": (
+        lambda v: v is None or (isinstance(v, str) and SIZE.match(v) is not None),
+        "None (WAL waits in pg_wal until the repository has it) or a size such as '4GiB'",
+    ),
+    "pgbackrest_archive_timeout": (
+        lambda v: isinstance(v, str) and PG_DURATION.match(v) is not None,
+        "a PostgreSQL duration such as 60s or 5min (units ms, s, min, h, d)"
+    ),
+    # the schedules' syntax is checked by pgha.backup.values.problems (systemd-analyze)
+    "pgbackrest_schedule_full": (lambda v: v is None or is_str(v), "a systemd OnCalendar expression or None"),
+    "pgbackrest_schedule_diff": (lambda v: v is None or is_str(v), "a systemd OnCalendar expression or None"),
+    "pgbackrest_schedule_incr": (lambda v: v is None or is_str(v), "a systemd OnCalendar expression or None"),
     "haproxy_check_rise": (is_int(1), "an integer, at least 1"),
     "haproxy_check_fall": (is_int(1), "an integer, at least 1"),
 }

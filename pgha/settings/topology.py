@@ -7,8 +7,9 @@ from typing import Any
 
 from pgha.settings.schema import is_ipv4
 
-# The inventory groups that make the cluster, and the lab's builder (not part of it)
-GROUPS = ("etcd", "patroni")
+# The inventory groups that make the cluster (`backup`: the pgBackRest repository host, at
+# most one; none means no archiving and no backups), and the lab's builder (not part of it)
+GROUPS = ("etcd", "patroni", "backup")
 LAB_GROUP = "lxc_hosts"
 
 
@@ -47,6 +48,7 @@ class Cluster:
     settings: dict[str, Any]
     etcd: list[Node]
     patroni: list[Node]
+    backup: list[Node] = field(default_factory=list)
     # the checked secrets file (pgha.secrets), loaded once by pgha.settings.loader
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     # each node's TLS files on the control machine (pgha.pki.authority.HostFiles), by name
@@ -55,7 +57,7 @@ class Cluster:
     @property
     def nodes(self) -> list[Node]:
         seen: dict[str, Node] = {}
-        for node in self.etcd + self.patroni:
+        for node in self.etcd + self.patroni + self.backup:
             seen.setdefault(node.name, node)
         return list(seen.values())
 
@@ -79,6 +81,8 @@ class Cluster:
                 "haproxy_stats_port",
                 "haproxy_etcd_port",
             ]
+        if "backup" in node.groups or ("patroni" in node.groups and self.backup):
+            names += ["pgbackrest_tls_port"]
         return {name: self.settings.get(name) for name in names}
 
 
@@ -87,9 +91,10 @@ def host_entries(group: Any) -> list[tuple[str, dict]]:
     return [h if isinstance(h, tuple) else (h, {}) for h in hosts]
 
 
-def nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> tuple[list[Node], list[Node]]:
+def nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> dict[str, list[Node]]:
+    """Each group's nodes, by group name (GROUPS)."""
     by_name: dict[str, Node] = {}
-    members: dict[str, list[Node]] = {"etcd": [], "patroni": []}
+    members: dict[str, list[Node]] = {group: [] for group in GROUPS}
     for group in GROUPS:
         for name, data in host_entries(groups.get(group, [])):
             address = data.get("address") or data.get("ssh_hostname")
@@ -126,4 +131,4 @@ def nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> tuple[list
                 node.patroni_name = data.get("patroni_name") or name
                 node.aliases = list(data.get("aliases", []))
             members[group].append(node)
-    return members["etcd"], members["patroni"]
+    return members

@@ -265,6 +265,10 @@ def test_postgresql_paths(cluster):
         "ssl_key_file": "/etc/pgha/tls/postgres.key",
         "ssl_ca_file": "/etc/pgha/tls/ca.crt",
         "ssl_min_protocol_version": "TLSv1.2",
+        # the lab has a `backup` host: archiving to pgBackRest
+        "archive_mode": "on",
+        "archive_command": "pgbackrest --stanza=my-ha-cluster archive-push %p",
+        "archive_timeout": "60s",
     }
 
 

@@ -106,6 +106,7 @@ def _with_own_files(cluster, folder, **overrides):
         settings={**cluster.settings, "tls_ca_file": str(folder / "ca.crt")},
         etcd=[nodes[n.name] for n in cluster.etcd],
         patroni=[nodes[n.name] for n in cluster.patroni],
+        backup=[nodes[n.name] for n in cluster.backup],
     )
 
 

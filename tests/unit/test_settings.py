@@ -70,7 +70,8 @@ def test_valid_config_passes(groups, group_data, caplog):
     assert [n.address for n in cluster.patroni] == ["10.0.3.141", "10.0.3.201", "10.0.3.68"]
     assert [n.patroni_name for n in cluster.patroni] == ["pg-1", "pg-2", "pg-3"]
     assert cluster.node("pg-2").all_names == ["pg_patroni2", "pg-2", "p2"]
-    assert len(cluster.nodes) == 6
+    assert [n.name for n in cluster.backup] == ["backup1"]
+    assert len(cluster.nodes) == 7
     assert cluster.settings["postgresql_port"] == group_data["postgresql_port"]
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
@@ -291,7 +292,7 @@ def test_shared_host_with_distinct_ports_is_accepted(groups, group_data):
     group_data["haproxy_etcd_port"] = 2391
     cluster = check(groups, group_data)
     assert cluster.node("pg_patroni1").groups == {"etcd", "patroni"}
-    assert len(cluster.nodes) == 5
+    assert len(cluster.nodes) == 6  # 3 shared hosts, 2 Patroni-only, the repository host
 
 
 @pytest.mark.parametrize("value", [0, -1, 65536, 70000, "5432", 5432.0, True, None])
@@ -521,7 +522,7 @@ def test_check_without_secrets_does_not_look_at_them(groups, group_data, secrets
     monkeypatch.setattr(secrets, "path", forbidden)
     monkeypatch.setattr(secrets, "ensure", forbidden)
     cluster = check(groups, group_data)
-    assert len(cluster.nodes) == 6
+    assert len(cluster.nodes) == 7
     assert secrets_path.read_text() == "not json at all"
 
 

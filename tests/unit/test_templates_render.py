@@ -8,6 +8,7 @@ import pytest
 from pyinfra.api.util import get_template
 
 from pgha import PROJECT_ROOT
+from pgha.backup import values as backup
 from pgha.etcd import values as etcd
 from pgha.firewall import values as firewall
 from pgha.haproxy import values as haproxy
@@ -32,7 +33,16 @@ def template_data(cluster) -> dict[str, dict]:
         "patroni/role-pgpass.j2": patroni.role_pgpass(cluster, "patroni_admin_user"),
         "haproxy/haproxy.cfg.j2": haproxy.config(cluster),
         "haproxy/hold.py.j2": haproxy.hold_script(cluster),
+        "backup/pgbackrest.conf.j2": backup.repository_config(cluster, common_names(cluster)),
+        "backup/server.service.j2": backup.server_unit(cluster.node("backup1")),
+        "backup/backup.service.j2": backup.timers(cluster)[0],
+        "backup/backup.timer.j2": backup.timers(cluster)[0],
     }
+
+
+def common_names(cluster) -> dict[str, str]:
+    """The cluster CA's certificates are named after the node (pgha.pki.authority.issue)."""
+    return {n.name: n.name for n in cluster.nodes}
 
 
 def test_every_template_is_covered(cluster):

@@ -1,0 +1,95 @@
+"""What the repository holds, from `pgbackrest info --output=json` on the repository host.
+``parse_info`` is the one parser: the deploy's facts, `pgha backups`, `pgha restore` and the
+tests read the repository through it."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from pyinfra.api import FactBase
+
+from pgha.backup.values import REPO_USER, make_pgbackrest_command
+
+# pgBackRest's stanza status codes (`info`): the stanza must be created for these
+MISSING_STANZA = {1: "missing stanza path", 3: "missing stanza data"}
+NO_BACKUP = 2
+
+
+def _time(epoch) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+def parse_info(text: str, stanza: str | None = None) -> dict | None:
+    """``{"status": code, "message": str, "backups": [...], "wal": (first, last) or None}``
+    of ``stanza`` (default: the first, `info --stanza=` answers only for one); each backup ``{"label", "type", "start", "stop" (epoch seconds), "size",
+    "repo_size", "wal_start", "wal_stop", "prior"}``. None: no answer for that stanza."""
+    try:
+        stanzas = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(stanzas, list):
+        return None
+    found = next((s for s in stanzas if isinstance(s, dict) and stanza in (None, s.get("name"))), None)
+    if found is None:
+        return None
+    backups = []
+    for b in found.get("backup") or []:
+        info, archive = b.get("info") or {}, b.get("archive") or {}
+        backups.append({
+            "label": b.get("label"),
+            "type": b.get("type"),
+            "start": (b.get("timestamp") or {}).get("start"),
+            "stop": (b.get("timestamp") or {}).get("stop"),
+            "size": info.get("size"),
+            "repo_size": (info.get("repository") or {}).get("delta"),
+            "wal_start": archive.get("start"),
+            "wal_stop": archive.get("stop"),
+            "prior": b.get("prior"),
+            "error": b.get("error", False),
+        })
+    wal = [(a.get("min"), a.get("max")) for a in found.get("archive") or [] if a.get("min")]
+    status = found.get("status") or {}
+    return {
+        "status": status.get("code"),
+        "message": status.get("message"),
+        "backups": backups,
+        "wal": (min(w[0] for w in wal), max(w[1] for w in wal)) if wal else None,
+    }
+
+
+def restore_window(info: dict | None, now: float) -> tuple[int, int] | None:
+    """(oldest, newest) epoch seconds one can restore to: from the end of the oldest backup
+    (the first consistent point) to now, the archive being continuous since (the newest
+    point is what the leader archived last; `pgha restore` archives the current WAL first).
+    None when there is no backup."""
+    good = [b for b in (info or {}).get("backups", []) if b["stop"] and not b["error"]]
+    if not good:
+        return None
+    return min(b["stop"] for b in good), int(now)
+
+
+def backup_for_time(info: dict, target: float) -> dict | None:
+    """The newest backup that ended at or before ``target`` (what a restore to it replays from)."""
+    good = [b for b in info.get("backups", []) if b["stop"] and not b["error"] and b["stop"] <= target]
+    return max(good, key=lambda b: b["stop"]) if good else None
+
+
+def human_time(epoch) -> str | None:
+    return _time(epoch)
+
+
+class PgbackrestInfo(FactBase):
+    """parse_info of this cluster's stanza, asked on the repository host (None when
+    pgBackRest does not answer, e.g. not installed yet)."""
+
+    def command(self, stanza: str) -> str:
+        return make_pgbackrest_command(stanza, "--output=json", "info", user=REPO_USER) + " 2>/dev/null || true"
+
+    def requires_command(self, stanza: str) -> str:
+        return "pgbackrest"
+
+    def process(self, output):
+        return parse_info("\n".join(output))
