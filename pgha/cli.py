@@ -4,20 +4,28 @@ Usage:
   pgha status [--inventory inventory.py]
   pgha switchover [--to pg-2] [--inventory inventory.py]
   pgha rotate KEY [KEY ...]     new values for secrets keys (then run the deploy)
+  pgha backup [--type full|diff|incr]
+  pgha backups
+  pgha restore (--time "YYYY-MM-DD HH:MM:SS+00" | --latest | --label LABEL) --yes
+  pgha reinit MEMBER            rebuild a replica (from the repository when it has a backup)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from pgha import client, secrets
-from pgha.errors import ConfigError, SwitchoverError
+from pgha.backup import commands as backups
+from pgha.backup import restore as whole_cluster
+from pgha.backup.facts import human_time
+from pgha.errors import BackupError, ConfigError, RemoteError, SwitchoverError
 from pgha.patroni import rest
 from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgha", description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
     # --inventory is accepted after the command too (`pgha switchover --to pg-2 --inventory X`);
@@ -25,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--inventory", default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("status", parents=[common], help="members, roles, timelines and lag")
+    commands.add_parser("status", parents=[common], help="members, roles, timelines, lag and WAL archiving")
     switch = commands.add_parser("switchover", parents=[common], help="planned change of leader, through Patroni")
     switch.add_argument("--to", dest="candidate", help="Patroni name of the new leader (default: any healthy replica)")
     switch.add_argument("--timeout", type=float, default=60)
@@ -33,8 +41,22 @@ def main(argv: list[str] | None = None) -> int:
         "rotate", help="new values for secrets keys in the secrets file; the next deploy rolls them out"
     )
     rotate.add_argument("keys", nargs="+", metavar="KEY", help=f"one of: {', '.join(secrets.KEYS)}")
-    args = parser.parse_args(argv)
+    backup = commands.add_parser("backup", parents=[common], help="take a backup now (from a standby)")
+    backup.add_argument("--type", dest="backup_type", default="incr", choices=["full", "diff", "incr"])
+    commands.add_parser("backups", parents=[common], help="the backups and the times one can restore to")
+    restore = commands.add_parser("restore", parents=[common], help="the whole cluster back to a point in time")
+    target = restore.add_mutually_exclusive_group(required=True)
+    target.add_argument("--time", dest="at", help='a past time with its UTC offset: "YYYY-MM-DD HH:MM:SS+00"')
+    target.add_argument("--latest", action="store_true", help="every WAL the repository holds")
+    target.add_argument("--label", help="the end of one backup (a label of `pgha backups`)")
+    restore.add_argument("--yes", action="store_true", help="confirm: the cluster's current data is replaced")
+    reinit = commands.add_parser("reinit", parents=[common], help="rebuild one replica (from the repository)")
+    reinit.add_argument("member", help="its Patroni name (or inventory name)")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "rotate":
         return _rotate(args.keys)
     try:
@@ -42,17 +64,69 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"pgha: {error}", file=sys.stderr)
         return 2
-    if args.command == "status":
-        for m in rest.members(cluster):
-            print(f"{m['name']:<8} {m['host']:<15} {m['role']:<8} {m['state']:<10} TL {m['timeline']} lag {m['lag']}")
-        return 0
     try:
-        result = client.switchover(cluster, args.candidate, args.timeout)
-    except SwitchoverError as error:
-        print(f"pgha switchover: {error}", file=sys.stderr)
+        return COMMANDS[args.command](cluster, args)
+    except (BackupError, RemoteError, SwitchoverError) as error:
+        print(f"pgha {args.command}: {error}", file=sys.stderr)
         return 1
+
+
+def _status(cluster, args) -> int:
+    members = rest.members(cluster)
+    for m in members:
+        print(f"{m['name']:<8} {m['host']:<15} {m['role']:<8} {m['state']:<10} TL {m['timeline']} lag {m['lag']}")
+    leader = next((m for m in members if m["role"] == "leader"), None)
+    if cluster.backup and leader:
+        print(backups.archiving_line(backups.archiver(cluster, cluster.node(leader["name"]))))
+    return 0
+
+
+def _switchover(cluster, args) -> int:
+    result = client.switchover(cluster, args.candidate, args.timeout)
     print(f"switchover {result['from']} -> {result['to']}: writes accepted through HAProxy after {result['seconds']:.2f}s")
     return 0
+
+
+def _backup(cluster, args) -> int:
+    taken = backups.take_backup(cluster, args.backup_type)
+    print(f"{taken['label']}  ({taken['type']} backup, {taken['seconds']}s, ended {human_time(taken['stop'])})")
+    return 0
+
+
+def _backups(cluster, args) -> int:
+    leader = rest.leader(cluster)
+    state = backups.archiver(cluster, cluster.node(leader["name"])) if leader else None
+    print(backups.backups_table(backups.info(cluster), time.time(), (state or {}).get("last_archived_time")))
+    return 0
+
+
+def _restore(cluster, args) -> int:
+    chosen = whole_cluster.plan(backups.info(cluster), time.time(), at=args.at, latest=args.latest, label=args.label)
+    if not args.yes:
+        raise BackupError(
+            f"this replaces the whole cluster's data with {chosen['target']}: add --yes to go ahead"
+        )
+    print(f"restoring the whole cluster to {chosen['target']}")
+    result = whole_cluster.restore(cluster, chosen)
+    print(f"restored in {result['seconds']}s: {result['leader']} leads on timeline {result['timeline']}, "
+          "every replica streams")
+    return 0
+
+
+def _reinit(cluster, args) -> int:
+    result = backups.reinit(cluster, args.member)
+    print(f"{result['member']} rebuilt in {result['seconds']}s (by {result['method']}), streaming from the leader")
+    return 0
+
+
+COMMANDS = {
+    "status": _status,
+    "switchover": _switchover,
+    "backup": _backup,
+    "backups": _backups,
+    "restore": _restore,
+    "reinit": _reinit,
+}
 
 
 def _rotate(keys: list[str]) -> int:

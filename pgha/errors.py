@@ -31,3 +31,11 @@ class SwitchoverError(Exception):
 
 class WaitTimeout(Exception):
     """A condition did not hold before its deadline; the message says what was last seen."""
+
+
+class RemoteError(Exception):
+    """A command on a node (pgha.remote) failed; the message names the node and says why."""
+
+
+class BackupError(Exception):
+    """A backup, a restore or a rebuild cannot go ahead, or failed: the message says why."""

@@ -1,0 +1,160 @@
+"""The repository seen from the control machine: `pgha backup`, `pgha backups`,
+`pgha reinit` and the archiving line of `pgha status`. Commands run on the nodes over SSH
+(pgha.remote); the repository is read through pgha.backup.facts.parse_info."""
+
+from __future__ import annotations
+
+import time
+
+from pgha import remote
+from pgha.backup import values
+from pgha.backup.facts import human_time, parse_info, restore_window
+from pgha.errors import BackupError
+from pgha.patroni import rest
+from pgha.patroni.facts import patronictl
+from pgha.patroni.values import config_file
+from pgha.postgres.facts import make_psql_command
+from pgha.waiting import wait_for
+
+
+def repository(cluster):
+    if not values.enabled(cluster):
+        raise BackupError("the inventory has no `backup` host: no repository, no backups")
+    return cluster.backup[0]
+
+
+def pgbackrest(cluster, *args: str) -> str:
+    """A pgbackrest command on the repository host, as the repository's user."""
+    return values.make_pgbackrest_command(values.stanza(cluster.settings), *args, user=values.REPO_USER)
+
+
+def info(cluster) -> dict:
+    """parse_info of the repository (a BackupError when it does not answer)."""
+    found = parse_info(remote.run(repository(cluster), pgbackrest(cluster, "--output=json", "info"), timeout=60))
+    if found is None:
+        raise BackupError(f"pgbackrest info on {repository(cluster).name} gave no answer for the stanza")
+    return found
+
+
+def take_backup(cluster, backup_type: str = "incr") -> dict:
+    """A backup now (from a standby when pgbackrest_backup_from_standby); the new backup's
+    entry of info() with the seconds it took."""
+    if backup_type not in values.BACKUP_TYPES:
+        raise BackupError(f"--type {backup_type!r}: expected one of {', '.join(values.BACKUP_TYPES)}")
+    before = {b["label"] for b in info(cluster)["backups"]}
+    started = time.monotonic()
+    remote.run(repository(cluster), pgbackrest(cluster, f"--type={backup_type}", "backup"), timeout=6 * 3600)
+    seconds = time.monotonic() - started
+    new = [b for b in info(cluster)["backups"] if b["label"] not in before]
+    if not new:
+        raise BackupError("pgbackrest backup ended but the repository shows no new backup")
+    return {**new[-1], "seconds": round(seconds, 1)}
+
+
+def _size(value) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return str(value)
+
+
+def backups_table(found: dict, now: float, last_archived: str | None = None) -> str:
+    """`pgha backups`: one line a backup, then the window one can restore to."""
+    lines = [f"{'label':<25} {'type':<5} {'start':<22} {'stop':<22} {'size':>9} {'repo':>9}  wal"]
+    for b in found["backups"]:
+        lines.append(
+            f"{b['label']:<25} {b['type']:<5} {human_time(b['start']):<22} {human_time(b['stop']):<22} "
+            f"{_size(b['size']):>9} {_size(b['repo_size']):>9}  {b['wal_start']}..{b['wal_stop']}"
+        )
+    window = restore_window(found, now)
+    if window is None:
+        lines.append("no backup yet: nothing to restore to (`pgha backup --type full` takes one)")
+    else:
+        newest = last_archived or human_time(window[1])
+        lines.append(
+            f"restore to any time from {human_time(window[0])} (the end of the oldest backup) "
+            f"to {newest} (the last WAL file archived; `pgha restore --latest` archives the current one first)"
+        )
+    if found.get("wal"):
+        lines.append(f"WAL archived: {found['wal'][0]} .. {found['wal'][1]}")
+    return "\n".join(lines)
+
+
+ARCHIVER_QUERY = (
+    "SELECT coalesce(to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
+    "coalesce(last_archived_wal, ''), failed_count, "
+    "coalesce(to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
+    "coalesce(last_failed_wal, ''), "
+    "(last_failed_time IS NOT NULL AND last_failed_time > coalesce(last_archived_time, '-infinity')) "
+    "FROM pg_stat_archiver"
+)
+
+
+def parse_archiver(line: str) -> dict | None:
+    """One row of ARCHIVER_QUERY (psql -At, '|' separated)."""
+    fields = line.strip().split("|")
+    if len(fields) != 6:
+        return None
+    return {
+        "last_archived_time": fields[0] or None,
+        "last_archived_wal": fields[1] or None,
+        "failed_count": int(fields[2]),
+        "last_failed_time": fields[3] or None,
+        "last_failed_wal": fields[4] or None,
+        "failing": fields[5] == "t",
+    }
+
+
+def archiver(cluster, node) -> dict | None:
+    """pg_stat_archiver of ``node``'s PostgreSQL (asked as the superuser, on the node)."""
+    s = cluster.settings
+    command = make_psql_command(ARCHIVER_QUERY, s["postgresql_port"], user=s["patroni_superuser"])
+    return parse_archiver(remote.run(node, command, timeout=30, check=False))
+
+
+def archiving_line(state: dict | None) -> str:
+    """The line `pgha status` prints about WAL archiving on the leader."""
+    if state is None:
+        return "archiving: unknown (the leader's pg_stat_archiver did not answer)"
+    if state["failing"]:
+        return (
+            f"archiving: FAILING since {state['last_failed_time']} ({state['last_failed_wal']}; last success "
+            f"{state['last_archived_time'] or 'never'}): WAL waits in pg_wal until the repository is back"
+        )
+    return f"archiving: ok (last {state['last_archived_wal'] or 'none yet'} at {state['last_archived_time'] or '-'})"
+
+
+def reinit(cluster, member: str, timeout: float = 3600) -> dict:
+    """Rebuild one replica on purpose (`patronictl reinit`): Patroni tries the repository
+    first (create_replica_methods), a base backup from the leader only when that fails.
+    Returns {"member", "seconds", "method"} (the method Patroni's log names)."""
+    try:
+        node = cluster.node(member)
+    except KeyError:
+        raise BackupError(f"{member!r} is not a member: expected one of "
+                          f"{', '.join(n.patroni_name for n in cluster.patroni)}") from None
+    if "patroni" not in node.groups:
+        raise BackupError(f"{member!r} is not a Patroni member")
+    current = {m["name"]: m for m in rest.members(cluster)}
+    if current.get(node.patroni_name, {}).get("role") == "leader":
+        raise BackupError(f"{node.patroni_name} is the leader: switch over first (`pgha switchover`)")
+    scope = cluster.settings["patroni_scope"]
+    since = remote.run(node, "date -u '+%Y-%m-%d %H:%M:%S'", timeout=30).strip()
+    started = time.monotonic()
+    remote.run(node, f"{patronictl(config_file(node))} reinit {scope} {node.patroni_name} --force --wait",
+               timeout=timeout)
+
+    def streaming():
+        state = {m["name"]: m for m in rest.members(cluster)}.get(node.patroni_name, {})
+        return state.get("state") == "streaming"
+
+    if not wait_for(streaming, 300, interval=1):
+        raise BackupError(f"{node.patroni_name} was rebuilt but does not stream from the leader after 300s")
+    seconds = time.monotonic() - started
+    log = remote.run(node, f"journalctl -u patroni --since '{since}' --no-pager -o cat", timeout=30, check=False)
+    method = next((line.split("replica has been created using", 1)[1].strip().split()[0]
+                   for line in reversed(log.splitlines()) if "replica has been created using" in line), "unknown")
+    return {"member": node.patroni_name, "seconds": round(seconds, 1), "method": method}
