@@ -1,6 +1,7 @@
 """The seed's "Ajout d'un nouveau secondaire": from a cluster of pg-1 and pg-2, adding
-pg_patroni3 to the inventory and re-running makes it a streaming replica, without
-restarting the other members or moving the leadership.
+pg_patroni3 to the inventory and re-running makes it a streaming replica, restored from the
+pgBackRest repository (the seed's "Amélioration"), without restarting the other members or
+moving the leadership.
 
 pg_patroni3 is first taken out of the running lab cluster (Patroni stopped, data wiped),
 the deploy is run with a 2-member inventory, then with the real one.
@@ -49,7 +50,7 @@ def _two_member_inventory(tmp_path):
         "from pgha.settings.loader import check_inventory\n"
         "_groups = topology.groups()\n"
         f"_groups['patroni'] = [h for h in _groups['patroni'] if h[0] != {REMOVED!r}]\n"
-        "all, lxc_hosts, etcd, patroni = (_groups[g] for g in ('all', 'lxc_hosts', 'etcd', 'patroni'))\n"
+        "all, lxc_hosts, etcd, patroni, backup = (_groups[g] for g in ('all', 'lxc_hosts', 'etcd', 'patroni', 'backup'))\n"
         "check_inventory(__file__)\n"
     )
     path = tmp_path / "inventory_two_patroni.py"
@@ -87,7 +88,8 @@ def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_other
     }
     assert sorted(before) == ["pg-1", "pg-2"]
 
-    # 3. the real inventory adds pg-3
+    # 3. the real inventory adds pg-3 (restored from the pgBackRest repository)
+    since = removed.run("date -u '+%Y-%m-%d %H:%M:%S'").stdout.strip()
     code, output = run_pyinfra(INVENTORY, "deploys/patroni.py", "--limit", "patroni")
     assert code == 0, output[-3000:]
     members = _wait(
@@ -100,6 +102,9 @@ def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_other
     }
     assert replication.get(REMOVED_MEMBER) == "streaming", replication
     assert members[REMOVED_MEMBER]["role"] == "replica"
+    if cluster.backup:
+        log = removed.run(f"journalctl -u patroni --since '{since}' --no-pager -o cat").stdout
+        assert "replica has been created using pgbackrest" in log, log[-2000:]
     # the leader did not move and the other members were not restarted
     assert _members(leader_address)[
         next(n for n, m in members.items() if m["host"] == leader_address)
