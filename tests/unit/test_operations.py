@@ -47,7 +47,7 @@ import pgha.common.checks
 CASES_DIR = Path(__file__).resolve().parent / "operations"
 
 # <module> in a case directory's name -> the module that defines the operations
-OPERATION_MODULES = {name: f"pgha.{name}.operations" for name in ("common", "etcd", "lab", "patroni")}
+OPERATION_MODULES = {name: f"pgha.{name}.operations" for name in ("backup", "common", "etcd", "lab", "patroni")}
 
 STAGES = {"prepare": StateStage.Prepare, "execute": StateStage.Execute}
 CASE_KEYS = {"args", "facts", "stage", "host", "commands", "noop", "raises"}

@@ -67,6 +67,11 @@ def test_every_template_is_covered(cluster):
         "patroni/restapi-curlrc.j2",
         "patroni/role-pgpass.j2",
         "haproxy/haproxy.cfg.j2",
+        "haproxy/hold.py.j2",
+        "backup/pgbackrest.conf.j2",
+        "backup/server.service.j2",
+        "backup/backup.service.j2",
+        "backup/backup.timer.j2",
     ],
 )
 def test_render_is_pyinfra_rendering(cluster, template):
@@ -83,3 +88,42 @@ def test_a_missing_value_fails_the_render(cluster):
     incomplete = {key: value for key, value in data.items() if key != "restapi_password"}
     with pytest.raises(jinja2.UndefinedError):
         render("patroni/patroni.yml.j2", incomplete)
+
+
+def parse_pgbackrest_conf(text: str) -> dict[str, list[tuple[str, str]]]:
+    """pgbackrest.conf as pgBackRest reads it, strictly: `[section]` headers, then one
+    `key=value` a line, no blank line inside a section (a blank line only before a header)."""
+    lines = text.split("\n")
+    assert lines[-1] == "" and lines[-2] != "", "one newline at the end"
+    assert lines[0].startswith("# Managed by pgha")
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for number, line in enumerate(lines[1:-1], start=2):
+        if line == "":
+            assert lines[number].startswith("["), f"line {number}: a blank line inside a section"
+            continue
+        if line.startswith("["):
+            assert line.endswith("]") and lines[number - 2] == "", f"line {number}: {line!r}"
+            current = line[1:-1]
+            assert current not in sections, f"section {current} twice"
+            sections[current] = []
+            continue
+        assert current is not None, f"line {number}: {line!r} before any section"
+        key, sep, value = line.partition("=")
+        assert sep and key and value and key == key.strip() and value == value.strip(), f"line {number}: {line!r}"
+        assert all(c.isalnum() or c == "-" for c in key), f"line {number}: key {key!r}"
+        sections[current].append((key, value))
+    return sections
+
+
+@pytest.mark.parametrize("role", ["repository", "member"])
+def test_pgbackrest_conf_is_one_key_value_a_line_in_its_sections(cluster, role):
+    make = backup.repository_config if role == "repository" else backup.member_config
+    data = make(cluster, common_names(cluster))
+    sections = parse_pgbackrest_conf(render("backup/pgbackrest.conf.j2", data))
+    assert list(sections) == ["global", "my-ha-cluster"]
+    # every option of the values module, in order, and nothing else
+    assert sections == {name: [tuple(option) for option in options] for name, options in data["sections"].items()}
+    assert ("tls-server-auth", "backup1=my-ha-cluster" if role == "member" else "pg_patroni1=my-ha-cluster") in (
+        sections["global"]
+    )
