@@ -133,6 +133,11 @@ def deploy_backup_hosts(cluster):
         return
     node = cluster.node(host.name)
     install(cluster, node)
+    peers = cluster.patroni if role == "repository" else cluster.backup
+    backup_ops.peers_resolve(
+        name="pgbackrest: the other side's names resolve to their addresses (checked against certificates)",
+        peers={values.tls_name(peer): peer.address for peer in peers},
+    )
     firewall(cluster, node)
     certificate = pki.certificate(cluster, node, values.TLS_SERVICE, values.user_of(node), values.user_of(node))
     config = configure(cluster, node, role)

@@ -93,3 +93,18 @@ class PgbackrestInfo(FactBase):
 
     def process(self, output):
         return parse_info("\n".join(output))
+
+
+class ResolvedAddresses(FactBase):
+    """{name: [IPv4 addresses]} as the node resolves each name (getent: /etc/hosts, DNS)."""
+
+    def command(self, names: list[str]) -> str:
+        return "; ".join(f"echo \"{name} $(getent ahostsv4 {name} | awk '{{print $1}}' | sort -u | tr '\\n' ' ')\""
+                         for name in names)
+
+    def process(self, output):
+        found = {}
+        for line in output:
+            name, *addresses = line.split()
+            found[name] = addresses
+        return found

@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
-from pgha.backup.facts import MISSING_STANZA, NO_BACKUP, PgbackrestInfo
+from pgha.backup.facts import MISSING_STANZA, NO_BACKUP, PgbackrestInfo, ResolvedAddresses
 from pgha.backup.values import REPO_USER, make_pgbackrest_command
 from pgha.common.checks import executing
 
@@ -46,3 +46,27 @@ def check_passes(stanza: str):
         raise OperationError(f"pgbackrest check failed: {' '.join(output.stderr_lines or output.stdout_lines)}")
     host.noop("pgbackrest check passed: WAL archiving reaches the repository")
     yield from ()
+
+
+@operation()
+def peers_resolve(peers: dict[str, str]):
+    """Each pgBackRest peer's name (``peers``: name -> address) resolves to its address on
+    this node: pgBackRest checks the name it connects to against the peer's certificate
+    (pgBackRest before 2.46 cannot check an address). A name that resolves to nothing gets
+    a line in /etc/hosts; one that resolves elsewhere fails the deploy before any
+    configuration names it."""
+    found = host.get_fact(ResolvedAddresses, names=sorted(peers))
+    wrong = {name: found.get(name) for name, address in peers.items()
+             if found.get(name) and address not in found[name]}
+    if wrong:
+        raise OperationError(
+            "; ".join(f"{name} resolves to {', '.join(got)} on {host.name}, expected {peers[name]}"
+                      for name, got in wrong.items())
+            + ": give the host a dns_name that resolves to its address (or fix /etc/hosts, DNS)"
+        )
+    missing = sorted(name for name in peers if not found.get(name))
+    if not missing:
+        host.noop(f"{', '.join(sorted(peers))} resolve to their addresses")
+        return
+    for name in missing:
+        yield f"echo '{peers[name]} {name}  # pgha: pgBackRest peer' >> /etc/hosts"
