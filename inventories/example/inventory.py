@@ -1,4 +1,5 @@
-"""Your own machines: three etcd members and three Patroni members on plain Debian hosts.
+"""Your own machines: three etcd members, three Patroni members and the pgBackRest
+repository host on plain Debian hosts.
 
 Usage (from the repository root):
     pyinfra -y inventories/example/inventory.py deploys/all.py
@@ -29,6 +30,15 @@ patroni = [
     host("pg-a", "192.0.2.21", patroni_name="pg-a", **SSH),
     host("pg-b", "192.0.2.22", patroni_name="pg-b", **SSH),
     host("pg-c", "192.0.2.23", patroni_name="pg-c", **SSH),
+]
+
+# The pgBackRest repository (backups, archived WAL): a host of its own, so that backups
+# survive the loss of any database node. Leave the list empty for no archiving and no
+# backups. The Patroni nodes and this host reach each other by name (dns_name if given,
+# else the inventory name; the deploy adds an /etc/hosts line for a name that resolves to
+# nothing).
+backup = [
+    host("backup-a", "192.0.2.31", **SSH),
 ]
 
 check_inventory(__file__)

@@ -73,6 +73,15 @@ def configure(cluster, node, role: str):
     else:
         files.directory(name="pgbackrest: the archive spool", path=values.SPOOL_PATH,
                         user=user, group=user, mode="750")
+        files.directory(name="pgbackrest: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
+        files.template(
+            name="pgbackrest: pgbackrest-if-reachable (restore_command and replica creation fail at once "
+                 "when the repository is away)",
+            src=str(values.TEMPLATES / "if-reachable.sh.j2"),
+            dest=values.IF_REACHABLE,
+            mode="755",
+            config=values.if_reachable_script(cluster),
+        )
         config = values.member_config(cluster, common_names(cluster))
     files.directory(name="pgbackrest: its log directory", path=values.LOG_PATH, user=user, group=user, mode="770")
     files.directory(name="pgbackrest: /etc/pgbackrest", path="/etc/pgbackrest", user="root", group="root", mode="755")

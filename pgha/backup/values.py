@@ -47,11 +47,13 @@ def user_of(node) -> str:
     return REPO_USER if "backup" in node.groups else PG_USER
 
 
-def make_pgbackrest_command(stanza_name: str, *args: str, user: str | None = None) -> str:
+def make_pgbackrest_command(stanza_name: str, *args: str, user: str | None = None,
+                            program: str = "pgbackrest") -> str:
     """The one pgbackrest command line (the deploy, the facts, the CLI, Patroni's and
     PostgreSQL's commands): the cluster's stanza, then ``args``; run as ``user`` when given
-    (else as the caller: PostgreSQL and Patroni run it as postgres)."""
-    command = " ".join(["pgbackrest", f"--stanza={stanza_name}", *args])
+    (else as the caller: PostgreSQL and Patroni run it as postgres); ``program``: pgbackrest
+    or IF_REACHABLE."""
+    command = " ".join([program, f"--stanza={stanza_name}", *args])
     return f"runuser -u {user} -- {command}" if user else command
 
 
@@ -71,24 +73,31 @@ def archive_parameters(settings) -> dict[str, str]:
     }
 
 
-# Seconds of silence before a Patroni node's pgBackRest gives up on the repository (pgBackRest
-# retries a connection for about three times as long). The default, 60, holds a replica's
-# recovery about three minutes on each WAL file asked of an unreachable repository, and a
-# replica's creation as long before its fallback.
-IO_TIMEOUT = 10
+# pgbackrest run only when the repository's TLS server accepts a connection within
+# REACHABLE_SECONDS, else a failure at once. pgBackRest itself retries an unreachable
+# repository for three times its io-timeout (3 min by default): PostgreSQL would wait that
+# long on each WAL file and history file a replica asks for, and Patroni as long before it
+# falls back to a base backup.
+IF_REACHABLE = "/usr/local/lib/pgha/pgbackrest-if-reachable"
+REACHABLE_SECONDS = 2
 
 
 def restore_command(settings) -> str:
     """A replica that has fallen behind the leader's WAL fetches it from the repository;
-    with the repository away, it fails within about 30 s and the replica streams instead."""
-    return make_pgbackrest_command(stanza(settings), f"--io-timeout={IO_TIMEOUT}", "archive-get", "%f", '"%p"')
+    with the repository away, it fails at once and the replica streams instead."""
+    return make_pgbackrest_command(stanza(settings), "archive-get", "%f", '"%p"', program=IF_REACHABLE)
 
 
 def replica_restore_command(settings) -> str:
     """Patroni's first replica creation method: the newest backup, in place (--delta keeps
     the files that match), then the replica streams the rest from the leader. With no backup
     or no repository it fails and Patroni falls back to a base backup."""
-    return make_pgbackrest_command(stanza(settings), f"--io-timeout={IO_TIMEOUT}", "--delta", "restore")
+    return make_pgbackrest_command(stanza(settings), "--delta", "restore", program=IF_REACHABLE)
+
+
+def if_reachable_script(cluster) -> dict:
+    s = cluster.settings
+    return {"host": tls_name(cluster.backup[0]), "port": s["pgbackrest_tls_port"], "seconds": REACHABLE_SECONDS}
 
 
 def patroni_config(cluster) -> dict:

@@ -1,12 +1,13 @@
 """Deploying onto your own machines, as the README's "Deploy onto your own machines" says:
-six plain Debian machines made outside the lab deploy (copies of the base system with their
-own SSH host keys, no curl, no lab /etc/hosts, reached with a key that is not the lab's),
-the example inventory copied and edited the way a user would (addresses, SSH key,
-known_hosts filled by the first-contact step, client networks), and the cluster's ports
-moved off their defaults (etcd client, REST API, PostgreSQL: every port and endpoint must
-come from the settings). Then the deploy with its own checks, a second run that changes
-nothing, `pgha status`, and the verification tests (etcd, Patroni, HAProxy) pointed at that
-inventory through PGHA_INVENTORY.
+seven plain Debian machines (three etcd, three Patroni, the backup repository) made outside
+the lab deploy (copies of the base system with their own SSH host keys, no curl, no lab
+/etc/hosts, reached with a key that is not the lab's), the example inventory copied and
+edited the way a user would (addresses, SSH key, known_hosts filled by the first-contact
+step, client networks), and the cluster's ports moved off their defaults (etcd client, REST
+API, PostgreSQL, pgBackRest: every port and endpoint must come from the settings). Then the
+deploy with its own checks, a second run that changes nothing, `pgha status`, and the
+verification tests (etcd, Patroni, HAProxy, pgBackRest) pointed at that inventory through
+PGHA_INVENTORY.
 
 The machines are destroyed at the end, whatever happened.
 """
@@ -27,7 +28,8 @@ from pgha.lab.deploy import answers_ssh
 
 pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
 
-PORTS = {"etcd_client_port": 2479, "patroni_restapi_port": 8018, "postgresql_port": 5544}
+PORTS = {"etcd_client_port": 2479, "patroni_restapi_port": 8018, "postgresql_port": 5544,
+         "pgbackrest_tls_port": 8532}
 # the example's addresses -> these machines'
 MACHINES = {
     "192.0.2.11": ("own_etcd1", "10.0.3.111"),
@@ -36,6 +38,7 @@ MACHINES = {
     "192.0.2.21": ("own_pg1", "10.0.3.114"),
     "192.0.2.22": ("own_pg2", "10.0.3.115"),
     "192.0.2.23": ("own_pg3", "10.0.3.116"),
+    "192.0.2.31": ("own_backup", "10.0.3.117"),
 }
 EXAMPLE = helpers.PROJECT_ROOT / "inventories" / "example"
 
@@ -43,12 +46,14 @@ VERIFICATION = [
     "tests/integration/test_etcd.py",
     "tests/integration/test_patroni.py",
     "tests/integration/test_haproxy.py",
+    "tests/integration/test_backup.py",
 ]
 VERIFICATION_FILTER = (
     "healthy_seen_from or member_list_matches or ports_listen or key_written or "
     "streaming_replicas or rest_cluster_agrees or health_endpoints or row_written or "
     "show_config or rw_port or ro_port or no_replica_accepts or stats_page or "
-    "local_proxy or multi_host_dsn or config_is_valid"
+    "local_proxy or multi_host_dsn or config_is_valid or tls_servers_run or only_the_other_side or "
+    "encrypted_with_the_secret or lists_them"
 )
 
 
@@ -177,8 +182,10 @@ def test_pgha_status_uses_the_inventory(own):
     inventory, _ = own
     proc = _run(str(helpers.VENV_BIN / "pgha"), "status", "--inventory", str(inventory))
     assert proc.returncode == 0, proc.stderr
-    names = sorted(line.split()[0] for line in proc.stdout.splitlines() if line.strip())
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    names = sorted(line.split()[0] for line in lines if not line.startswith("archiving:"))
     assert names == ["pg-a", "pg-b", "pg-c"], proc.stdout
+    assert any(line.startswith("archiving: ok") for line in lines), proc.stdout
 
 
 def test_verification_passes_against_the_machines(own):

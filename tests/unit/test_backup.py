@@ -70,11 +70,12 @@ def test_postgresql_and_patroni_commands(cluster):
         "archive_timeout": "60s",
     }
     assert values.archive_parameters(s)["archive_command"] == "pgbackrest --stanza=my-ha-cluster archive-push %p"
-    # a short io-timeout: an unreachable repository must not hold a replica's recovery for minutes
-    assert values.restore_command(s) == values.make_pgbackrest_command(STANZA, "--io-timeout=10", "archive-get", "%f", '"%p"')
-    assert values.restore_command(s) == 'pgbackrest --stanza=my-ha-cluster --io-timeout=10 archive-get %f "%p"'
-    assert values.replica_restore_command(s) == values.make_pgbackrest_command(STANZA, "--io-timeout=10", "--delta", "restore")
-    assert values.replica_restore_command(s) == "pgbackrest --stanza=my-ha-cluster --io-timeout=10 --delta restore"
+    # through the wrapper: an unreachable repository must not hold a replica's recovery for minutes
+    wrapper = values.IF_REACHABLE
+    assert values.restore_command(s) == values.make_pgbackrest_command(
+        STANZA, "archive-get", "%f", '"%p"', program=wrapper)
+    assert values.restore_command(s) == f'{wrapper} --stanza=my-ha-cluster archive-get %f "%p"'
+    assert values.replica_restore_command(s) == f"{wrapper} --stanza=my-ha-cluster --delta restore"
 
 
 def test_the_stanza_follows_the_scope_and_the_archive_timeout_its_setting(groups, group_data):
@@ -84,7 +85,7 @@ def test_the_stanza_follows_the_scope_and_the_archive_timeout_its_setting(groups
         "archive_command": "pgbackrest --stanza=shop archive-push %p",
         "archive_timeout": "5min",
     }
-    assert values.patroni_config(cluster)["replica_command"] == "pgbackrest --stanza=shop --io-timeout=10 --delta restore"
+    assert values.patroni_config(cluster)["replica_command"] == f"{values.IF_REACHABLE} --stanza=shop --delta restore"
 
 
 def test_patroni_config_with_a_repository(cluster):

@@ -143,6 +143,7 @@ def test_bad_input_is_refused_with_a_message(tmp_path, in_repo, files, fragment)
 def test_the_example_inventory_passes(in_repo):
     cluster = loader.load_cluster(REPO_ROOT / "inventories" / "example" / "inventory.py")
     assert [n.name for n in cluster.patroni] == ["pg-a", "pg-b", "pg-c"]
+    assert [n.name for n in cluster.backup] == ["backup-a"]
     assert cluster.settings["client_networks"] == ["192.0.2.0/26"]
     assert "lab_bridge" not in cluster.settings  # no lab: no lab setting needed
 

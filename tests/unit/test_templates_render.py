@@ -37,6 +37,7 @@ def template_data(cluster) -> dict[str, dict]:
         "backup/server.service.j2": backup.server_unit(cluster.node("backup1")),
         "backup/backup.service.j2": backup.timers(cluster)[0],
         "backup/backup.timer.j2": backup.timers(cluster)[0],
+        "backup/if-reachable.sh.j2": backup.if_reachable_script(cluster),
     }
 
 
