@@ -18,6 +18,7 @@ import time
 
 from pgha import client, secrets
 from pgha.backup import commands as backups
+from pgha.backup import report
 from pgha.backup import restore as whole_cluster
 from pgha.backup.facts import human_time
 from pgha.errors import BackupError, ConfigError, RemoteError, SwitchoverError
@@ -77,7 +78,7 @@ def _status(cluster, args) -> int:
         print(f"{m['name']:<8} {m['host']:<15} {m['role']:<8} {m['state']:<10} TL {m['timeline']} lag {m['lag']}")
     leader = next((m for m in members if m["role"] == "leader"), None)
     if cluster.backup and leader:
-        print(backups.archiving_line(backups.archiver(cluster, cluster.node(leader["name"]))))
+        print(report.archiving_line(backups.archiver(cluster, cluster.node(leader["name"]))))
     return 0
 
 
@@ -96,7 +97,7 @@ def _backup(cluster, args) -> int:
 def _backups(cluster, args) -> int:
     leader = rest.leader(cluster)
     state = backups.archiver(cluster, cluster.node(leader["name"])) if leader else None
-    print(backups.backups_table(backups.info(cluster), time.time(), (state or {}).get("last_archived_time")))
+    print(report.backups_table(backups.info(cluster), time.time(), (state or {}).get("last_archived_time")))
     return 0
 
 

@@ -25,7 +25,7 @@ def _time(epoch) -> str | None:
 def parse_info(text: str, stanza: str | None = None) -> dict | None:
     """``{"status": code, "message": str, "backups": [...], "wal": (first, last) or None}``
     of ``stanza`` (default: the first, `info --stanza=` answers only for one); each backup ``{"label", "type", "start", "stop" (epoch seconds), "size",
-    "repo_size", "wal_start", "wal_stop", "prior"}``. None: no answer for that stanza."""
+    "delta", "repo_size", "wal_start", "wal_stop", "prior"}``. None: no answer for that stanza."""
     try:
         stanzas = json.loads(text)
     except ValueError:
@@ -43,8 +43,9 @@ def parse_info(text: str, stanza: str | None = None) -> dict | None:
             "type": b.get("type"),
             "start": (b.get("timestamp") or {}).get("start"),
             "stop": (b.get("timestamp") or {}).get("stop"),
-            "size": info.get("size"),
-            "repo_size": (info.get("repository") or {}).get("delta"),
+            "size": info.get("size"),  # the database's
+            "delta": info.get("delta"),  # what this backup copied (all of it for a full one)
+            "repo_size": (info.get("repository") or {}).get("delta"),  # what it stored, compressed
             "wal_start": archive.get("start"),
             "wal_stop": archive.get("stop"),
             "prior": b.get("prior"),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pyinfra import host
+import time
+
+from pyinfra import host, logger
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
-from pgha.backup.facts import MISSING_STANZA, NO_BACKUP, PgbackrestInfo, ResolvedAddresses
+from pgha.backup.facts import MISSING_STANZA, NO_BACKUP, PgbackrestInfo, ResolvedAddresses, parse_info
+from pgha.backup.report import backups_table
 from pgha.backup.values import REPO_USER, make_pgbackrest_command
 from pgha.common.checks import executing
 
@@ -44,6 +47,10 @@ def check_passes(stanza: str):
     status, output = host.run_shell_command(command)
     if not status:
         raise OperationError(f"pgbackrest check failed: {' '.join(output.stderr_lines or output.stdout_lines)}")
+    status, output = host.run_shell_command(make_pgbackrest_command(stanza, "--output=json", "info", user=REPO_USER))
+    found = parse_info("\n".join(output.stdout_lines)) if status else None
+    if found:
+        logger.info("\n--> Backups (pgha backups)\n" + backups_table(found, time.time()))
     host.noop("pgbackrest check passed: WAL archiving reaches the repository")
     yield from ()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgha.backup import commands, restore
+from pgha.backup import report, restore
 from pgha.backup.facts import PgbackrestInfo, backup_for_time, human_time, parse_info, restore_window
 from pgha.errors import BackupError
 
@@ -46,13 +46,13 @@ def test_parse_info_of_a_stanza_with_a_full_and_an_incremental_backup(info):
     assert info["backups"] == [
         {
             "label": FULL, "type": "full", "start": 1795666153, "stop": FULL_STOP,
-            "size": 23535581, "repo_size": 2821776,
+            "size": 23535581, "delta": 23535581, "repo_size": 2821776,
             "wal_start": "000000010000000000000007", "wal_stop": "000000010000000000000007",
             "prior": None, "error": False,
         },
         {
             "label": INCR, "type": "incr", "start": 1795666493, "stop": INCR_STOP,
-            "size": 23535581, "repo_size": 416,
+            "size": 23535581, "delta": 8450, "repo_size": 416,
             "wal_start": "00000001000000000000000D", "wal_stop": "00000001000000000000000D",
             "prior": FULL, "error": False,
         },
@@ -230,7 +230,7 @@ FAILING = ("2026-11-26 04:15:17+00|00000001000000000000000D|3|2026-11-26 04:16:0
 
 
 def test_parse_archiver():
-    assert commands.parse_archiver(ARCHIVED + "\n") == {
+    assert report.parse_archiver(ARCHIVED + "\n") == {
         "last_archived_time": "2026-11-26 04:15:17+00",
         "last_archived_wal": "00000001000000000000000D",
         "failed_count": 0,
@@ -238,36 +238,36 @@ def test_parse_archiver():
         "last_failed_wal": None,
         "failing": False,
     }
-    failing = commands.parse_archiver(FAILING)
+    failing = report.parse_archiver(FAILING)
     assert failing["failing"] is True
     assert failing["failed_count"] == 3
     assert failing["last_failed_wal"] == "00000001000000000000000E"
-    assert commands.parse_archiver("||0|||f")["last_archived_wal"] is None
+    assert report.parse_archiver("||0|||f")["last_archived_wal"] is None
 
 
 @pytest.mark.parametrize("line", ["", "psql: error: connection refused", "a|b|0|c|d"])
 def test_parse_archiver_of_no_row_is_none(line):
-    assert commands.parse_archiver(line) is None
+    assert report.parse_archiver(line) is None
 
 
 def test_archiving_line():
-    assert commands.archiving_line(commands.parse_archiver(ARCHIVED)) == (
+    assert report.archiving_line(report.parse_archiver(ARCHIVED)) == (
         "archiving: ok (last 00000001000000000000000D at 2026-11-26 04:15:17+00)"
     )
-    assert commands.archiving_line(commands.parse_archiver("||0|||f")) == "archiving: ok (last none yet at -)"
-    assert commands.archiving_line(commands.parse_archiver(FAILING)) == (
+    assert report.archiving_line(report.parse_archiver("||0|||f")) == "archiving: ok (last none yet at -)"
+    assert report.archiving_line(report.parse_archiver(FAILING)) == (
         "archiving: FAILING since 2026-11-26 04:16:02+00 (00000001000000000000000E; last success "
         "2026-11-26 04:15:17+00): WAL waits in pg_wal until the repository is back"
     )
-    assert commands.archiving_line(None) == "archiving: unknown (the leader's pg_stat_archiver did not answer)"
+    assert report.archiving_line(None) == "archiving: unknown (the leader's pg_stat_archiver did not answer)"
 
 
 # --- pgha backups -------------------------------------------------------------------------
 
 
 def test_backups_table(info):
-    lines = commands.backups_table(info, NOW).splitlines()
-    assert lines[0].split() == ["label", "type", "start", "stop", "size", "repo", "wal"]
+    lines = report.backups_table(info, NOW).splitlines()
+    assert lines[0].split() == ["label", "type", "start", "stop", "database", "copied", "stored", "wal"]
     assert lines[1].startswith(f"{FULL} ")
     assert lines[1].split()[1] == "full"
     assert "2026-11-26 04:09:13+00 2026-11-26 04:09:16+00" in lines[1]
@@ -277,18 +277,18 @@ def test_backups_table(info):
     assert "416B" in lines[2]
     assert "00000001000000000000000D..00000001000000000000000D" in lines[2]
     assert lines[3].startswith(
-        "restore to any time from 2026-11-26 04:09:16+00 (the end of the oldest backup) to 2026-11-26 04:23:20+00 "
+        "restore to any time from 2026-11-26 04:09:16+00 (the end of the oldest backup) to now (2026-11-26 04:23:20+00); "
     )
     assert lines[4] == "WAL archived: 000000010000000000000001 .. 00000003000000000000000F"
     assert len(lines) == 5
 
 
 def test_backups_table_names_the_last_archived_wal_time(info):
-    text = commands.backups_table(info, NOW, last_archived="2026-11-26 04:22:00+00")
-    assert "to 2026-11-26 04:22:00+00 (the last WAL file archived;" in text
+    text = report.backups_table(info, NOW, last_archived="2026-11-26 04:22:00+00")
+    assert "to 2026-11-26 04:22:00+00 (the last WAL file archived);" in text
 
 
 def test_backups_table_without_backup(empty):
-    assert commands.backups_table(empty, NOW).splitlines()[1:] == [
+    assert report.backups_table(empty, NOW).splitlines()[1:] == [
         "no backup yet: nothing to restore to (`pgha backup --type full` takes one)"
     ]

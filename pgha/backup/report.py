@@ -1,0 +1,76 @@
+"""What the CLI and the deploy print about the repository and WAL archiving: the backups
+table of `pgha backups` (and the deploy's last step), the archiving line of `pgha status`."""
+
+from __future__ import annotations
+
+from pgha.backup.facts import human_time, restore_window
+
+
+def _size(value) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return str(value)
+
+
+def backups_table(found: dict, now: float, last_archived: str | None = None) -> str:
+    """`pgha backups`: one line a backup, then the window one can restore to."""
+    lines = [f"{'label':<33} {'type':<5} {'start':<22} {'stop':<22} {'database':>9} {'copied':>9} {'stored':>9}  wal"]
+    for b in found["backups"]:
+        lines.append(
+            f"{b['label']:<33} {b['type']:<5} {human_time(b['start']):<22} {human_time(b['stop']):<22} "
+            f"{_size(b['size']):>9} {_size(b.get('delta')):>9} {_size(b['repo_size']):>9}  {b['wal_start']}..{b['wal_stop']}"
+        )
+    window = restore_window(found, now)
+    if window is None:
+        lines.append("no backup yet: nothing to restore to (`pgha backup --type full` takes one)")
+    else:
+        newest = (f"{last_archived} (the last WAL file archived)" if last_archived
+                  else f"now ({human_time(window[1])})")
+        lines.append(
+            f"restore to any time from {human_time(window[0])} (the end of the oldest backup) to {newest}; "
+            "`pgha restore` archives the leader's current WAL first"
+        )
+    if found.get("wal"):
+        lines.append(f"WAL archived: {found['wal'][0]} .. {found['wal'][1]}")
+    return "\n".join(lines)
+
+
+ARCHIVER_QUERY = (
+    "SELECT coalesce(to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
+    "coalesce(last_archived_wal, ''), failed_count, "
+    "coalesce(to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
+    "coalesce(last_failed_wal, ''), "
+    "(last_failed_time IS NOT NULL AND last_failed_time > coalesce(last_archived_time, '-infinity')) "
+    "FROM pg_stat_archiver"
+)
+
+
+def parse_archiver(line: str) -> dict | None:
+    """One row of ARCHIVER_QUERY (psql -At, '|' separated)."""
+    fields = line.strip().split("|")
+    if len(fields) != 6:
+        return None
+    return {
+        "last_archived_time": fields[0] or None,
+        "last_archived_wal": fields[1] or None,
+        "failed_count": int(fields[2]),
+        "last_failed_time": fields[3] or None,
+        "last_failed_wal": fields[4] or None,
+        "failing": fields[5] == "t",
+    }
+
+
+def archiving_line(state: dict | None) -> str:
+    """The line `pgha status` prints about WAL archiving on the leader."""
+    if state is None:
+        return "archiving: unknown (the leader's pg_stat_archiver did not answer)"
+    if state["failing"]:
+        return (
+            f"archiving: FAILING since {state['last_failed_time']} ({state['last_failed_wal']}; last success "
+            f"{state['last_archived_time'] or 'never'}): WAL waits in pg_wal until the repository is back"
+        )
+    return f"archiving: ok (last {state['last_archived_wal'] or 'none yet'} at {state['last_archived_time'] or '-'})"
