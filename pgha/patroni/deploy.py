@@ -288,7 +288,7 @@ def paused_before_dcs_change(cluster):
 
 
 @deploy("patroni: cluster-wide configuration")
-def dynamic_configuration(cluster, node):
+def dynamic_configuration(cluster, node, config):
     s = cluster.settings
     only_first = lambda: node is cluster.patroni[0]  # noqa: E731
     live = patroni.config_file(node)
@@ -308,6 +308,7 @@ def dynamic_configuration(cluster, node):
         config_file=live,
         port=port,
         settle_seconds=s["patroni_loop_wait"] + 5,
+        config_changed=config.did_change,
         _if=only_first,
     )
 
@@ -367,6 +368,6 @@ def deploy_patroni(cluster):
     config = configure(cluster, node)
     role_passwords(cluster)
     start(cluster, node, config, pki.changed(certificate))
-    dynamic_configuration(cluster, node)
+    dynamic_configuration(cluster, node, config)
     check(cluster, node)
     role_passwords(cluster)

@@ -118,14 +118,33 @@ def _rolling_restart(scope: str, config_file: str, port: int, settle_seconds: fl
         raise OperationError(f"members still wait for a restart after {rounds} rounds")
 
 
+def _restart_once_flagged(scope: str, config_file: str, port: int, settle_seconds: float) -> None:
+    """Each member flags itself at its own HA loop: wait until all are flagged (or the
+    loop has surely passed), so that the replicas go first and the leader last."""
+    def all_flagged() -> bool:
+        members = host.get_fact(PatroniCluster, port=port) or []
+        return bool(members) and all(m["pending_restart"] for m in members)
+
+    wait_for(all_flagged, settle_seconds, interval=1)
+    if _flagged(port):
+        _rolling_restart(scope, config_file, port, settle_seconds)
+
+
 @operation()
-def pending_restarts_applied(scope: str, config_file: str, port: int, settle_seconds: float = 30):
+def pending_restarts_applied(scope: str, config_file: str, port: int, settle_seconds: float = 30,
+                             config_changed=None):
     """Members flagged ``pending_restart`` are restarted one at a time, replicas first, the
-    leader last (in place: the leadership does not move)."""
-    if not _flagged(port):
-        host.noop("no member waits for a restart")
+    leader last (in place: the leadership does not move). When this run changed the members'
+    own files (``config_changed()``, asked as the deploy executes), Patroni flags them only at
+    its next HA loop after the reload: wait up to ``settle_seconds`` for that (archive_mode,
+    set in each member's file, needs a restart)."""
+    if _flagged(port):
+        yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
         return
-    yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
+    if executing() and config_changed is not None and config_changed():
+        yield FunctionCommand(_restart_once_flagged, (scope, config_file, port, settle_seconds), {})
+        return
+    host.noop("no member waits for a restart")
 
 
 RESUME_TRIES = 30  # 2 s apart
