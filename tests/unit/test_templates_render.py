@@ -128,3 +128,16 @@ def test_pgbackrest_conf_is_one_key_value_a_line_in_its_sections(cluster, role):
     assert ("tls-server-auth", "backup1=my-ha-cluster" if role == "member" else "pg_patroni1=my-ha-cluster") in (
         sections["global"]
     )
+
+
+def test_the_reachability_wrapper_is_valid_bash_that_names_the_repository(cluster, tmp_path):
+    import subprocess
+
+    from pgha.backup import values as backup_values
+
+    text = render("backup/if-reachable.sh.j2", backup_values.if_reachable_script(cluster))
+    script = tmp_path / "if-reachable"
+    script.write_text(text)
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0, text
+    assert "/dev/tcp/backup1/8432" in text
+    assert text.rstrip().endswith('exec pgbackrest "$@"')
