@@ -121,7 +121,7 @@ def new_replica(cluster, member: str, by_base_backup: bool) -> dict:
         remote.run(node, "systemctl start patroni")
 
         def streaming():
-            return {m["name"]: m for m in rest.members(cluster)}.get(member, {}).get("state") == "streaming"
+            return rest.health(cluster)["replication"].get(member) == "streaming"
 
         if not wait_for(streaming, 900, interval=0.5):
             raise BackupError(f"{member} does not stream 900 s after its creation began")

@@ -79,9 +79,8 @@ def reinit(cluster, member: str, timeout: float = 3600) -> dict:
     remote.run(node, f"{patronictl(config_file(node))} reinit {scope} {node.patroni_name} --force --wait",
                timeout=timeout)
 
-    def streaming():
-        state = {m["name"]: m for m in rest.members(cluster)}.get(node.patroni_name, {})
-        return state.get("state") == "streaming"
+    def streaming():  # as the deploy's check sees it (Patroni 3.0.2 says "running" in /cluster)
+        return rest.health(cluster)["replication"].get(node.patroni_name) == "streaming"
 
     if not wait_for(streaming, 300, interval=1):
         raise BackupError(f"{node.patroni_name} was rebuilt but does not stream from the leader after 300s")

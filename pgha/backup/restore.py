@@ -18,7 +18,7 @@ import time
 from pgha import remote
 from pgha.backup import commands, values
 from pgha.backup.facts import backup_for_time, human_time, restore_window
-from pgha.errors import BackupError
+from pgha.errors import BackupError, RemoteError
 from pgha.patroni import rest
 from pgha.patroni.facts import patronictl
 from pgha.patroni.values import bin_dir, config_file, data_dir
@@ -98,7 +98,9 @@ def _recover_alone(cluster, node, timeout: float) -> None:
     promotes itself (a new timeline), then stops for Patroni to take over."""
     s = cluster.settings
     pg_ctl = f"runuser -u postgres -- {bin_dir(s)}/pg_ctl -D {data_dir(s)}"
-    remote.run(node, f"{pg_ctl} -w -t {int(timeout)} -l /var/log/postgresql/pgha-restore.log start", timeout=timeout + 30)
+    if not _postgres_running(cluster, node):  # a restore run again after a failure may find it up
+        remote.run(node, f"{pg_ctl} -w -t {int(timeout)} -l /var/log/postgresql/pgha-restore.log start",
+                   timeout=timeout + 30)
     in_recovery = make_psql_command("SELECT pg_is_in_recovery()", s["postgresql_port"], user=s["patroni_superuser"])
     if not wait_for(lambda: remote.run(node, in_recovery, timeout=30, check=False).strip() == "f", timeout, interval=1):
         log = remote.run(node, "tail -n 5 /var/log/postgresql/pgha-restore.log", check=False)
@@ -106,9 +108,22 @@ def _recover_alone(cluster, node, timeout: float) -> None:
     remote.run(node, f"{pg_ctl} -m fast -w stop", timeout=120)
 
 
-def restore(cluster, chosen: dict, say=print, timeout: float = 1800) -> dict:
-    """Run plan() ``chosen`` on the whole cluster; returns the seconds of each step."""
+def _remove_from_dcs(cluster, node, leader: dict | None) -> None:
+    """`patronictl remove`, its questions answered; nothing to remove is not an error (a
+    restore run again after a failure)."""
     s = cluster.settings
+    answers = f"{s['patroni_scope']}\nYes I am aware\n{leader['name'] if leader else ''}\n"
+    command = f"{patronictl(config_file(node))} remove {s['patroni_scope']}"
+    try:
+        remote.run(node, command, stdin=answers, timeout=60)
+    except RemoteError as error:
+        if "does not exist" not in str(error) and "doesn't exist" not in str(error):
+            raise
+
+
+def restore(cluster, chosen: dict, say=print, timeout: float = 1800) -> dict:
+    """Run plan() ``chosen`` on the whole cluster; returns the seconds of each step. Every
+    step can run again: after a failure, the same restore once the cause is fixed."""
     steps: dict[str, float] = {}
     started = time.monotonic()
 
@@ -116,6 +131,19 @@ def restore(cluster, chosen: dict, say=print, timeout: float = 1800) -> dict:
         steps[name] = round(time.monotonic() - started - sum(steps.values()), 1)
         say(f"  {name}: {steps[name]}s")
 
+    try:
+        return _restore(cluster, chosen, say, timeout, step, steps, started)
+    except (BackupError, RemoteError) as error:
+        if not steps:
+            raise BackupError(f"{error} (nothing was touched)") from None
+        done = ", ".join(steps)
+        raise BackupError(
+            f"{error}\n  done before it failed: {done}. The members may be stopped: once the cause is "
+            "fixed, run the same `pgha restore ... --yes` again (each step can run again)"
+        ) from None
+
+
+def _restore(cluster, chosen, say, timeout, step, steps, started) -> dict:
     for node in cluster.patroni + cluster.backup:
         remote.run(node, "true", timeout=30)  # every node answers before anything is touched
     members = {m["name"]: m for m in rest.members(cluster)}
@@ -132,8 +160,7 @@ def restore(cluster, chosen: dict, say=print, timeout: float = 1800) -> dict:
     _stop_patroni(cluster, others)
     _stop_patroni(cluster, [target])
     step("members stopped")
-    answers = f"{s['patroni_scope']}\nYes I am aware\n{leader['name'] if leader else ''}\n"
-    remote.run(target, f"{patronictl(config_file(target))} remove {s['patroni_scope']}", stdin=answers, timeout=60)
+    _remove_from_dcs(cluster, target, leader)
     step("cluster removed from the DCS")
     say(f"restoring {target.patroni_name} to {chosen['target']}")
     remote.run(target, _restore_command(cluster, chosen, *chosen["args"]), timeout=timeout)

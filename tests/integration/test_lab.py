@@ -84,7 +84,7 @@ def test_own_hostname_resolves(lab_hosts, name):
 def test_pyinfra_reaches_every_container_over_ssh():
     rc, output = helpers.run_pyinfra(
         helpers.INVENTORY, "fact", "server.Hostname", "--limit", "etcd", "--limit", "patroni",
-        timeout=300,
+        "--limit", "backup", timeout=300,
     )
     assert rc == 0, helpers.tail(output)
     hostnames = helpers.fact_data(output, "server.Hostname")

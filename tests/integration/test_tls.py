@@ -180,7 +180,10 @@ def test_the_ca_key_stays_on_the_control_machine(patroni_hosts):
     assert oct(ca_key.stat().st_mode & 0o777) == "0o600"
     for host in patroni_hosts.values():
         found = host.run("grep -rl 'PRIVATE KEY' /etc/pgha/tls")
-        assert sorted(found.stdout.split()) == sorted([pki.key_file("postgres"), pki.pem_file("haproxy")])
+        expected = [pki.key_file("postgres"), pki.pem_file("haproxy")]
+        if CLUSTER.backup:
+            expected.append(pki.key_file("pgbackrest"))
+        assert sorted(found.stdout.split()) == sorted(expected)
 
 
 def test_openssl_sees_the_node_certificate_with_its_names():
