@@ -137,6 +137,12 @@ def new_replica(cluster, member: str, by_base_backup: bool) -> dict:
             "leader_sent_bytes": after["sent"] - before["sent"], "leader_read_bytes": after["read"] - before["read"]}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median time, with every run's seconds beside it."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[len(ordered) // 2], "all_seconds": [r["seconds"] for r in runs]}
+
+
 def reinit_in_place(cluster, member: str) -> dict:
     """`pgha reinit`: the replica's data directory kept, the repository's backup restored
     over it (--delta: only the files that differ are written), then it streams."""
@@ -185,9 +191,10 @@ def report(figures: dict) -> list[str]:
         "stored (compressed, encrypted) |",
         f"| incremental backup after 20 s of pgbench | {incr['seconds']} | {mb(incr['delta'])} copied, "
         f"{mb(incr['repo_size'])} stored |",
-        f"| new replica from the repository (empty data directory, until it streams) | {repo['seconds']} | "
-        f"by {repo['method']}; the leader sent {mb(repo['leader_sent_bytes'])}, read {mb(repo['leader_read_bytes'])} |",
-        f"| new replica by a base backup (repository unreachable) | {base['seconds']} | by {base['method']}, "
+        f"| new replica from the repository (empty data directory, until it streams; median of "
+        f"{repo['all_seconds']}) | {repo['seconds']} | by {repo['method']}; the leader sent {mb(repo['leader_sent_bytes'])}, read {mb(repo['leader_read_bytes'])} |",
+        f"| new replica by a base backup (repository unreachable; median of {base['all_seconds']}) | "
+        f"{base['seconds']} | by {base['method']}, "
         f"of which {base['waiting_for_the_repository_seconds']} s waiting for the repository; the leader sent "
         f"{mb(base['leader_sent_bytes'])}, read {mb(base['leader_read_bytes'])} |",
         f"| replica rebuilt in place (`pgha reinit`, delta restore) | {reinit['seconds']} | by {reinit['method']}; "
@@ -204,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
     parser.add_argument("--scale", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="new replicas made each way (the median is kept)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "backup"))
     args = parser.parse_args(argv)
     try:
@@ -216,10 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         log("incremental backup")
         figures["incremental_backup"] = commands.take_backup(cluster, "incr")
         replica = next(m["name"] for m in rest.members(cluster) if m["role"] == "replica")
-        log(f"{replica} made anew from the repository (empty data directory)")
-        figures["replica_from_repository"] = new_replica(cluster, replica, by_base_backup=False)
-        log(f"{replica} made anew by a base backup (the repository's TLS server stopped meanwhile)")
-        figures["replica_by_base_backup"] = new_replica(cluster, replica, by_base_backup=True)
+        runs: dict[bool, list[dict]] = {False: [], True: []}
+        for round_number in range(1, args.rounds + 1):  # alternated: both see the same machine
+            for by_base_backup in (False, True):
+                how = "by a base backup (the repository's TLS server stopped)" if by_base_backup else "from the repository"
+                log(f"round {round_number}: {replica} made anew {how}")
+                runs[by_base_backup].append(new_replica(cluster, replica, by_base_backup))
+        figures["replica_from_repository"] = median_run(runs[False])
+        figures["replica_by_base_backup"] = median_run(runs[True])
         log(f"{replica} rebuilt in place (`pgha reinit`)")
         figures["replica_reinit_in_place"] = reinit_in_place(cluster, replica)
         figures["restore"] = point_in_time_restore(cluster)
