@@ -161,7 +161,7 @@ def point_in_time_restore(cluster) -> dict:
     target = datetime.datetime.now(datetime.timezone.utc)
     time.sleep(1)
     pgbench(cluster, node, "-c", "4", "-T", "10")
-    chosen = whole_cluster.plan(commands.info(cluster), time.time(), at=target.strftime("%Y-%m-%d %H:%M:%S.%f+00"))
+    chosen = whole_cluster.plan(commands.info(cluster, with_history=True), time.time(), at=target.strftime("%Y-%m-%d %H:%M:%S.%f+00"))
     log(f"restore of the whole cluster to {chosen['target']}")
     result = whole_cluster.restore(cluster, chosen, say=log)
     newest = sql(cluster, leader_node(cluster),

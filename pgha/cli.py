@@ -97,12 +97,12 @@ def _backup(cluster, args) -> int:
 def _backups(cluster, args) -> int:
     leader = rest.leader(cluster)
     state = backups.archiver(cluster, cluster.node(leader["name"])) if leader else None
-    print(report.backups_table(backups.info(cluster), time.time(), (state or {}).get("last_archived_time")))
+    print(report.backups_table(backups.info(cluster, with_history=True), time.time(), (state or {}).get("last_archived_time")))
     return 0
 
 
 def _restore(cluster, args) -> int:
-    chosen = whole_cluster.plan(backups.info(cluster), time.time(), at=args.at, latest=args.latest, label=args.label)
+    chosen = whole_cluster.plan(backups.info(cluster, with_history=True), time.time(), at=args.at, latest=args.latest, label=args.label)
     if not args.yes:
         raise BackupError(
             f"this replaces the whole cluster's data with {chosen['target']}: add --yes to go ahead"

@@ -8,7 +8,7 @@ import time
 
 from pgha import remote
 from pgha.backup import values
-from pgha.backup.facts import parse_info
+from pgha.backup.facts import parse_history, parse_info
 from pgha.backup.report import ARCHIVER_QUERY, parse_archiver
 from pgha.errors import BackupError
 from pgha.patroni import rest
@@ -29,11 +29,22 @@ def pgbackrest(cluster, *args: str) -> str:
     return values.make_pgbackrest_command(values.stanza(cluster.settings), *args, user=values.REPO_USER)
 
 
-def info(cluster) -> dict:
-    """parse_info of the repository (a BackupError when it does not answer)."""
+def info(cluster, with_history: bool = False) -> dict:
+    """parse_info of the repository (a BackupError when it does not answer); with
+    ``with_history``, also its newest timeline and that timeline's history (the archived
+    .history files), which a restore follows."""
     found = parse_info(remote.run(repository(cluster), pgbackrest(cluster, "--output=json", "info"), timeout=60))
     if found is None:
         raise BackupError(f"pgbackrest info on {repository(cluster).name} gave no answer for the stanza")
+    if with_history and found["archive_id"]:
+        folder = f"archive/{values.stanza(cluster.settings)}/{found['archive_id']}"
+        names = remote.run(repository(cluster), pgbackrest(cluster, "'--filter=\\.history$'", "repo-ls", folder)).split()
+        timelines = [int(name[:8], 16) for name in names if name.endswith(".history")]
+        found["timeline"], found["history"] = 1, {}
+        if timelines:
+            found["timeline"] = max(timelines)
+            text = remote.run(repository(cluster), pgbackrest(cluster, "repo-get", f"{folder}/{found['timeline']:08X}.history"))
+            found["history"] = parse_history(text)
     return found
 
 

@@ -50,15 +50,44 @@ def parse_info(text: str, stanza: str | None = None) -> dict | None:
             "wal_stop": archive.get("stop"),
             "prior": b.get("prior"),
             "error": b.get("error", False),
+            "lsn_start": (b.get("lsn") or {}).get("start"),
         })
     wal = [(a.get("min"), a.get("max")) for a in found.get("archive") or [] if a.get("min")]
     status = found.get("status") or {}
+    archive_ids = [a.get("id") for a in found.get("archive") or [] if a.get("id")]
     return {
         "status": status.get("code"),
         "message": status.get("message"),
         "backups": backups,
         "wal": (min(w[0] for w in wal), max(w[1] for w in wal)) if wal else None,
+        "archive_id": archive_ids[-1] if archive_ids else None,
     }
+
+
+def lsn(text: str) -> int:
+    """'0/2F000208' as a number."""
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def parse_history(text: str) -> dict[int, int]:
+    """A timeline history file: {parent timeline: the LSN where the next one branched off}."""
+    history = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and "/" in fields[1]:
+            history[int(fields[0])] = lsn(fields[1])
+    return history
+
+
+def in_history(backup: dict, timeline: int, history: dict[int, int]) -> bool:
+    """Whether recovery along ``timeline`` (with its ``history``) can start from ``backup``:
+    the backup is on that timeline, or on an ancestor before it branched off. A backup on a
+    branch a restore abandoned is not."""
+    backup_timeline = int(backup["wal_start"][:8], 16)
+    if backup_timeline == timeline:
+        return True
+    return backup_timeline in history and backup["lsn_start"] is not None and lsn(backup["lsn_start"]) < history[backup_timeline]
 
 
 def restore_window(info: dict | None, now: float) -> tuple[int, int] | None:

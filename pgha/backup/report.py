@@ -3,7 +3,7 @@ table of `pgha backups` (and the deploy's last step), the archiving line of `pgh
 
 from __future__ import annotations
 
-from pgha.backup.facts import human_time, restore_window
+from pgha.backup.facts import human_time, in_history, restore_window
 
 
 def _size(value) -> str:
@@ -19,12 +19,16 @@ def _size(value) -> str:
 def backups_table(found: dict, now: float, last_archived: str | None = None) -> str:
     """`pgha backups`: one line a backup, then the window one can restore to."""
     lines = [f"{'label':<33} {'type':<5} {'start':<22} {'stop':<22} {'database':>9} {'copied':>9} {'stored':>9}  wal"]
+    timeline = found.get("timeline")
+    reachable = [b for b in found["backups"]
+                 if not timeline or in_history(b, timeline, found.get("history") or {})]
     for b in found["backups"]:
         lines.append(
             f"{b['label']:<33} {b['type']:<5} {human_time(b['start']):<22} {human_time(b['stop']):<22} "
             f"{_size(b['size']):>9} {_size(b.get('delta')):>9} {_size(b['repo_size']):>9}  {b['wal_start']}..{b['wal_stop']}"
+            + ("" if b in reachable else "  (a branch an earlier restore left: --label only)")
         )
-    window = restore_window(found, now)
+    window = restore_window({**found, "backups": reachable}, now)
     if window is None:
         lines.append("no backup yet: nothing to restore to (`pgha backup --type full` takes one)")
     else:

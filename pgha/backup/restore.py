@@ -17,7 +17,7 @@ import time
 
 from pgha import remote
 from pgha.backup import commands, values
-from pgha.backup.facts import backup_for_time, human_time, restore_window
+from pgha.backup.facts import backup_for_time, human_time, in_history, restore_window
 from pgha.errors import BackupError, RemoteError
 from pgha.patroni import rest
 from pgha.patroni.facts import patronictl
@@ -46,7 +46,10 @@ def parse_time(text: str) -> datetime.datetime:
 
 def plan(found: dict, now: float, at: str | None = None, latest: bool = False, label: str | None = None) -> dict:
     """What to restore: {"set", "args" (pgbackrest restore's target options), "target"}.
-    A BackupError when the repository cannot give it."""
+    A BackupError when the repository cannot give it. ``found``: commands.info(), whose
+    "timeline" and "history" (the repository's newest timeline) say which backups a
+    recovery along it can start from: after an earlier restore, backups taken on the
+    abandoned branch cannot serve --time or --latest."""
     good = [b for b in found["backups"] if b["stop"] and not b["error"]]
     if not good:
         raise BackupError("the repository holds no backup: nothing to restore (`pgha backup --type full` takes one)")
@@ -55,8 +58,17 @@ def plan(found: dict, now: float, at: str | None = None, latest: bool = False, l
         if chosen is None:
             raise BackupError(f"--label {label!r} is not in the repository: expected one of "
                               f"{', '.join(b['label'] for b in good)}")
-        return {"set": label, "args": ["--type=immediate", "--target-action=promote"],
+        # to the end of the backup, on its own timeline (whichever branch it is on)
+        return {"set": label, "args": ["--type=immediate", "--target-action=promote", "--target-timeline=current"],
                 "target": f"the end of backup {label} ({human_time(chosen['stop'])})"}
+    if found.get("timeline"):
+        good = [b for b in good if in_history(b, found["timeline"], found.get("history") or {})]
+        found = {**found, "backups": good}
+        if not good:
+            raise BackupError(
+                f"no backup of the repository lies on timeline {found['timeline']}'s history (each was taken "
+                "on a branch an earlier restore left): only --label can restore one of them"
+            )
     if latest:
         newest = max(good, key=lambda b: b["stop"])
         return {"set": newest["label"], "args": ["--type=default"],

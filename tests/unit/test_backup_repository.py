@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgha.backup import report, restore
+from pgha.backup import facts, report, restore
 from pgha.backup.facts import PgbackrestInfo, backup_for_time, human_time, parse_info, restore_window
 from pgha.errors import BackupError
 
@@ -48,19 +48,19 @@ def test_parse_info_of_a_stanza_with_a_full_and_an_incremental_backup(info):
             "label": FULL, "type": "full", "start": 1795666153, "stop": FULL_STOP,
             "size": 23535581, "delta": 23535581, "repo_size": 2821776,
             "wal_start": "000000010000000000000007", "wal_stop": "000000010000000000000007",
-            "prior": None, "error": False,
+            "prior": None, "error": False, "lsn_start": "0/7000028",
         },
         {
             "label": INCR, "type": "incr", "start": 1795666493, "stop": INCR_STOP,
             "size": 23535581, "delta": 8450, "repo_size": 416,
             "wal_start": "00000001000000000000000D", "wal_stop": "00000001000000000000000D",
-            "prior": FULL, "error": False,
+            "prior": FULL, "error": False, "lsn_start": "0/D000028",
         },
     ]
 
 
 def test_parse_info_of_a_missing_stanza(empty):
-    assert empty == {"status": 1, "message": "missing stanza path", "backups": [], "wal": None}
+    assert empty == {"status": 1, "message": "missing stanza path", "backups": [], "wal": None, "archive_id": None}
 
 
 def test_parse_info_picks_the_stanza_asked_for():
@@ -209,7 +209,8 @@ def test_plan_latest(info):
 def test_plan_label(info):
     assert restore.plan(info, NOW, label=FULL) == {
         "set": FULL,
-        "args": ["--type=immediate", "--target-action=promote"],
+        # its own timeline: a backup on a branch an earlier restore left can be restored too
+        "args": ["--type=immediate", "--target-action=promote", "--target-timeline=current"],
         "target": f"the end of backup {FULL} (2026-11-26 04:09:16+00)",
     }
 
@@ -292,3 +293,54 @@ def test_backups_table_without_backup(empty):
     assert report.backups_table(empty, NOW).splitlines()[1:] == [
         "no backup yet: nothing to restore to (`pgha backup --type full` takes one)"
     ]
+
+
+# --- timelines: after a restore, backups on the branch it left -----------------------------
+
+# the repository after two restores: timeline 7 came from 1 (left at 0/2F000208) through 6
+HISTORY_7 = "1\t0/2F000208\treached consistency\n\n6\t0/300000A0\tno recovery target specified\n"
+
+
+def _backup(label: str, wal_start: str, lsn_start: str, stop: int) -> dict:
+    return {"label": label, "type": "full", "start": stop - 4, "stop": stop, "size": 1, "delta": 1,
+            "repo_size": 1, "wal_start": wal_start, "wal_stop": wal_start, "prior": None, "error": False,
+            "lsn_start": lsn_start}
+
+
+BRANCHED = {
+    "status": 0, "message": "ok", "wal": None, "archive_id": "17-1", "timeline": 7,
+    "history": facts.parse_history(HISTORY_7),
+    "backups": [
+        _backup("A-before-the-branch", "00000001000000000000002F", "0/2F0000D8", NOW - 600),
+        _backup("B-left-branch", "000000010000000000000043", "0/43000028", NOW - 500),
+        _backup("C-left-branch", "000000030000000000000051", "0/51000028", NOW - 400),
+    ],
+}
+
+
+def test_parse_history():
+    assert facts.parse_history(HISTORY_7) == {1: 0x2F000208, 6: 0x300000A0}
+    assert facts.lsn("1/0000FF00") == (1 << 32) | 0xFF00
+
+
+def test_only_backups_on_the_timelines_history_serve_latest_and_time():
+    assert [b["label"] for b in BRANCHED["backups"] if facts.in_history(b, 7, BRANCHED["history"])] == [
+        "A-before-the-branch"]
+    assert restore.plan(BRANCHED, NOW, latest=True)["set"] == "A-before-the-branch"
+    at = datetime.datetime.fromtimestamp(NOW - 100, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+    assert restore.plan(BRANCHED, NOW, at=at)["set"] == "A-before-the-branch"
+    # --label still reaches a backup on a left branch, on its own timeline
+    assert "--target-timeline=current" in restore.plan(BRANCHED, NOW, label="C-left-branch")["args"]
+
+
+def test_no_backup_on_the_history_is_refused_with_the_way_out():
+    only_left = {**BRANCHED, "backups": BRANCHED["backups"][1:]}
+    with pytest.raises(BackupError, match="only --label"):
+        restore.plan(only_left, NOW, latest=True)
+
+
+def test_the_backups_table_marks_the_left_branch():
+    text = report.backups_table(BRANCHED, NOW)
+    marked = [line.split()[0] for line in text.splitlines() if "--label only" in line]
+    assert marked == ["B-left-branch", "C-left-branch"]
+    assert f"from {human_time(NOW - 600)}" in text
