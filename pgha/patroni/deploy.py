@@ -288,7 +288,7 @@ def paused_before_dcs_change(cluster):
 
 
 @deploy("patroni: cluster-wide configuration")
-def dynamic_configuration(cluster, node, config):
+def dynamic_configuration(cluster, node):
     s = cluster.settings
     only_first = lambda: node is cluster.patroni[0]  # noqa: E731
     live = patroni.config_file(node)
@@ -308,7 +308,8 @@ def dynamic_configuration(cluster, node, config):
         config_file=live,
         port=port,
         settle_seconds=s["patroni_loop_wait"] + 5,
-        config_changed=config.did_change,
+        local_parameters=patroni.config(cluster, node)["local_parameters"],
+        pg_port=s["postgresql_port"],
         _if=only_first,
     )
 
@@ -368,6 +369,6 @@ def deploy_patroni(cluster):
     config = configure(cluster, node)
     role_passwords(cluster)
     start(cluster, node, config, pki.changed(certificate))
-    dynamic_configuration(cluster, node, config)
+    dynamic_configuration(cluster, node)
     check(cluster, node)
     role_passwords(cluster)

@@ -130,18 +130,26 @@ def _restart_once_flagged(scope: str, config_file: str, port: int, settle_second
         _rolling_restart(scope, config_file, port, settle_seconds)
 
 
+def _awaiting_restart(local_parameters: dict, pg_port: int) -> list[str]:
+    """The members' own parameters PostgreSQL reads at start only whose running value is
+    not the wanted one (archive_mode when a backup host comes): a restart is owed."""
+    restart_only = host.get_fact(PostmasterParameters, names=sorted(local_parameters), port=pg_port)
+    running = host.get_fact(PostgresSettings, names=restart_only, port=pg_port) if restart_only else {}
+    return [name for name in restart_only if name in running and running[name] != str(local_parameters[name])]
+
+
 @operation()
 def pending_restarts_applied(scope: str, config_file: str, port: int, settle_seconds: float = 30,
-                             config_changed=None):
+                             local_parameters: dict | None = None, pg_port: int | None = None):
     """Members flagged ``pending_restart`` are restarted one at a time, replicas first, the
-    leader last (in place: the leadership does not move). When this run changed the members'
-    own files (``config_changed()``, asked as the deploy executes), Patroni flags them only at
-    its next HA loop after the reload: wait up to ``settle_seconds`` for that (archive_mode,
-    set in each member's file, needs a restart)."""
+    leader last (in place: the leadership does not move). A parameter of the members' own
+    files that PostgreSQL reads at start only and that runs with another value
+    (``local_parameters``, asked as the deploy executes): Patroni flags the members only at
+    its next HA loop after the reload, so wait up to ``settle_seconds`` for that."""
     if _flagged(port):
         yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
         return
-    if executing() and config_changed is not None and config_changed():
+    if executing() and local_parameters and _awaiting_restart(local_parameters, pg_port):
         yield FunctionCommand(_restart_once_flagged, (scope, config_file, port, settle_seconds), {})
         return
     host.noop("no member waits for a restart")

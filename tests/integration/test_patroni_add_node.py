@@ -116,3 +116,8 @@ def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_other
     code, output = run_pyinfra(INVENTORY, "deploys/patroni.py", "--limit", "patroni")
     assert code == 0, output[-3000:]
     assert changed_operations(output) == 0
+    # the certificates of pg-1 and pg-2 were issued anew twice (without pg-3's names, then
+    # with them): HAProxy's and pgBackRest's copies follow with the whole deploy, as they
+    # would for a user who added a member with deploys/patroni.py alone
+    code, output = run_pyinfra(INVENTORY, "deploys/all.py")
+    assert code == 0, output[-3000:]
