@@ -11,7 +11,12 @@ from pyinfra.operations import files, server, systemd
 
 from pgha.backup import operations as backup_ops
 from pgha.backup import values
-from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
+from pgha.common.deploy import (
+    install_packages_without_starting,
+    running_and_refreshed,
+    scripts_directory,
+    validated_template,
+)
 from pgha.firewall import values as firewall_values
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.pki import deploy as pki
@@ -73,7 +78,7 @@ def configure(cluster, node, role: str):
     else:
         files.directory(name="pgbackrest: the archive spool", path=values.SPOOL_PATH,
                         user=user, group=user, mode="750")
-        files.directory(name="pgbackrest: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
+        scripts_directory("pgbackrest")
         files.template(
             name="pgbackrest: pgbackrest-if-reachable (restore_command and replica creation fail at once "
                  "when the repository is away)",

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from pgha import SCRIPTS_DIR
 from pgha.pki import values as pki
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -78,7 +79,7 @@ def archive_parameters(settings) -> dict[str, str]:
 # repository for three times its io-timeout (3 min by default): PostgreSQL would wait that
 # long on each WAL file and history file a replica asks for, and Patroni as long before it
 # falls back to a base backup.
-IF_REACHABLE = "/usr/local/lib/pgha/pgbackrest-if-reachable"
+IF_REACHABLE = f"{SCRIPTS_DIR}/pgbackrest-if-reachable"
 REACHABLE_SECONDS = 2
 
 

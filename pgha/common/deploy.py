@@ -12,9 +12,15 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, systemd
 
+from pgha import SCRIPTS_DIR
 from pgha.common.operations import release_is, validated_copy
 
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
+
+
+def scripts_directory(role: str) -> None:
+    """The directory of pgha's own scripts on a node (pgha.SCRIPTS_DIR)."""
+    files.directory(name=f"{role}: {SCRIPTS_DIR}", path=SCRIPTS_DIR, mode="755")
 
 
 def install_packages_without_starting(role: str, packages: list[str], release: str) -> None:

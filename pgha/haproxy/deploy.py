@@ -7,7 +7,12 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from pgha.common.deploy import install_packages_without_starting, running_and_refreshed, validated_template
+from pgha.common.deploy import (
+    install_packages_without_starting,
+    running_and_refreshed,
+    scripts_directory,
+    validated_template,
+)
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.haproxy import values
 from pgha.patroni.deploy import restapi_scheme_changes
@@ -44,7 +49,7 @@ def start(cluster, changes):
 
 @deploy("haproxy: hold script")
 def hold_script(cluster):
-    files.directory(name="haproxy: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
+    scripts_directory("haproxy")
     files.template(
         name="haproxy: the script that keeps the members up while Patroni restarts paused",
         src=str(values.TEMPLATES / "hold.py.j2"),

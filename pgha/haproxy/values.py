@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgha import SCRIPTS_DIR
 from pgha.firewall import values as firewall_values
 from pgha.pki import values as pki
 
@@ -17,7 +18,7 @@ ADMIN_SOCKET = "/run/haproxy/admin.sock"
 PRIMARY_BACKEND = "primary"
 REPLICAS_BACKEND = "replicas"
 # pgha.patroni.deploy holds HAProxy's view of the members while Patroni restarts paused
-HOLD_SCRIPT = "/usr/local/lib/pgha/haproxy-hold"
+HOLD_SCRIPT = f"{SCRIPTS_DIR}/haproxy-hold"
 
 
 def config(cluster) -> dict:

@@ -11,7 +11,7 @@ from pyinfra.facts.files import File, FindInFile
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server, systemd
 
-from pgha.common.deploy import install_packages_without_starting, validated_template
+from pgha.common.deploy import install_packages_without_starting, scripts_directory, validated_template
 from pgha.haproxy import values as haproxy_values
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
@@ -106,7 +106,7 @@ def configure(cluster, node):
     for setting, (_, passfile, _, _) in patroni.ROLE_PASSWORDS.items():
         secret_file(f"role {cluster.settings[setting]}'s password (pgpass file)", "role-pgpass.j2", passfile,
                     patroni.role_pgpass(cluster, setting))
-    files.directory(name="patroni: /usr/local/lib/pgha", path="/usr/local/lib/pgha", mode="755")
+    scripts_directory("patroni")
     files.template(
         name="patroni: stop-time switchover script (leader hands over before stopping)",
         src=str(patroni.TEMPLATES / "handover.sh.j2"),

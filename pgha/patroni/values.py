@@ -9,6 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from pgha import SCRIPTS_DIR
 from pgha.backup import values as backup_values
 from pgha.etcd import values as etcd_values
 from pgha.pki import values as pki
@@ -17,7 +18,7 @@ from pgha.postgres import SOCKET_DIR
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 UNIT_FILE = "/etc/systemd/system/patroni.service"
-HANDOVER_SCRIPT = "/usr/local/lib/pgha/patroni-handover"
+HANDOVER_SCRIPT = f"{SCRIPTS_DIR}/patroni-handover"
 RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
 # the admin role's password, as a pgpass file (0600, owned by postgres) on every member
 ADMIN_PGPASS = "/etc/patroni/.admin-pgpass"

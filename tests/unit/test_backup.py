@@ -116,19 +116,26 @@ def test_no_backup_group_no_archiving(group_data):
 # --- pgbackrest.conf ----------------------------------------------------------------------
 
 
+def assert_options(config: dict, section: str, expected: dict[str, str]) -> None:
+    """Each option of ``expected`` appears once in ``section``, with that value."""
+    assert {key: one(config, section, key) for key in expected} == expected
+
+
 def test_repository_config_global(cluster):
     config = values.repository_config(cluster, common_names(cluster))
     assert list(config["sections"]) == ["global", STANZA]
-    assert one(config, "global", "repo1-path") == "/var/lib/pgbackrest"
-    assert one(config, "global", "repo1-retention-full") == "2"
-    assert one(config, "global", "repo1-retention-diff") == "6"
-    assert one(config, "global", "repo1-cipher-type") == "aes-256-cbc"
-    assert one(config, "global", "repo1-cipher-pass") == FAKE_SECRETS["pgbackrest_repo_passphrase"]
-    assert one(config, "global", "backup-standby") == "y"
-    assert one(config, "global", "compress-type") == "zst"
-    assert one(config, "global", "process-max") == "2"
-    assert one(config, "global", "tls-server-port") == "8432"
-    assert one(config, "global", "tls-server-cert-file") == "/etc/pgha/tls/pgbackrest.crt"
+    assert_options(config, "global", {
+        "repo1-path": "/var/lib/pgbackrest",
+        "repo1-retention-full": "2",
+        "repo1-retention-diff": "6",
+        "repo1-cipher-type": "aes-256-cbc",
+        "repo1-cipher-pass": FAKE_SECRETS["pgbackrest_repo_passphrase"],
+        "backup-standby": "y",
+        "compress-type": "zst",
+        "process-max": "2",
+        "tls-server-port": "8432",
+        "tls-server-cert-file": "/etc/pgha/tls/pgbackrest.crt",
+    })
     # only the Patroni nodes' certificates, by common name, for this stanza alone
     assert values_of(config, "global", "tls-server-auth") == [
         f"cn-pg_patroni{i}.example={STANZA}" for i in (1, 2, 3)
@@ -164,12 +171,14 @@ def test_a_node_dns_name_is_the_name_connected_to(groups, group_data):
 def test_member_config(cluster):
     config = values.member_config(cluster, common_names(cluster))
     assert list(config["sections"]) == ["global", STANZA]
-    assert one(config, "global", "repo1-host") == "backup1"
-    assert one(config, "global", "repo1-host-type") == "tls"
-    assert one(config, "global", "repo1-host-port") == "8432"
-    assert one(config, "global", "repo1-host-cert-file") == "/etc/pgha/tls/pgbackrest.crt"
-    assert one(config, "global", "archive-async") == "y"
-    assert one(config, "global", "spool-path") == "/var/spool/pgbackrest"
+    assert_options(config, "global", {
+        "repo1-host": "backup1",
+        "repo1-host-type": "tls",
+        "repo1-host-port": "8432",
+        "repo1-host-cert-file": "/etc/pgha/tls/pgbackrest.crt",
+        "archive-async": "y",
+        "spool-path": "/var/spool/pgbackrest",
+    })
     # only the repository host's certificate may reach this node's TLS server
     assert values_of(config, "global", "tls-server-auth") == [f"cn-backup1.example={STANZA}"]
     assert options(config, STANZA) == [
