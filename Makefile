@@ -6,14 +6,16 @@ PYTHON ?= python3
 INVENTORY ?= inventory.py
 # the lab on the other supported release, deployed and verified by `make test` after the default
 BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
-# extra pytest arguments of `make verify` (e.g. VERIFY_ARGS='-m "not slow"')
+# extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
 VERIFY_ARGS ?=
+# `make drills` breaks the cluster on purpose: it runs only with CONFIRM=yes
+CONFIRM ?=
 PYINFRA := $(VENV)/bin/pyinfra -y
 PYTEST := $(VENV)/bin/pytest
 # Debian packages the control machine needs before pyinfra runs (the lab deploy installs LXC)
 SYSTEM_PACKAGES := python3 python3-venv openssh-client make
 
-.PHONY: setup lab cluster test unit integration verify teardown
+.PHONY: setup lab cluster test unit integration verify drills teardown
 
 $(VENV)/.installed: pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -33,23 +35,32 @@ lab: setup
 cluster: lab
 	$(PYINFRA) $(INVENTORY) deploys/all.py
 
-## Every test: unit tests; a clean trixie lab, the full deploy and every integration test;
-## then a clean bookworm lab, the deploy and the verification run (one lab at a time)
+## Every test: unit tests; a clean trixie lab, the full deploy and every integration test
+## (the destructive drills included: the lab is a test cluster); then a clean bookworm lab,
+## the deploy, the read-only verification and the drills that are not slow (one lab at a time)
 test: setup
 	$(PYTEST) tests/unit -q
 	$(MAKE) teardown
 	$(MAKE) cluster
-	$(PYTEST) tests/integration -v
+	$(PYTEST) tests/integration -v -rs --destructive
 	$(MAKE) teardown
 	$(MAKE) cluster INVENTORY=$(BOOKWORM_INVENTORY)
-	$(MAKE) verify INVENTORY=$(BOOKWORM_INVENTORY) VERIFY_ARGS='-m "not slow"'
+	$(MAKE) verify INVENTORY=$(BOOKWORM_INVENTORY)
+	$(MAKE) drills INVENTORY=$(BOOKWORM_INVENTORY) CONFIRM=yes VERIFY_ARGS='-m "destructive and not slow"'
 
 unit: setup
 	$(PYTEST) tests/unit -q
 
-## The verification run alone, against an already deployed inventory (INVENTORY=...)
+## The read-only verification of a deployed inventory (INVENTORY=...): reads and harmless
+## probes only (no failover, restart, configuration change, restore, rebuild): safe on production
 verify: setup
-	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v $(VERIFY_ARGS)
+	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v -rs -m "not destructive" $(VERIFY_ARGS)
+
+## The destructive drills (failovers, a whole-cluster restore, rebuilt replicas, parameter
+## changes) against a test cluster (a lab, or test_cluster = True): only with CONFIRM=yes
+drills: setup
+	@[ "$(CONFIRM)" = yes ] || { echo "make drills fails over, restores and rebuilds $(INVENTORY): run it with CONFIRM=yes, against a test cluster only" >&2; exit 2; }
+	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v -rs -m destructive --destructive $(VERIFY_ARGS)
 
 ## Destroy the lab containers (the base container cache is kept)
 teardown: setup

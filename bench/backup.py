@@ -35,7 +35,8 @@ from pgha.errors import BackupError, ConfigError, RemoteError  # noqa: E402
 from pgha.patroni import rest  # noqa: E402
 from pgha.patroni.values import bin_dir, data_dir  # noqa: E402
 from pgha.postgres.facts import make_psql_command  # noqa: E402
-from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster  # noqa: E402
+from pgha.lab.values import LAB_INVENTORY  # noqa: E402
+from pgha.settings.loader import load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402
 
 DATABASE = "pgbench_backup"
@@ -209,7 +210,7 @@ def report(figures: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
+    parser.add_argument("--inventory", default=str(LAB_INVENTORY))
     parser.add_argument("--scale", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="new replicas made each way (the median is kept)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "backup"))

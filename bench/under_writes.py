@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from pgha.drills import under_writes  # noqa: E402
 from pgha.errors import DrillError  # noqa: E402
-from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster  # noqa: E402
+from pgha.lab.values import LAB_INVENTORY  # noqa: E402
+from pgha.settings.loader import load_cluster  # noqa: E402
 
 
 def run(cluster, command: list[str], sslmode: str | None, label: str) -> dict:
@@ -48,7 +49,7 @@ def run(cluster, command: list[str], sslmode: str | None, label: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
+    parser.add_argument("--inventory", default=str(LAB_INVENTORY))
     parser.add_argument("--sslmode", default=None,
                         help="libpq sslmode of the writer and the watcher (default: verify-full)")
     parser.add_argument("--label", default="command")

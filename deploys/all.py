@@ -1,24 +1,21 @@
-"""The whole cluster, in order: the lab (no change once built), etcd, HAProxy, pgBackRest,
-Patroni, then the post-deploy checks: who leads, which replicas stream, how to connect, and
-(with a `backup` host) the stanza, its first backup and `pgbackrest check`.
+"""The whole cluster, in order: etcd, HAProxy, pgBackRest, Patroni, then the post-deploy
+checks: (with a `backup` host) the stanza, its first backup and `pgbackrest check`; who
+leads, which replicas stream and how to connect, said last.
 
 Usage: pyinfra -y inventory.py deploys/all.py
-(`make cluster` first builds the lab with deploys/lxc_hosts.py, since pyinfra must reach
-the containers before it runs this file.)
+(The lab's containers are built by deploys/lxc_hosts.py, which `make cluster` runs first:
+pyinfra must reach every host before it runs this file.)
 """
 
 from pgha.backup.deploy import deploy_backup_hosts, stanza_and_check
 from pgha.common.operations import barrier
 from pgha.etcd.deploy import deploy_etcd
 from pgha.haproxy.deploy import deploy_haproxy
-from pgha.lab.deploy import build as build_lab
 from pgha.patroni.deploy import deploy_patroni, paused_before_dcs_change
 from pgha.settings.loader import current
 
 cluster = current()
 
-build_lab(cluster)
-barrier(name="the lab is built", what="lab ready")
 paused_before_dcs_change(cluster)
 deploy_etcd(cluster)
 barrier(name="etcd is healthy on every member", what="etcd ready")

@@ -18,6 +18,13 @@ haproxy_rw_port = 5432  # read-write: only the leader passes the health check
 haproxy_ro_port = 5433  # read-only: round-robin over the streaming replicas
 haproxy_stats_port = 7000  # HAProxy stats page (authenticated)
 
+# --- What the cluster is for --------------------------------------------------------------
+# True only for a cluster whose data may be lost: the destructive drills (`make drills`:
+# failovers, a whole-cluster restore, rebuilt replicas, parameter changes) refuse any other.
+# A lab (an inventory of LXC containers) is one whatever this says; the read-only
+# verification (`make verify`) runs against any cluster.
+test_cluster = False
+
 # --- Who may connect (no default: each inventory says it) --------------------------------
 # client_networks: networks allowed to reach PostgreSQL and HAProxy, besides the nodes.
 # etcd_client_networks: besides the Patroni nodes and etcd members, who may reach etcd's

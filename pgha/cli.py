@@ -1,8 +1,12 @@
 """pgha: commands for a deployed cluster.
 
+Every command but rotate works on one inventory: --inventory FILE, else $PGHA_INVENTORY
+(there is no default: a command never reaches a cluster nobody named).
+
 Usage:
-  pgha status [--inventory inventory.py]
-  pgha switchover [--to pg-2] [--inventory inventory.py]
+  pgha status [--dsn]          every member, its role, state and lag; exit 1 when unhealthy
+  pgha verify [PYTEST_ARGS]    the read-only verification (changes nothing: safe on production)
+  pgha switchover [--to pg-2]
   pgha rotate KEY [KEY ...]     new values for secrets keys (then run the deploy)
   pgha backup [--type full|diff|incr]
   pgha backups
@@ -13,8 +17,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from pgha import client, secrets
 from pgha.backup import commands as backups
@@ -23,18 +30,24 @@ from pgha.backup import restore as whole_cluster
 from pgha.backup.facts import human_time
 from pgha.errors import BackupError, ConfigError, RemoteError, SwitchoverError
 from pgha.patroni import rest
-from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster
+from pgha import PROJECT_ROOT
+from pgha.settings.loader import INVENTORY_VARIABLE, inventory_path, load_cluster
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgha", description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", default=str(DEFAULT_INVENTORY))
+    parser = argparse.ArgumentParser(prog="pgha", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("--inventory", default=None, help="the inventory file (default: $PGHA_INVENTORY)")
     # --inventory is accepted after the command too (`pgha switchover --to pg-2 --inventory X`);
     # SUPPRESS keeps the subcommand from resetting a value given before it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--inventory", default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("status", parents=[common], help="members, roles, timelines, lag and WAL archiving")
+    status = commands.add_parser("status", parents=[common], help="members, roles, timelines, lag and WAL archiving")
+    status.add_argument("--dsn", action="store_true", help="only the connection strings")
+    verify = commands.add_parser("verify", parents=[common], help="the read-only verification (pytest)")
+    verify.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments")
     switch = commands.add_parser("switchover", parents=[common], help="planned change of leader, through Patroni")
     switch.add_argument("--to", dest="candidate", help="Patroni name of the new leader (default: any healthy replica)")
     switch.add_argument("--timeout", type=float, default=60)
@@ -61,10 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rotate":
         return _rotate(args.keys)
     try:
-        cluster = load_cluster(args.inventory)
+        inventory = inventory_path(args.inventory)
+        if args.command == "verify":
+            return _verify(inventory, args.pytest_args)
+        cluster = load_cluster(inventory)
     except ConfigError as error:
         print(f"pgha: {error}", file=sys.stderr)
         return 2
+    args.inventory = inventory
     try:
         return COMMANDS[args.command](cluster, args)
     except (BackupError, RemoteError, SwitchoverError) as error:
@@ -73,13 +90,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _status(cluster, args) -> int:
-    members = rest.members(cluster)
-    for m in members:
-        print(f"{m['name']:<8} {m['host']:<15} {m['role']:<8} {m['state']:<10} TL {m['timeline']} lag {m['lag']}")
-    leader = next((m for m in members if m["role"] == "leader"), None)
+    """Exit 0 healthy, 1 unhealthy, 2 when no member answers."""
+    if args.dsn:
+        print(client.connect_text(cluster))
+        return 0
+    seen = rest.status(cluster)
+    print(f"cluster {cluster.settings['patroni_scope']} (inventory {client.shown_path(args.inventory)})")
+    print(rest.summary(seen["rows"]))
+    leader = next((r for r in seen["rows"] if r["role"] == "leader" and r["state"] != "unreachable"), None)
     if cluster.backup and leader:
         print(report.archiving_line(backups.archiver(cluster, cluster.node(leader["name"]))))
-    return 0
+    if seen["problems"]:
+        print("problems:\n" + "\n".join(f"  - {p}" for p in seen["problems"]))
+    if not seen["answered"]:
+        return 2
+    return 1 if seen["problems"] else 0
+
+
+def _verify(inventory: Path, pytest_args: list[str]) -> int:
+    """The read-only verification: every integration test not marked destructive, against
+    ``inventory``, each skip with its reason."""
+    tests = PROJECT_ROOT / "tests" / "integration"
+    if not tests.is_dir():
+        print(f"pgha verify: {tests} is missing: run it from a clone of the repository", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "pytest", str(tests), "-rs", "-m", "not destructive", *pytest_args]
+    environment = dict(os.environ, **{INVENTORY_VARIABLE: str(inventory)})
+    return subprocess.run(command, cwd=PROJECT_ROOT, env=environment, check=False).returncode
 
 
 def _switchover(cluster, args) -> int:

@@ -5,6 +5,7 @@ drills and the tests."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import psycopg2
 
@@ -40,6 +41,49 @@ def options(cluster, port_setting: str = "haproxy_rw_port", **extra) -> dict:
         **({"target_session_attrs": "read-write"} if port_setting == "haproxy_rw_port" else {}),
         **extra,
     }
+
+
+# target_session_attrs of the printed connection strings: the read-only port may land on the
+# leader once no replica is left (prefer-standby accepts it; read-only would refuse it)
+SESSION_ATTRS = {"haproxy_rw_port": "read-write", "haproxy_ro_port": "prefer-standby"}
+ENDPOINTS = {"read-write": "haproxy_rw_port", "read-only": "haproxy_ro_port"}
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user sees it: relative to the current directory when under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def connection_strings(cluster) -> dict[str, str]:
+    """The connection strings a user copies, complete: every node, its port, the database,
+    the admin user, the session kind, verify-full against the CA's path as seen from here.
+    The password is the admin_password secret (PGPASSWORD or a pgpass line): never printed."""
+    s = cluster.settings
+    names = ",".join(n.connect_name for n in cluster.patroni)
+    return {
+        kind: format_dsn({
+            "host": names, "port": s[setting], "dbname": "postgres", "user": s["patroni_admin_user"],
+            "target_session_attrs": SESSION_ATTRS[setting], "sslmode": "verify-full",
+            "sslrootcert": shown_path(client_ca(cluster)),
+        })
+        for kind, setting in ENDPOINTS.items()
+    }
+
+
+def connect_text(cluster) -> str:
+    """What the deploy says last and `pgha status --dsn` prints: the connection strings and
+    where the password is."""
+    from pgha import secrets
+
+    strings = connection_strings(cluster)
+    width = max(len(k) for k in strings) + 1
+    lines = [f"{kind + ':':<{width}} {dsn}" for kind, dsn in strings.items()]
+    lines.append(f"{'password:':<{width}} admin_password in {shown_path(secrets.path())} "
+                 "(PGPASSWORD, or a line of ~/.pgpass)")
+    return "\n".join(lines)
 
 
 def format_dsn(opts: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.exceptions import OperationError
 
@@ -12,6 +12,7 @@ from pgha.backup.facts import MISSING_STANZA, NO_BACKUP, PgbackrestInfo, Resolve
 from pgha.backup.report import backups_table
 from pgha.backup.values import REPO_USER, make_pgbackrest_command
 from pgha.common.checks import executing
+from pgha.common.final import say_last
 
 
 @operation()
@@ -50,7 +51,7 @@ def check_passes(stanza: str):
     status, output = host.run_shell_command(make_pgbackrest_command(stanza, "--output=json", "info", user=REPO_USER))
     found = parse_info("\n".join(output.stdout_lines)) if status else None
     if found:
-        logger.info("\n--> Backups (pgha backups)\n" + backups_table(found, time.time()))
+        say_last("backups", backups_table(found, time.time()))
     host.noop("pgbackrest check passed: WAL archiving reaches the repository")
     yield from ()
 

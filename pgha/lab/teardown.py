@@ -8,8 +8,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pgha.lab.values import LXC_PATH
-from pgha.settings.loader import DEFAULT_INVENTORY, load_cluster
+from pgha.lab.values import LAB_INVENTORY, LXC_PATH
+from pgha.settings.loader import load_cluster
 
 
 def teardown(containers: list[str]) -> None:
@@ -22,7 +22,7 @@ def teardown(containers: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    inventory = argv[0] if argv else DEFAULT_INVENTORY
+    inventory = argv[0] if argv else LAB_INVENTORY
     cluster = load_cluster(inventory)
     teardown([n.lxc_container for n in cluster.nodes if n.lxc_container] + argv[1:])
     return 0

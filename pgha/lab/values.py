@@ -18,6 +18,8 @@ from pgha import PROJECT_ROOT
 from pgha.settings.schema import SETTINGS, is_ipv4, is_ipv4_network
 
 LAB_DIR = PROJECT_ROOT / ".lab"
+# the lab's inventory: what the Makefile, the benchmarks and the tests default to
+LAB_INVENTORY = PROJECT_ROOT / "inventory.py"
 SSH_KEY = LAB_DIR / "id_ed25519"
 KNOWN_HOSTS = LAB_DIR / "known_hosts"
 HOST_KEYS = LAB_DIR / "host_keys"

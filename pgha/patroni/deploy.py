@@ -11,6 +11,7 @@ from pyinfra.facts.files import File, FindInFile
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server, systemd
 
+from pgha.client import connect_text
 from pgha.common.deploy import install_packages_without_starting, scripts_directory, validated_template
 from pgha.haproxy import values as haproxy_values
 from pgha.patroni import operations as patroni_ops
@@ -258,7 +259,7 @@ def start(cluster, node, config, certificate_changed):
     _note("paused", False, lambda: first and any_dcs_change)
     patroni_ops.cluster_healthy(
         name="patroni: every daemon answers again (one leader, every replica streaming)",
-        expected=[n.patroni_name for n in cluster.patroni],
+        expected=members(cluster),
         port=port,
         _if=lambda: first and any_dcs_change,
     )
@@ -314,23 +315,19 @@ def dynamic_configuration(cluster, node):
     )
 
 
-def connection_hint(cluster) -> str:
-    s = cluster.settings
-    names = ",".join(n.connect_name for n in cluster.patroni)
-    return (
-        f"\n\nConnect (user {s['patroni_admin_user']}, password `admin_password` in the secrets file):\n"
-        f"  read-write: host={names} port={s['haproxy_rw_port']} target_session_attrs=read-write\n"
-        f"  read-only:  host={names} port={s['haproxy_ro_port']}"
-    )
+def members(cluster) -> list[dict]:
+    """The inventory's Patroni members as the checks name them."""
+    return [{"name": n.patroni_name, "host": n.address} for n in cluster.patroni]
 
 
 @deploy("patroni: check")
 def check(cluster, node):
     patroni_ops.cluster_healthy(
         name="patroni: exactly one leader, every replica streaming",
-        expected=[n.patroni_name for n in cluster.patroni],
+        expected=members(cluster),
         port=cluster.settings["patroni_restapi_port"],
-        connect_hint=connection_hint(cluster),
+        maximum_lag=cluster.settings["patroni_maximum_lag_on_failover"],
+        connect=connect_text(cluster),
         _if=lambda: node is cluster.patroni[0],
     )
 

@@ -18,7 +18,8 @@ from pgha.patroni.facts import (
     PatroniStatus,
     patronictl,
 )
-from pgha.patroni.rest import cluster_problems, replication_states, summary
+from pgha.common.final import say_last
+from pgha.patroni.rest import cluster_problems, member_rows, replication_states, summary
 from pgha.patroni.values import dynamic_config_changes
 from pgha.postgres.facts import PostgresSettings, PostmasterParameters, RoleLogin, make_psql_command
 from pgha.waiting import wait_for
@@ -199,12 +200,16 @@ def paused(scope: str, config_file: str, pause: bool = True):
 
 
 @operation()
-def cluster_healthy(expected: list[str], port: int, timeout: float = 180, connect_hint: str = ""):
-    """Exactly one leader, every other expected member a streaming replica; prints the
-    summary table. Changes nothing; fails the deploy when the cluster does not converge."""
+def cluster_healthy(expected: list[dict], port: int, maximum_lag: int | None = None, timeout: float = 180,
+                    connect: str = ""):
+    """Exactly one leader, every other expected member (``expected``: {"name", "host"}) a
+    streaming replica. Changes nothing; fails the deploy when the cluster does not converge.
+    With ``connect`` (the connection strings), the member table and those strings are what
+    the deploy says last (pgha.common.final)."""
     if not executing():
         return
     seen: dict = {}
+    names = [m["name"] for m in expected]
 
     def probe():
         members = host.get_fact(PatroniCluster, port=port)
@@ -213,11 +218,15 @@ def cluster_healthy(expected: list[str], port: int, timeout: float = 180, connec
         if leader:
             replication = replication_states(host.get_fact(PatroniStatus, port=port, address=leader["host"]))
         seen.update(members=members, replication=replication)
-        problems = cluster_problems(expected, members, replication)
+        problems = cluster_problems(names, members, replication)
         return not problems, "; ".join(problems)
 
     check_until(probe, timeout, interval=2)
-    logger.info("\n--> Cluster status\n" + summary(seen["members"], seen["replication"]) + connect_hint)
+    if connect:
+        own = {m["name"]: host.get_fact(PatroniStatus, port=port, address=m["host"]) or None for m in expected}
+        rows = member_rows(expected, seen["members"], seen["replication"], own, maximum_lag)
+        say_last("cluster", summary(rows))
+        say_last("connect", connect)
     host.noop("exactly one leader, every replica streaming")
     yield from ()
 

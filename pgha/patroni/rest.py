@@ -8,9 +8,12 @@ Patroni 3.0.2 names the leader's role ``master``, 4.x ``primary`` or ``leader``;
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import requests
 
 from pgha.pki.authority import client_ca
+from pgha.table import format_table
 
 # Patroni's REST API speaks HTTPS only, with the node's certificate (pgha.pki)
 RESTAPI_SCHEME = "https"
@@ -78,17 +81,79 @@ def cluster_problems(expected: list[str], members: list[dict] | None, replicatio
     return problems
 
 
-def summary(members: list[dict], replication: dict) -> str:
-    """The table the deploy prints: member, host, role, state, timeline, lag, replication."""
-    header = f"{'member':<8} {'host':<15} {'role':<8} {'state':<10} {'TL':>3} {'lag (bytes)':>12} replication"
-    rows = [header, "-" * len(header)]
-    for m in members:
-        rep = "-" if m["role"] == "leader" else replication.get(m["name"], "not connected")
-        rows.append(
-            f"{m['name']:<8} {m['host'] or '-':<15} {m['role'] or '-':<8} {m['state'] or '-':<10} "
-            f"{m['timeline'] if m['timeline'] is not None else '-':>3} {m['lag']:>12} {rep}"
-        )
-    return "\n".join(rows)
+def format_bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"
+
+
+def lag_text(lag, maximum: int | None) -> str:
+    """A replica's lag with its unit, and against maximum_lag_on_failover: beyond it Patroni
+    would not promote that replica."""
+    if not isinstance(lag, int):
+        return str(lag) if lag not in (None, "") else "-"
+    text = format_bytes(lag)
+    if maximum is not None and lag > maximum:
+        text += f" (> maximum_lag_on_failover {format_bytes(maximum)}: no failover to it)"
+    return text
+
+
+SUMMARY_HEADERS = ("member", "host", "role", "state", "TL", "lag", "replication", "note")
+
+
+def member_rows(expected: list[dict], members: list[dict] | None, replication: dict,
+                own: dict[str, dict | None], maximum_lag: int | None = None) -> list[dict]:
+    """Every member of the inventory (``expected``: {"name", "host"}), then any member the
+    DCS lists that the inventory does not, reconciled from two views: the DCS's (``members``,
+    GET /cluster) and each member's own REST API (``own``: name -> its GET /patroni, None when
+    it does not answer). A member whose REST API is silent is "unreachable", whatever the
+    DCS still says (its leader key lives until the ttl runs out)."""
+    by_name = {m["name"]: m for m in members or []}
+    rows = []
+    for node in expected:
+        dcs, status = by_name.get(node["name"]), own.get(node["name"])
+        row = {"name": node["name"], "host": node["host"], "role": None, "state": None,
+               "timeline": None, "lag": None, "replication": None, "note": ""}
+        if status is None:
+            row["state"] = "unreachable"
+            said = f"{dcs['role']}, {dcs['state']}" if dcs else "nothing"
+            row["note"] = f"its REST API does not answer (the DCS says: {said})"
+            if dcs and dcs["role"] == "leader":
+                row["note"] += "; its leader key lives until the ttl runs out"
+        else:
+            row.update(role=normalize_role(status.get("role")), state=status.get("state"),
+                       timeline=status.get("timeline"))
+            if dcs is None:
+                row["note"] = "absent from Patroni's member list (not in the DCS)"
+        if dcs is not None and dcs["role"] != "leader":
+            row["lag"] = lag_text(dcs.get("lag"), maximum_lag)
+        if row["role"] == "replica":
+            row["replication"] = replication.get(node["name"], "not connected")
+        rows.append(row)
+    known = {n["name"] for n in expected}
+    for name, dcs in sorted(by_name.items()):
+        if name not in known:
+            rows.append({"name": name, "host": dcs["host"], "role": dcs["role"], "state": dcs["state"],
+                         "timeline": dcs["timeline"], "lag": None, "replication": replication.get(name),
+                         "note": "in the DCS but not in the inventory"})
+    return rows
+
+
+def row_problems(rows: list[dict]) -> list[str]:
+    """What member_rows saw wrong besides cluster_problems: silent members, strangers."""
+    return [f"{r['name']}: {r['note']}" for r in rows
+            if r["state"] == "unreachable" or "inventory" in r["note"] or "absent" in r["note"]]
+
+
+def summary(rows: list[dict]) -> str:
+    """The member table the deploy and `pgha status` print (pgha.table)."""
+    return format_table(SUMMARY_HEADERS, [
+        (r["name"], r["host"], r["role"], r["state"], r["timeline"], r["lag"], r["replication"], r["note"])
+        for r in rows
+    ], right=("TL",))
 
 
 # --- from the control machine -----------------------------------------------------------------
@@ -142,3 +207,39 @@ def health(cluster, timeout: float = 2) -> dict:
         "replication": replication,
         "problems": cluster_problems(expected, current, replication),
     }
+
+
+def own_statuses(cluster, timeout: float = 2) -> dict[str, dict | None]:
+    """Each inventory member's own GET /patroni, asked of it directly and all at once; None
+    for a member whose REST API does not answer."""
+    def ask(node):
+        answer = get_json(cluster, "patroni", timeout, address=node.address)
+        return node.patroni_name, answer if isinstance(answer, dict) else None
+
+    with ThreadPoolExecutor(max_workers=max(1, len(cluster.patroni))) as pool:
+        return dict(pool.map(ask, cluster.patroni))
+
+
+def status(cluster, timeout: float = 2) -> dict:
+    """`pgha status`'s view: every inventory member as its own REST API and the DCS see it
+    (member_rows), asked of all members at once, and what is wrong. A leader that does not
+    answer leaves the replicas' streaming unknown (it is the one that knows)."""
+    own = own_statuses(cluster, timeout)
+    answering = [n for n in cluster.patroni if own.get(n.patroni_name)]
+    found = get_json(cluster, "cluster", timeout, address=answering[0].address) if answering else None
+    current = parse_cluster(found) if isinstance(found, dict) else None
+    dcs_leader = next((m for m in current or [] if m["role"] == "leader"), None)
+    leader_status = own.get(dcs_leader["name"]) if dcs_leader else None
+    replication = replication_states(leader_status) if leader_status else {}
+    expected = [{"name": n.patroni_name, "host": n.address} for n in cluster.patroni]
+    rows = member_rows(expected, current, replication, own, cluster.settings["patroni_maximum_lag_on_failover"])
+    if dcs_leader and leader_status is None:
+        for row in rows:
+            if row["role"] == "replica":
+                row["replication"] = "unknown"
+        problems = [f"the leader {dcs_leader['name']} does not answer: the replicas' streaming is unknown"]
+    else:
+        problems = cluster_problems([m["name"] for m in expected], current, replication)
+    problems += [p for p in row_problems(rows) if p not in problems]
+    return {"rows": rows, "problems": problems, "answered": bool(answering), "members": current or [],
+            "replication": replication}

@@ -4,7 +4,10 @@ pyinfra connects to any host), the deploy files, the CLI, the drills and the tes
 The inventory is read the way pyinfra reads it, so every group_data file pyinfra will read
 (`group_data/` in the current directory and beside the inventory, `--group-data`), the
 inventory's own data and `--data` overrides are merged as the deploy will see them, by
-pyinfra's own Inventory.
+pyinfra's own Inventory. Beneath them all lies the repository's group_data/ (DEFAULTS_DIR:
+the defaults every inventory shares), wherever pyinfra or a tool runs from; tools (the CLI,
+the drills, the tests) read the group_data beside the inventory, never the current
+directory's.
 The secrets file is created on first use, checked with the settings (one list of problems)
 and carried by the Cluster, as are the hosts' TLS files (pgha.pki.authority).
 """
@@ -26,8 +29,26 @@ from pgha.settings.checks import check
 from pgha.settings.hosts import cluster_data
 from pgha.settings.topology import GROUPS, LAB_GROUP, Cluster
 
-# The inventory every tool uses unless told otherwise: $PGHA_INVENTORY, else the lab's.
-DEFAULT_INVENTORY = Path(os.environ.get("PGHA_INVENTORY") or PROJECT_ROOT / "inventory.py")
+# The defaults every inventory shares (ports, timings, PostgreSQL parameters): the lowest layer
+DEFAULTS_DIR = PROJECT_ROOT / "group_data"
+# Where tools find the inventory when no --inventory is given
+INVENTORY_VARIABLE = "PGHA_INVENTORY"
+
+
+def inventory_path(given: str | Path | None = None) -> Path:
+    """The inventory a tool works on: ``given`` (its --inventory), else $PGHA_INVENTORY;
+    never a default that would send requests to a cluster nobody named (a ConfigError)."""
+    chosen = given or os.environ.get(INVENTORY_VARIABLE)
+    if not chosen:
+        raise ConfigError([
+            f"no inventory: give --inventory FILE (e.g. inventories/prod/inventory.py, or inventory.py "
+            f"for the lab) or set {INVENTORY_VARIABLE}"
+        ])
+    path = Path(chosen).expanduser()
+    if not path.is_file():
+        where = "--inventory" if given else f"${INVENTORY_VARIABLE}"
+        raise ConfigError([f"{where} {str(chosen)!r}: no such file (expected a pyinfra inventory file)"])
+    return path.resolve()
 
 _loading: list[str] = []  # inventory files pyinfra's loader is reading for us
 
@@ -94,11 +115,24 @@ def _inventory_groups(path: str) -> dict[str, Any]:
     }
 
 
+def group_data_folders(inventory_file: str | Path, extra: list[str] | None = None,
+                       with_cwd: bool = True) -> list[Path]:
+    """The group_data directories, lowest first: the shared defaults, the current directory's
+    (as pyinfra reads it; not for tools), the inventory's own, then ``extra`` (--group-data)."""
+    folders = [DEFAULTS_DIR]
+    if with_cwd:
+        folders.append(Path(os.getcwd()) / "group_data")
+    folders.append(Path(inventory_file).resolve().parent / "group_data")
+    folders += [Path(d) for d in extra or []]
+    return list(dict.fromkeys(f.resolve() for f in folders))
+
+
 def pyinfra_inventory(inventory_file: str | Path, overrides: dict[str, Any] | None = None,
-                      group_data_dirs: list[str] | None = None):
-    """The pyinfra Inventory that `pyinfra INVENTORY ...` run from the current directory
-    builds (pyinfra_cli's make_inventory_from_files, followed step by step: pyinfra_cli
-    itself cannot be imported by tools, its import patches threads and sockets)."""
+                      group_data_dirs: list[str] | None = None, with_cwd: bool = True):
+    """The pyinfra Inventory that `pyinfra INVENTORY ...` builds (pyinfra_cli's
+    make_inventory_from_files, followed step by step: pyinfra_cli itself cannot be imported
+    by tools, its import patches threads and sockets), on the shared defaults. ``with_cwd``
+    False (tools): the current directory's group_data is not read."""
     from pyinfra.api import Inventory
 
     path = str(Path(inventory_file).resolve())
@@ -112,12 +146,8 @@ def pyinfra_inventory(inventory_file: str | Path, overrides: dict[str, Any] | No
             for h in (hosts[0] if isinstance(hosts, tuple) else hosts)
         ))
     groups.setdefault(Path(path).stem, list(all_hosts))  # pyinfra's group named after the file
-    folders = [Path(os.getcwd()) / "group_data"]
-    if str(Path(path).parent) != os.getcwd():
-        folders.append(Path(path).parent / "group_data")
-    folders += [Path(d) for d in group_data_dirs or []]
     group_data: dict[str, dict] = {}
-    for folder in folders:
+    for folder in group_data_folders(path, group_data_dirs, with_cwd):
         for group, data in load_group_data(folder).items():
             group_data.setdefault(group, {}).update(data)
     all_data = {**all_data, **group_data.pop("all", {})}
@@ -160,17 +190,23 @@ def _hosts(inventory, group: str) -> list:
     return list(inventory.get_group(group, []))
 
 
+def _defaults() -> dict[str, Any]:
+    return load_group_data(DEFAULTS_DIR).get("all", {})
+
+
 def cluster_of(inventory, inventory_file: str | Path | None = None) -> Cluster:
     """The checked Cluster of a pyinfra Inventory: host data as written, settings as every
-    cluster host sees them (they must agree), lab settings as the lab host sees them."""
+    cluster host sees them on the shared defaults (they must agree), lab settings as the lab
+    host sees them."""
     groups = {
         group: [(h.name, dict(inventory.get_host_data(h.name))) for h in _hosts(inventory, group)]
         for group in (*GROUPS, LAB_GROUP)
     }
+    defaults = _defaults()
     cluster_hosts = list({h.name: h for g in GROUPS for h in _hosts(inventory, g)}.values())
-    data, problems = cluster_data({h.name: h.data.dict() for h in cluster_hosts})
+    data, problems = cluster_data({h.name: {**defaults, **h.data.dict()} for h in cluster_hosts})
     lab_hosts = _hosts(inventory, LAB_GROUP)
-    lab_data = lab_hosts[0].data.dict() if lab_hosts else None
+    lab_data = {**defaults, **lab_hosts[0].data.dict()} if lab_hosts else None
     group_names = []
     if inventory_file:  # pyinfra also makes a group named after the inventory file
         group_names = [g for g in inventory.group_data if g != Path(inventory_file).stem]
@@ -209,12 +245,15 @@ def check_inventory(inventory_file: str | Path, overrides: dict[str, Any] | None
     return cluster_of(inventory, path)
 
 
-def load_cluster(inventory: str | Path = DEFAULT_INVENTORY,
+def load_cluster(inventory: str | Path | None = None,
                  overrides: dict[str, Any] | None = None) -> Cluster:
-    """The checked Cluster of an inventory file (for tools: the CLI, the drills, the tests)."""
-    inventory_object = pyinfra_inventory(inventory, overrides)
+    """The checked Cluster of an inventory file (for tools: the CLI, the drills, the tests),
+    with the group_data beside it on the shared defaults, wherever the tool runs from.
+    ``inventory`` None: $PGHA_INVENTORY (pgha.settings.loader.inventory_path)."""
+    path = inventory_path(inventory)
+    inventory_object = pyinfra_inventory(path, overrides, with_cwd=False)
     secrets.ensure()
-    return cluster_of(inventory_object, inventory)
+    return cluster_of(inventory_object, path)
 
 
 _current: dict[str, Cluster] = {}

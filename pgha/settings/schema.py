@@ -164,6 +164,11 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "pgbackrest_schedule_full": (lambda v: v is None or is_str(v), "a systemd OnCalendar expression or None"),
     "pgbackrest_schedule_diff": (lambda v: v is None or is_str(v), "a systemd OnCalendar expression or None"),
     "pgbackrest_schedule_incr": (lambda v: v is None or is_str(v), "a systemd OnCalendar expression or None"),
+    "test_cluster": (
+        lambda v: isinstance(v, bool),
+        "true or false (true only for a cluster whose data may be lost: `make drills` fails it over, "
+        "restores and rebuilds it)",
+    ),
     "haproxy_check_rise": (is_int(1), "an integer, at least 1"),
     "haproxy_check_fall": (is_int(1), "an integer, at least 1"),
 }

@@ -67,6 +67,11 @@ class Cluster:
                 return node
         raise KeyError(name)
 
+    @property
+    def is_test_cluster(self) -> bool:
+        """Whether its data may be lost (the destructive drills): a lab, or test_cluster."""
+        return self.settings.get("test_cluster") is True or any(n.lxc_container for n in self.nodes)
+
     def ports_of(self, node: Node) -> dict[str, int]:
         """Every port a node listens on, by setting name."""
         names = []

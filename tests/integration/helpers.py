@@ -18,6 +18,8 @@ from pgha.etcd.facts import make_etcdctl_command
 from pgha.etcd.values import ROOT_USER, client_url, local_endpoint, password_file, peer_url
 from pgha.waiting import wait_for
 
+import safety
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # the inventory under test: the lab's, or the one named by `make verify INVENTORY=...`
 INVENTORY = Path(os.environ.get("PGHA_INVENTORY") or PROJECT_ROOT / "inventory.py").resolve()
@@ -27,7 +29,7 @@ PYINFRA = VENV_BIN / "pyinfra"
 PYTHON = VENV_BIN / "python"
 LAB_KNOWN_HOSTS = PROJECT_ROOT / ".lab" / "known_hosts"
 
-TEST_KEY_PREFIX = "/pgha-test/"
+TEST_KEY_PREFIX = safety.TEST_KEY_PREFIX
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _GRAND_TOTAL = re.compile(r"^\s*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", re.M)
@@ -48,6 +50,8 @@ def run_pyinfra(
     also be a pyinfra sub-command such as "fact" or "exec" (its arguments in ``extra_args``).
     Settings can be given as ``"--data", "etcd_check_timeout=6"``.
     """
+    if Path(inventory).resolve() == INVENTORY:  # scratch inventories are the test's own machines
+        safety.GUARD.require(safety.pyinfra_changes(deploy, extra_args))
     return _pyinfra([str(PYINFRA), "-y", str(inventory), str(deploy), *map(str, extra_args)], timeout)
 
 
@@ -141,6 +145,19 @@ def fact_data(output: str, fact: str) -> dict[str, Any]:
 
 def tail(output: str, lines: int = 60) -> str:
     return "\n".join(output.splitlines()[-lines:])
+
+
+def pgha(*args: str, inventory: str | os.PathLike | None = None, timeout: float = 900,
+         cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it (`.venv/bin/pgha ARGS --inventory INVENTORY`), by default
+    against the inventory under test, from the project root."""
+    target = Path(inventory or INVENTORY).resolve()
+    if target == INVENTORY:
+        safety.GUARD.require(safety.pgha_changes(args))
+    return subprocess.run(
+        [str(VENV_BIN / "pgha"), *map(str, args), "--inventory", str(target)],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd or PROJECT_ROOT,
+    )
 
 
 # --- the topology ---------------------------------------------------------------------------
@@ -257,9 +274,18 @@ def wait_until(probe: Callable[[], Any], timeout: float, interval: float = 1.0) 
     return wait_for(probe, timeout, interval)
 
 
+def tcp_connect_command(address: str, port: int, seconds: int = 3) -> str:
+    """A shell line that opens a TCP connection from a node (bash, on every Debian: a
+    minimal machine has neither curl nor python3): exit 0 when it connects; "Connection
+    refused" in its output when a firewall resets it."""
+    return f"timeout {int(seconds)} bash -c 'exec 3<>/dev/tcp/{address}/{int(port)}' 2>&1"
+
+
 def start_again(host, service: str) -> bool:
     """`systemctl start SERVICE` on a testinfra host, retried over SSH hiccups: a test must
     never leave a service it stopped down."""
+
+    safety.GUARD.require(f"starts {service} again")
 
     def started() -> bool:
         try:

@@ -41,12 +41,7 @@ STANZA = backup_values.stanza(CLUSTER.settings)
 DISASTER_TABLE = f"{TEST_SCHEMA}.precious"
 
 
-def pgha(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it, against the inventory under test."""
-    return subprocess.run(
-        [str(helpers.VENV_BIN / "pgha"), *args, "--inventory", str(helpers.INVENTORY)],
-        capture_output=True, text=True, timeout=timeout, cwd=helpers.PROJECT_ROOT,
-    )
+pgha = helpers.pgha
 
 
 def repository_info(lab_hosts) -> dict:
@@ -67,8 +62,7 @@ def superuser_sql(sql: str, address: str | None = None):
 
 def reaches(host, address: str, port: int) -> bool:
     """A TCP connection from ``host`` (testinfra) to address:port succeeds."""
-    probe = f"import socket; socket.create_connection(({address!r}, {port}), 3).close()"
-    return host.run(f"python3 -c {probe!r}").rc == 0
+    return host.run(helpers.tcp_connect_command(address, port)).rc == 0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -138,6 +132,7 @@ def test_the_repository_is_encrypted_with_the_secret_only_its_host_holds(lab_hos
 # --- backups --------------------------------------------------------------------------------
 
 
+@pytest.mark.destructive
 def test_pgha_backup_takes_a_backup_from_a_standby(lab_hosts):
     before = {b["label"] for b in repository_info(lab_hosts)["backups"]}
     proc = pgha("backup", "--type", "full")
@@ -168,6 +163,7 @@ def test_the_backup_timers_are_active(lab_hosts, cluster):
 # --- archiving ------------------------------------------------------------------------------
 
 
+@pytest.mark.destructive
 def test_archiving_goes_on_after_a_failover(lab_hosts, cluster):
     leader, replicas = roles()
     before = superuser_sql("select timeline_id from pg_control_checkpoint()")[0][0]
@@ -197,6 +193,7 @@ def _tx_bytes(host) -> int:
     return int(host.run("cat /sys/class/net/eth0/statistics/tx_bytes").stdout)
 
 
+@pytest.mark.destructive
 def test_a_replica_is_rebuilt_from_the_repository_not_the_leader(lab_hosts):
     leader, replicas = roles()
     superuser_sql(f"create schema if not exists {TEST_SCHEMA} authorization {ADMIN}")
@@ -217,6 +214,7 @@ def test_a_replica_is_rebuilt_from_the_repository_not_the_leader(lab_hosts):
 # --- the repository down under writes --------------------------------------------------------
 
 
+@pytest.mark.destructive
 @pytest.mark.slow
 @pytest.mark.needs_lxc
 def test_repository_down_a_minute_blocks_no_write(lab_hosts):
@@ -257,6 +255,7 @@ def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
+@pytest.mark.destructive
 def test_restore_refuses_before_touching_anything(lab_hosts):
     leader, _ = roles()
     timeline = superuser_sql("select timeline_id from pg_control_checkpoint()")[0][0]
@@ -278,6 +277,7 @@ def test_restore_refuses_before_touching_anything(lab_hosts):
     assert superuser_sql("select timeline_id from pg_control_checkpoint()")[0][0] == timeline
 
 
+@pytest.mark.destructive
 def test_a_dropped_table_comes_back_with_one_command(lab_hosts):
     superuser_sql(f"create schema if not exists {TEST_SCHEMA} authorization {ADMIN}")
     superuser_sql(f"drop table if exists {DISASTER_TABLE}; create table {DISASTER_TABLE} (id int primary key)")
@@ -311,6 +311,7 @@ def test_a_dropped_table_comes_back_with_one_command(lab_hosts):
     assert check.rc == 0, check.stderr
 
 
+@pytest.mark.destructive
 def test_a_second_deploy_after_all_this_changes_nothing():
     rc, output = helpers.run_pyinfra(helpers.INVENTORY, "deploys/all.py", timeout=900)
     assert rc == 0, helpers.tail(output)

@@ -100,6 +100,7 @@ def test_key_written_through_one_member_is_read_through_the_others(etcd_hosts, w
 # --- idempotence ----------------------------------------------------------------------------
 
 
+@pytest.mark.destructive
 def test_second_etcd_deploy_changes_nothing():
     # A config change would restart etcd (on every member at once): look before running.
     rc, pending, output = helpers.dry_run_changes(
@@ -128,6 +129,7 @@ def _member_state(host) -> dict:
     return {"files": hashlib.sha256(files.encode()).hexdigest(), "service": service.strip()}
 
 
+@pytest.mark.destructive
 @pytest.mark.needs_lxc  # its scratch inventory is built from the lab's topology
 def test_removing_a_member_from_the_inventory_is_refused(etcd_hosts, tmp_path):
     kept = ETCD_NAMES[:2]
@@ -229,6 +231,7 @@ def outage(etcd_hosts):
     helpers.etcdctl(writer, "del", key)
 
 
+@pytest.mark.destructive
 def test_outage_stopped_exactly_one_member(outage):
     assert outage["stop_rc"] == 0
     assert outage["victim_state"] == "inactive"
@@ -236,11 +239,13 @@ def test_outage_stopped_exactly_one_member(outage):
     assert outage["health_during"] == expected
 
 
+@pytest.mark.destructive
 def test_outage_cluster_accepts_writes_through_etcd1(outage):
     assert outage["put"] == (0, "OK")
     assert outage["read_during"] == outage["value"]
 
 
+@pytest.mark.destructive
 def test_outage_deploy_check_fails_naming_the_stopped_member(outage):
     rc, output = outage["deploy"]
     assert rc not in (0, None), helpers.tail(output)
@@ -253,6 +258,7 @@ def test_outage_deploy_check_fails_naming_the_stopped_member(outage):
     assert not any(url in line for line in complaints for url in healthy), complaints
 
 
+@pytest.mark.destructive
 def test_outage_deploy_check_message_has_the_member_name(outage):
     """The message should say which member (etcd3), not only its client URL."""
     _, output = outage["deploy"]
@@ -260,6 +266,7 @@ def test_outage_deploy_check_message_has_the_member_name(outage):
     assert any(re.search(rf"\b{re.escape(VICTIM)}\b", line) for line in complaints), complaints
 
 
+@pytest.mark.destructive
 def test_outage_member_rejoins_with_the_key_written_while_down(outage):
     assert outage["started"], f"could not start etcd on {VICTIM} again"
     assert outage["healthy_again"], "the cluster did not become healthy again within 60 s"
@@ -267,5 +274,6 @@ def test_outage_member_rejoins_with_the_key_written_while_down(outage):
     assert outage["victim_members"] == helpers.expected_members(CLUSTER)
 
 
+@pytest.mark.destructive
 def test_outage_was_short(outage):
     assert outage["outage_seconds"] < OUTAGE_BUDGET, outage["outage_seconds"]

@@ -30,7 +30,7 @@ from conftest import CLUSTER, LAB_NAMES
 import helpers
 from pgha.lab.values import container_host_data
 
-pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
+pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
 ETCD_NODES = {
     "scratch_etcd1": "10.0.3.91",

@@ -85,7 +85,7 @@ def assert_rejoined(result: dict, timeout: float = 60) -> None:
     assert old in drills.cluster_state(CLUSTER)["streaming"]
 
 
-pytestmark = [pytest.mark.usefixtures("synchronous"), pytest.mark.needs_lxc, pytest.mark.slow]
+pytestmark = [pytest.mark.destructive, pytest.mark.usefixtures("synchronous"), pytest.mark.needs_lxc, pytest.mark.slow]
 
 
 def test_switchover_through_the_cli():

@@ -91,6 +91,7 @@ def test_pyinfra_reaches_every_container_over_ssh():
     assert hostnames == {name: name.replace("_", "-") for name in LAB_NAMES}
 
 
+@pytest.mark.destructive
 def test_second_lxc_hosts_run_changes_nothing():
     # A dry run first: a run that did change a container's files would also restart that
     # container (and stop the services running in it), so only go on when nothing is pending.

@@ -26,7 +26,7 @@ import helpers
 from pgha.lab import values as lab
 from pgha.lab.deploy import answers_ssh
 
-pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
+pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
 PORTS = {"etcd_client_port": 2479, "patroni_restapi_port": 8018, "postgresql_port": 5544,
          "pgbackrest_tls_port": 8532}

@@ -227,6 +227,7 @@ def ttl_change(patroni_hosts, passwords):
     return seen
 
 
+@pytest.mark.destructive
 def test_ttl_change_deploy_succeeds_and_changes_something(ttl_change):
     rc, output = ttl_change["first"]
     assert rc == 0, helpers.tail(output)
@@ -235,12 +236,14 @@ def test_ttl_change_deploy_succeeds_and_changes_something(ttl_change):
     assert any("DCS configuration" in row for row in rows), rows
 
 
+@pytest.mark.destructive
 def test_ttl_change_reaches_the_dcs_seen_from_every_node(ttl_change):
     assert {n: int(v) for n, v in ttl_change["ttl_after_first"].items()} == {
         n: TTL_CHANGED for n in PATRONI_NAMES
     }
 
 
+@pytest.mark.destructive
 def test_ttl_change_rerun_changes_nothing(ttl_change):
     rc, output = ttl_change["second"]
     assert rc == 0, helpers.tail(output)
@@ -248,6 +251,7 @@ def test_ttl_change_rerun_changes_nothing(ttl_change):
     assert int(ttl_change["ttl_after_second"]) == TTL_CHANGED
 
 
+@pytest.mark.destructive
 def test_ttl_restored_to_group_data(ttl_change):
     rc, output = ttl_change["restore"]
     assert rc == 0, helpers.tail(output)
@@ -349,6 +353,7 @@ def test_rest_patch_config_with_wrong_password_is_401(target):
     assert response.status_code == 401, (response.status_code, response.text[:200])
 
 
+@pytest.mark.destructive
 def test_rest_patch_config_with_the_right_password_is_accepted(passwords):
     """Control for the 401 tests: the same PATCH (ttl set to its current value) with the
     REST API's credentials succeeds."""
@@ -376,6 +381,7 @@ def _summary_rows(output: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.destructive
 def test_deploy_summary_shows_one_leader_and_the_connection_strings(converged):
     rows = _summary_rows(converged)
     assert sorted(r[0] for r in rows) == sorted(PG_NAMES), rows
@@ -390,6 +396,7 @@ def test_deploy_summary_shows_one_leader_and_the_connection_strings(converged):
     )
 
 
+@pytest.mark.destructive
 def test_second_patroni_deploy_changes_nothing(converged):
     rc, output = helpers.run_pyinfra(helpers.INVENTORY, DEPLOY, timeout=900)
     assert rc == 0, helpers.tail(output)
@@ -397,6 +404,7 @@ def test_second_patroni_deploy_changes_nothing(converged):
     assert helpers.grand_total(output)["error"] == 0
 
 
+@pytest.mark.destructive
 def test_deploy_output_shows_no_secret(converged, ttl_change, passwords):
     """Secrets only reach the hosts inside files: no run's output contains one."""
     outputs = [converged, ttl_change["first"][1], ttl_change["second"][1], ttl_change["restore"][1]]

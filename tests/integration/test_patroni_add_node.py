@@ -20,7 +20,7 @@ from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
 from pgha.patroni import rest
 
-pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
+pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
 REMOVED = "pg_patroni3"
 REMOVED_MEMBER = "pg-3"

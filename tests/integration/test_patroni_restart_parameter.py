@@ -13,6 +13,8 @@ from helpers import INVENTORY, changed_operations, run_pyinfra
 from pgha.patroni import rest
 from pgha.postgres.facts import make_psql_command
 
+pytestmark = pytest.mark.destructive
+
 
 def _show_max_connections(cluster, host) -> int:
     out = host.check_output("cd /tmp && " + make_psql_command("show max_connections", cluster.settings["postgresql_port"]))

@@ -24,6 +24,8 @@ from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
 
 import helpers
 
+pytestmark = pytest.mark.destructive
+
 OUT_TIMEOUT = 20  # seconds for every 5433 to leave R out
 BACK_TIMEOUT = 60  # seconds for R to stream again and be back in every 5433
 STREAK = 10  # consecutive connections that must all reach the other replica

@@ -22,7 +22,7 @@ from pgha.drills import under_writes
 from pgha.patroni import rest
 from pgha.waiting import wait_for
 
-pytestmark = [pytest.mark.needs_lxc, pytest.mark.slow]
+pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
 ROTATED = [
     "superuser_password",

@@ -18,7 +18,15 @@ from pgha.patroni.facts import (
     PatroniStatus,
     TextFileHeader,
 )
-from pgha.patroni.rest import cluster_problems, normalize_role, parse_cluster
+from pgha.patroni.rest import (
+    SUMMARY_HEADERS,
+    cluster_problems,
+    lag_text,
+    member_rows,
+    normalize_role,
+    parse_cluster,
+    row_problems,
+)
 from pgha.patroni.rest import summary as _summary
 
 from .conftest import recorded
@@ -416,30 +424,98 @@ def test_api_not_answering():
     assert "GET /cluster" in problems[0]
 
 
+def _expected(members) -> list[dict]:
+    return [{"name": m["name"], "host": m["host"]} for m in members]
+
+
+def _own(members, silent=()) -> dict:
+    """Each member's own /patroni as the DCS lists it (``silent``: no answer)."""
+    return {m["name"]: None if m["name"] in silent else {"role": m["raw_role"], "state": m["state"],
+                                                       "timeline": m["timeline"]} for m in members}
+
+
+def _table(rows) -> dict[str, dict[str, str]]:
+    """The printed table read back: {member: {header: cell}} (cells cut at the columns)."""
+    lines = _summary(rows).splitlines()
+    header = lines[0]
+    starts = [header.index(h) for h in SUMMARY_HEADERS]
+    table = {}
+    for line in lines[2:]:
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+        table[cells[0]] = dict(zip(SUMMARY_HEADERS, cells))
+    return table
+
+
 def test_summary_table():
     members = recorded_members()
     replication = {"pg-2": "streaming"}
-    lines = _summary(members, replication).splitlines()
-    header = lines[0]
-    assert header.split()[:3] == ["member", "host", "role"]
-    assert set(lines[1]) == {"-"} and len(lines[1]) == len(header)
-    column = header.index("replication")
-    rows = {line.split()[0]: line for line in lines[2:]}
+    lines = _summary(member_rows(_expected(members), members, replication, _own(members))).splitlines()
+    assert lines[0].split() == list(SUMMARY_HEADERS)
+    assert set(lines[1]) == {"-"} and len(lines[1]) == len(lines[0])
+    rows = _table(member_rows(_expected(members), members, replication, _own(members)))
     assert list(rows) == EXPECTED
-    assert rows["pg-1"][column:] == "-"
-    assert rows["pg-2"][column:] == "streaming"
-    assert rows["pg-3"][column:] == "not connected"
-    assert rows["pg-1"].split()[:6] == ["pg-1", "10.0.3.141", "leader", "running", "2", "0"]
+    assert rows["pg-1"]["replication"] == "-" and rows["pg-1"]["lag"] == "-"
+    assert rows["pg-2"]["replication"] == "streaming"
+    assert rows["pg-3"]["replication"] == "not connected"
+    assert [rows["pg-1"][h] for h in ("host", "role", "state", "TL")] == ["10.0.3.141", "leader", "running", "2"]
+    assert rows["pg-2"]["lag"] == "0 B"
+
+
+def test_columns_fit_the_longest_state():
+    """On a first deploy Patroni 4 says `in archive recovery`: the columns follow it."""
+    members = recorded_members()
+    own = _own(members)
+    own["pg-2"]["state"] = "in archive recovery"
+    rows = _table(member_rows(_expected(members), members, {"pg-2": "streaming", "pg-3": "streaming"}, own))
+    assert rows["pg-2"]["state"] == "in archive recovery"
+    assert rows["pg-2"]["TL"] == "2" and rows["pg-3"]["replication"] == "streaming"
+
+
+def test_lag_has_its_unit_and_is_weighed_against_maximum_lag_on_failover():
+    members = recorded_members()
+    members[2]["lag"] = 16777216
+    rows = _table(member_rows(_expected(members), members, {}, _own(members), maximum_lag=1048576))
+    assert rows["pg-3"]["lag"] == "16.0 MiB (> maximum_lag_on_failover 1.0 MiB: no failover to it)"
+    assert rows["pg-2"]["lag"] == "0 B"
+    assert lag_text(1048576, 1048576) == "1.0 MiB"
+
+
+def test_a_silent_leader_is_unreachable_not_running():
+    """The machine is gone: the DCS still names it leader until the ttl runs out."""
+    members = recorded_members()
+    rows = member_rows(_expected(members), members, {}, _own(members, silent={"pg-1"}))
+    leader = next(r for r in rows if r["name"] == "pg-1")
+    assert (leader["role"], leader["state"]) == (None, "unreachable")
+    assert "the DCS says: leader, running" in leader["note"] and "ttl" in leader["note"]
+    assert row_problems(rows) == [f"pg-1: {leader['note']}"]
+
+
+def test_every_inventory_member_is_listed_even_absent_from_patroni():
+    members = [m for m in recorded_members() if m["name"] != "pg-3"]
+    expected = _expected(recorded_members())
+    rows = {r["name"]: r for r in member_rows(expected, members, {}, {**_own(members), "pg-3": None})}
+    assert list(rows) == EXPECTED
+    assert rows["pg-3"]["state"] == "unreachable" and "the DCS says: nothing" in rows["pg-3"]["note"]
+    answering = {**_own(members), "pg-3": {"role": "replica", "state": "stopped", "timeline": None}}
+    rows = {r["name"]: r for r in member_rows(expected, members, {}, answering)}
+    assert rows["pg-3"]["note"] == "absent from Patroni's member list (not in the DCS)"
+    assert any(p.startswith("pg-3: absent") for p in row_problems(list(rows.values())))
+
+
+def test_a_member_of_the_dcs_not_in_the_inventory_is_listed():
+    members = recorded_members()
+    rows = member_rows(_expected(members)[:2], members, {}, _own(members))
+    assert rows[-1]["name"] == "pg-3" and rows[-1]["note"] == "in the DCS but not in the inventory"
 
 
 def test_summary_of_a_patroni_4_cluster():
-    lines = _summary(parse_cluster(CLUSTER_4), replication_of(LEADER_4_STATUS)).splitlines()
-    rows = {line.split()[0]: line for line in lines[2:]}
-    assert rows["pg-2"].split()[4:6] == ["3", "unknown"]
-    assert re.search(r"\bstreaming$", rows["pg-3"])
-    no_timeline = [dict(m, timeline=None, host=None) for m in parse_cluster(CLUSTER_4)]
-    row = _summary(no_timeline, {}).splitlines()[2]
-    assert row.split()[:5] == ["pg-1", "-", "leader", "running", "-"]
+    members = parse_cluster(CLUSTER_4)
+    rows = _table(member_rows(_expected(members), members, replication_of(LEADER_4_STATUS), _own(members)))
+    assert rows["pg-2"]["TL"] == "3" and rows["pg-2"]["lag"] == "unknown"
+    assert rows["pg-3"]["replication"] == "streaming"
+    no_timeline = [dict(m, timeline=None, host=None) for m in members]
+    row = _table(member_rows(_expected(no_timeline), no_timeline, {}, _own(no_timeline)))["pg-1"]
+    assert [row[h] for h in ("host", "role", "state", "TL")] == ["-", "leader", "running", "-"]
 
 
 @pytest.mark.parametrize("version", ["3.0.2", "4.0.7"])

@@ -203,3 +203,87 @@ def test_a_misspelt_secrets_key_is_named(tmp_path, secrets_path, in_repo):
     assert "unknown key 'admin_pasword'" in message and "did you mean 'admin_password'?" in message, message
     assert "'admin_password' is missing" in message
     assert values["admin_pasword"] not in message  # never a secret in a message
+
+
+# --- tools from anywhere -------------------------------------------------------------------
+
+
+def test_a_tool_run_from_elsewhere_reads_the_group_data_beside_the_inventory(tmp_path, monkeypatch):
+    """Not the current directory's: pgha works from any directory, on the shared defaults."""
+    inventory = write(tmp_path, all_py=CLIENTS + "patroni_ttl = 40\n")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "group_data").mkdir(parents=True)
+    (elsewhere / "group_data" / "all.py").write_text("patroni_ttl = 'never read'\n")
+    monkeypatch.chdir(elsewhere)
+    cluster = loader.load_cluster(inventory)
+    assert cluster.settings["patroni_ttl"] == 40
+    assert cluster.settings["postgresql_port"] == 5434  # the shared defaults
+
+
+def test_no_inventory_given_and_none_set_is_refused(monkeypatch):
+    monkeypatch.delenv(loader.INVENTORY_VARIABLE, raising=False)
+    with pytest.raises(ConfigError) as info:
+        loader.inventory_path(None)
+    assert "no inventory: give --inventory FILE" in str(info.value)
+    monkeypatch.setenv(loader.INVENTORY_VARIABLE, "/nowhere/inventory.py")
+    with pytest.raises(ConfigError) as info:
+        loader.inventory_path(None)
+    assert "$PGHA_INVENTORY '/nowhere/inventory.py': no such file" in str(info.value)
+
+
+def _cli(*args: str, cwd, env=None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != loader.INVENTORY_VARIABLE}
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "pgha"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env={**environment, **(env or {})})
+
+
+def test_pgha_without_an_inventory_says_so_and_fails(tmp_path):
+    """Never the lab's by surprise: no request leaves, exit 2."""
+    proc = _cli("status", cwd=REPO_ROOT)
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    assert "no inventory" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_pgha_prints_the_connection_strings_from_another_directory(tmp_path, secrets_path):
+    (tmp_path / "elsewhere").mkdir()
+    proc = _cli("status", "--dsn", "--inventory", str(REPO_ROOT / "inventories" / "example" / "inventory.py"),
+                cwd=tmp_path / "elsewhere", env={"PGHA_SECRETS": str(secrets_path)})
+    assert proc.returncode == 0, proc.stderr
+    read_write = proc.stdout.splitlines()[0]
+    assert read_write.startswith("read-write: host=192.0.2.21,192.0.2.22,192.0.2.23 port=5432 dbname=postgres user=dba ")
+    from pgha.pki.authority import directory
+
+    assert f"sslrootcert={directory() / 'ca.crt'}" in read_write  # absolute: not under the current directory
+
+
+@pytest.fixture
+def lab_ca(monkeypatch):
+    """The CA certificate where the lab's deploy has it (pki/ at the repository root), as
+    the connection strings name it, without issuing anything there."""
+    from pgha import client
+
+    monkeypatch.setattr(client, "client_ca", lambda cluster: REPO_ROOT / "pki" / "ca.crt")
+
+
+def test_the_connection_strings_are_complete(in_repo, lab_ca):
+    from pgha import client
+
+    cluster = loader.load_cluster(REPO_ROOT / "inventory.py")
+    strings = client.connection_strings(cluster)
+    hosts = ",".join(n.address for n in cluster.patroni)
+    assert strings == {
+        "read-write": f"host={hosts} port=5432 dbname=postgres user=dba target_session_attrs=read-write "
+                      "sslmode=verify-full sslrootcert=pki/ca.crt",
+        "read-only": f"host={hosts} port=5433 dbname=postgres user=dba target_session_attrs=prefer-standby "
+                     "sslmode=verify-full sslrootcert=pki/ca.crt",
+    }
+
+
+def test_the_readme_gives_the_strings_the_lab_deploy_prints(in_repo, lab_ca):
+    """The README's connection strings are the lab's, as the deploy prints them from the
+    repository root (and `pgha status --dsn` too: both call client.connect_text)."""
+    from pgha import client
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    for dsn in client.connection_strings(loader.load_cluster(REPO_ROOT / "inventory.py")).values():
+        assert dsn in readme, dsn
