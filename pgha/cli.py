@@ -46,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", parents=[common], help="members, roles, timelines, lag and WAL archiving")
     status.add_argument("--dsn", action="store_true", help="only the connection strings")
-    verify = commands.add_parser("verify", parents=[common], help="the read-only verification (pytest)")
-    verify.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments")
+    commands.add_parser("verify", parents=[common], help="the read-only verification (pytest; "
+                        "other arguments go to pytest)")
     switch = commands.add_parser("switchover", parents=[common], help="planned change of leader, through Patroni")
     switch.add_argument("--to", dest="candidate", help="Patroni name of the new leader (default: any healthy replica)")
     switch.add_argument("--timeout", type=float, default=60)
@@ -70,13 +70,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "verify":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "rotate":
         return _rotate(args.keys)
     try:
         inventory = inventory_path(args.inventory)
         if args.command == "verify":
-            return _verify(inventory, args.pytest_args)
+            return _verify(inventory, extra)
         cluster = load_cluster(inventory)
     except ConfigError as error:
         print(f"pgha: {error}", file=sys.stderr)
@@ -99,7 +102,10 @@ def _status(cluster, args) -> int:
     print(rest.summary(seen["rows"]))
     leader = next((r for r in seen["rows"] if r["role"] == "leader" and r["state"] != "unreachable"), None)
     if cluster.backup and leader:
-        print(report.archiving_line(backups.archiver(cluster, cluster.node(leader["name"]))))
+        archiving = backups.archiver(cluster, cluster.node(leader["name"]))
+        print(report.archiving_line(archiving))
+        if archiving is None or archiving["failing"]:
+            seen["problems"].append("WAL archiving to the repository " + ("fails" if archiving else "is unknown"))
     if seen["problems"]:
         print("problems:\n" + "\n".join(f"  - {p}" for p in seen["problems"]))
     if not seen["answered"]:

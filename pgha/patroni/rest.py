@@ -156,6 +156,24 @@ def summary(rows: list[dict]) -> str:
     ], right=("TL",))
 
 
+def parse_summary(text: str) -> list[dict[str, str]]:
+    """summary()'s table read back from printed output (the first table whose header is
+    SUMMARY_HEADERS): one {header: cell} per member, cells cut at the header's columns."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.split() == list(SUMMARY_HEADERS)]
+    if not starts:
+        return []
+    header = lines[starts[0]]
+    columns = [header.index(h) for h in SUMMARY_HEADERS]
+    rows = []
+    for line in lines[starts[0] + 2:]:
+        if not line.strip() or line.startswith(("-->", "archiving:", "problems:")):
+            break
+        cells = [line[a:b].strip() for a, b in zip(columns, columns[1:] + [None])]
+        rows.append(dict(zip(SUMMARY_HEADERS, cells)))
+    return rows
+
+
 # --- from the control machine -----------------------------------------------------------------
 
 

@@ -67,15 +67,21 @@ def pytest_runtest_teardown(item):
     safety.GUARD.item = None
 
 
+NO_LAB = "needs the LXC lab: {} has no lab containers (faults are injected, or scratch machines built, with LXC on this machine)"
+
+
+def lab_params(names: list[str]) -> list:
+    """``names`` to parametrize a lab test with, or one skipped case saying why there are none
+    (pytest's own "got empty parameter set" says nothing to a user)."""
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=NO_LAB.format(helpers.INVENTORY)))]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.lab)
         if item.get_closest_marker("needs_lxc") and not LAB_NAMES:
-            item.add_marker(pytest.mark.skip(
-                reason=f"needs the LXC lab: {helpers.INVENTORY} has no lab containers "
-                "(faults are injected, or scratch machines built, with LXC on this machine)"
-            ))
+            item.add_marker(pytest.mark.skip(reason=NO_LAB.format(helpers.INVENTORY)))
 
 
 CLUSTER = helpers.CLUSTER

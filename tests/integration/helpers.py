@@ -131,6 +131,12 @@ def changed_operation_rows(output: str) -> list[str]:
     return rows
 
 
+def operation_names(output: str) -> list[str]:
+    """The operations a pyinfra run started, by name, in order."""
+    return [line.split("--> Starting operation:", 1)[1].strip()
+            for line in _ANSI.sub("", output).splitlines() if "--> Starting operation:" in line]
+
+
 def fact_data(output: str, fact: str) -> dict[str, Any]:
     """The JSON printed by `pyinfra INVENTORY fact <fact>`: {host name: value}."""
     text = _ANSI.sub("", output)
@@ -155,7 +161,7 @@ def pgha(*args: str, inventory: str | os.PathLike | None = None, timeout: float 
     if target == INVENTORY:
         safety.GUARD.require(safety.pgha_changes(args))
     return subprocess.run(
-        [str(VENV_BIN / "pgha"), *map(str, args), "--inventory", str(target)],
+        [str(VENV_BIN / "pgha"), "--inventory", str(target), *map(str, args)],
         capture_output=True, text=True, timeout=timeout, cwd=cwd or PROJECT_ROOT,
     )
 
@@ -266,6 +272,35 @@ def client_urls(cluster) -> dict[str, str]:
     return {n.name: client_url(cluster, n) for n in cluster.etcd}
 
 
+# --- what a read-only run must leave as it found it ------------------------------------------
+
+# every unit pgha runs, and every file it renders (globs), on any node
+FINGERPRINT_UNITS = "patroni haproxy etcd pgbackrest-server 'pgha-*-firewall'"
+FINGERPRINT_FILES = ("/etc/patroni/*.yml /etc/haproxy/haproxy.cfg /etc/etcd/etcd.conf.yml "
+                     "/etc/pgbackrest/pgbackrest.conf /etc/pgha/*.nft /etc/systemd/system/patroni.service")
+
+
+def cluster_fingerprint(cluster, hosts: dict) -> dict:
+    """What changes when anything restarts, fails over or is reconfigured: each unit's main
+    PID and start time, each managed file's checksum, each member's timeline, role and
+    PostgreSQL start time, the DCS configuration. ``hosts``: testinfra hosts by node name."""
+    from pgha.patroni import rest
+
+    found: dict = {}
+    for node in cluster.nodes:
+        host = hosts[node.name]
+        units = host.run(f"systemctl show -p Id -p MainPID -p ActiveEnterTimestampMonotonic {FINGERPRINT_UNITS} "
+                         "2>/dev/null | grep -v '^MainPID=0$'").stdout
+        sums = host.run(f"sha1sum {FINGERPRINT_FILES} 2>/dev/null").stdout
+        found[node.name] = {"units": units.split(), "files": sorted(sums.splitlines())}
+    for node in cluster.patroni:
+        status = rest.get_json(cluster, "patroni", address=node.address) or {}
+        found[node.name].update(role=status.get("role"), timeline=status.get("timeline"),
+                                postmaster_start=status.get("postmaster_start_time"))
+    found["dcs"] = rest.get_json(cluster, "config")
+    return found
+
+
 # --- misc -----------------------------------------------------------------------------------
 
 
@@ -279,6 +314,55 @@ def tcp_connect_command(address: str, port: int, seconds: int = 3) -> str:
     minimal machine has neither curl nor python3): exit 0 when it connects; "Connection
     refused" in its output when a firewall resets it."""
     return f"timeout {int(seconds)} bash -c 'exec 3<>/dev/tcp/{address}/{int(port)}' 2>&1"
+
+
+def https_get_through(ssh_config: Path, via: str, address: str, port: int, path: str, ca: str | Path,
+                      cert: str | Path | None = None, key: str | Path | None = None,
+                      timeout: float = 10) -> str:
+    """``GET path`` over TLS to address:port, from the control machine through an SSH tunnel
+    to ``via`` (`ssh -W`: the connection leaves from that node, as its firewall allows), the
+    server checked against ``ca``; ``cert``/``key`` (on this machine) present a client
+    certificate. Returns the response's first line, or "tls: <reason>" when the TLS layer
+    refuses (a missing client certificate shows after the handshake, in TLS 1.3)."""
+    import ssl
+    import time
+
+    context = ssl.create_default_context(cafile=str(ca))
+    context.check_hostname = False
+    if cert:
+        context.load_cert_chain(str(cert), str(key))
+    tunnel = subprocess.Popen(["ssh", "-F", str(ssh_config), "-W", f"{address}:{port}", via],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    deadline = time.monotonic() + timeout
+
+    def pump(step):
+        while True:
+            try:
+                return step()
+            except ssl.SSLWantReadError:
+                if outgoing.pending:
+                    tunnel.stdin.write(outgoing.read())
+                    tunnel.stdin.flush()
+                data = os.read(tunnel.stdout.fileno(), 65536)
+                if not data or time.monotonic() > deadline:
+                    raise ConnectionError("the tunnel closed") from None
+                incoming.write(data)
+            finally:
+                if outgoing.pending:
+                    tunnel.stdin.write(outgoing.read())
+                    tunnel.stdin.flush()
+
+    try:
+        pump(tls.do_handshake)
+        pump(lambda: tls.write(f"GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n".encode()))
+        return pump(lambda: tls.read(4096)).decode(errors="replace").splitlines()[0]
+    except ssl.SSLError as error:
+        return f"tls: {error.reason or error}"
+    finally:
+        tunnel.kill()
+        tunnel.wait()
 
 
 def start_again(host, service: str) -> bool:

@@ -12,7 +12,7 @@ marked ``destructive``; the verification deselects those. Nothing relies on reme
 - tests/unit/test_destructive_markers.py reads every integration test and fails when one
   reaches such a step without the marker.
 
-Harmless probes stay allowed in the verification: reads, a key under ``TEST_KEY_PREFIX``
+Harmless probes stay allowed in the verification: reads, a test key (``TEST_KEY_NAME``)
 written and deleted again, ``txid_current()`` through 5432, rows in the test schema.
 """
 
@@ -21,8 +21,10 @@ from __future__ import annotations
 import re
 
 MARKER = "destructive"
-# the only etcd keys a read-only test may write (and must delete again)
+# the only etcd keys a read-only test may write (and must delete again): under the test
+# prefix, or named pgha-test-... (inside Patroni's namespace, which Patroni ignores)
 TEST_KEY_PREFIX = "/pgha-test/"
+TEST_KEY_NAME = "pgha-test"
 
 # A shell command on a node that changes it. Reads (systemctl show/is-active, patronictl
 # list/show-config, cat, grep, ss, journalctl...) do not match.
@@ -35,7 +37,7 @@ _MUTATING = [
     r"\bnft\s+(-f|add|delete|flush|insert|replace)\b",
     r"\bip\s+(link|addr|route)\s+(add|del|set|flush)\b",
     r"\biptables\b",
-    r"\bpgbackrest\b.*\b(restore|backup|expire|stanza-delete|stanza-upgrade|stop)\b",
+    r"\bpgbackrest\s+(?:--\S+\s+)*(restore|backup|expire|stanza-create|stanza-delete|stanza-upgrade|stop)\b",
     r"\bapt(-get)?\s+(install|remove|purge|upgrade)\b",
     r"\blxc-(stop|start|destroy|copy|create|attach|freeze|unfreeze)\b",
     r"\betcdctl\b.*\b(member\s+(add|remove|update)|user\s+(add|delete|passwd|grant-role|revoke-role)|"
@@ -57,8 +59,8 @@ def command_changes(command: str) -> str | None:
     if match:
         return f"runs {match.group(0).strip()!r}"
     write = _ETCD_WRITE.search(command)
-    if write and not write.group(2).startswith(TEST_KEY_PREFIX):
-        return f"writes etcd key {write.group(2)!r} outside {TEST_KEY_PREFIX}"
+    if write and TEST_KEY_NAME not in write.group(2):
+        return f"writes etcd key {write.group(2)!r}, not a test key ({TEST_KEY_NAME}...)"
     return None
 
 

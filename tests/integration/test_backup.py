@@ -183,7 +183,7 @@ def test_archiving_goes_on_after_a_failover(lab_hosts, cluster):
     newest = repository_info(lab_hosts)["wal"][1]
     assert int(newest[:8], 16) == timeline, (newest, timeline)
     proc = pgha("status")
-    assert "archiving: ok" in proc.stdout, proc.stdout
+    assert "archiving: ok" in proc.stdout and proc.returncode == 0, proc.stdout
 
 
 # --- a replica rebuilt from the repository ----------------------------------------------------
@@ -230,14 +230,15 @@ def test_repository_down_a_minute_blocks_no_write(lab_hosts):
             superuser_sql("select pg_switch_wal(), txid_current()")
             time.sleep(2)
         helpers.wait_until(lambda: "FAILING" in pgha("status").stdout, 60, interval=3)
-        seen["status"] = pgha("status").stdout
+        status = pgha("status")
+        seen["status"], seen["status_rc"] = status.stdout, status.returncode
         time.sleep(max(0.0, 60 - (time.monotonic() - down_since)))
         subprocess.run(["lxc-start", "-n", container], check=True)
         seen["down_seconds"] = time.monotonic() - down_since
 
     _, figures = measure(CLUSTER, outage, label="repository down")
     assert seen["down_seconds"] >= 60
-    assert "archiving: FAILING" in seen["status"], seen["status"]
+    assert "archiving: FAILING" in seen["status"] and seen["status_rc"] == 1, seen["status"]
     assert figures["writes_refused"] == 0, figures
     assert figures["acknowledged_rows_missing"] == 0, figures
     assert figures["longest_gap_seconds"] < 1.0, figures

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from conftest import CLUSTER, LAB_NAMES
+from conftest import CLUSTER, LAB_NAMES, lab_params
 
 import helpers
 
@@ -24,7 +24,7 @@ def containers() -> dict:
     return helpers.lxc_containers()
 
 
-@pytest.mark.parametrize("name", LAB_NAMES)
+@pytest.mark.parametrize("name", lab_params(LAB_NAMES))
 def test_container_running_with_its_address(containers, name):
     assert name in containers, f"{name} missing from lxc-ls: {sorted(containers)}"
     assert containers[name]["state"] == "RUNNING"
@@ -33,7 +33,7 @@ def test_container_running_with_its_address(containers, name):
     )
 
 
-@pytest.mark.parametrize("name", LAB_NAMES)
+@pytest.mark.parametrize("name", lab_params(LAB_NAMES))
 def test_eth0_has_exactly_the_inventory_address(lab_hosts, name):
     result = lab_hosts[name].run("ip -4 -o addr show dev eth0")
     assert result.rc == 0, result.stderr
@@ -41,7 +41,7 @@ def test_eth0_has_exactly_the_inventory_address(lab_hosts, name):
     assert addresses == [f"{node(name).address}/{SUBNET.prefixlen}"]
 
 
-@pytest.mark.parametrize("name", LAB_NAMES)
+@pytest.mark.parametrize("name", lab_params(LAB_NAMES))
 def test_eth0_broadcast_is_the_subnet_broadcast(lab_hosts, name):
     """Not in the brief's list, found while testing: LXC 5.0's computed broadcast is wrong."""
     result = lab_hosts[name].run("ip -4 -o addr show dev eth0")
@@ -50,7 +50,7 @@ def test_eth0_broadcast_is_the_subnet_broadcast(lab_hosts, name):
     assert words[words.index("brd") + 1] == str(SUBNET.broadcast_address), result.stdout
 
 
-@pytest.mark.parametrize("name", LAB_NAMES)
+@pytest.mark.parametrize("name", lab_params(LAB_NAMES))
 def test_resolves_every_name_of_every_node(lab_hosts, name):
     expected = {n: other.address for other in CLUSTER.nodes for n in other.all_names}
     script = "; ".join(
@@ -68,7 +68,7 @@ def test_resolves_every_name_of_every_node(lab_hosts, name):
     assert len(resolved) == len(expected) >= len(CLUSTER.nodes)
 
 
-@pytest.mark.parametrize("name", LAB_NAMES)
+@pytest.mark.parametrize("name", lab_params(LAB_NAMES))
 def test_own_hostname_resolves(lab_hosts, name):
     """Not in the brief's list: lab.etc_hosts() promises "itself on 127.0.1.1"; the container's
     hostname (/etc/hostname, '_' -> '-') must resolve (hostname -f, sudo, Patroni's defaults)."""

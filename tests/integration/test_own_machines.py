@@ -1,13 +1,15 @@
 """Deploying onto your own machines, as the README's "Deploy onto your own machines" says:
 seven plain Debian machines (three etcd, three Patroni, the backup repository) made outside
-the lab deploy (copies of the base system with their own SSH host keys, no curl, no lab
-/etc/hosts, reached with a key that is not the lab's), the example inventory copied and
-edited the way a user would (addresses, SSH key, known_hosts filled by the first-contact
-step, client networks), and the cluster's ports moved off their defaults (etcd client, REST
-API, PostgreSQL, pgBackRest: every port and endpoint must come from the settings). Then the
-deploy with its own checks, a second run that changes nothing, `pgha status`, and the
-verification tests (etcd, Patroni, HAProxy, pgBackRest) pointed at that inventory through
-PGHA_INVENTORY.
+the lab deploy (copies of the base system with their own SSH host keys, neither curl nor
+python3, no lab /etc/hosts, reached with a key that is not the lab's), the example inventory
+copied and edited the way a user would (addresses, SSH key, known_hosts filled by the
+first-contact step, client networks), and the cluster's ports moved off their defaults (etcd
+client, REST API, PostgreSQL, pgBackRest: every port and endpoint must come from the
+settings). Then the deploy with its own checks, a second run that changes nothing, the
+connection strings it printed last used as printed, `pgha status` from another directory,
+the whole read-only verification (`pgha verify`) with every skip explained and proven to
+have changed nothing, the destructive drills refused, and a stopped member shown as
+unreachable.
 
 The machines are destroyed at the end, whatever happened.
 """
@@ -19,12 +21,14 @@ import re
 import shutil
 import subprocess
 
+import psycopg2
 import pytest
 from conftest import CLUSTER
 
 import helpers
 from pgha.lab import values as lab
 from pgha.lab.deploy import answers_ssh
+from pgha.patroni import rest
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
@@ -42,19 +46,6 @@ MACHINES = {
 }
 EXAMPLE = helpers.PROJECT_ROOT / "inventories" / "example"
 
-VERIFICATION = [
-    "tests/integration/test_etcd.py",
-    "tests/integration/test_patroni.py",
-    "tests/integration/test_haproxy.py",
-    "tests/integration/test_backup.py",
-]
-VERIFICATION_FILTER = (
-    "healthy_seen_from or member_list_matches or ports_listen or key_written or "
-    "streaming_replicas or rest_cluster_agrees or health_endpoints or row_written or "
-    "show_config or rw_port or ro_port or no_replica_accepts or stats_page or "
-    "local_proxy or multi_host_dsn or config_is_valid or tls_servers_run or only_the_other_side or "
-    "encrypted_with_the_secret or lists_them"
-)
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -91,8 +82,10 @@ def _make_machine(name: str, address: str, public_key: str) -> None:
     assert _run("ssh-keygen", "-A", "-f", str(root)).returncode == 0  # its own host keys
     assert _run("lxc-start", "-n", name).returncode == 0
     assert helpers.wait_until(lambda: _attach(name, "true").returncode == 0, 60)
-    prepared = _attach(name, "apt-get purge -y -q curl >/dev/null")
-    assert prepared.returncode == 0, prepared.stderr
+    # a minimal install: no curl, no python3 (the deploy installs them where it needs them)
+    prepared = _attach(name, "apt-get purge -y -q --auto-remove curl python3 >/dev/null 2>&1; "
+                             "! command -v curl && ! command -v python3")
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
 
 
 def _inventory(directory, key) -> "os.PathLike":
@@ -164,43 +157,104 @@ def test_first_deploy_succeeds_with_its_checks(own):
     assert rc == 0, helpers.tail(output)
     assert helpers.grand_total(output)["error"] == 0, helpers.tail(output)
     assert "etcd: every member healthy, all agree on the member list" in output
-    summary = output.split("--> Cluster status")[-1]
-    # the connection string names the machines by address and the configured admin user
-    assert "host=10.0.3.114,10.0.3.115,10.0.3.116" in summary, helpers.tail(output)
-    assert f"user {CLUSTER.settings['patroni_admin_user']}" in summary
+    assert "lab" not in " ".join(helpers.operation_names(output)).lower(), "a lab operation in an own-machines deploy"
 
 
-def test_second_deploy_changes_nothing(own):
+def _said_last(output: str) -> dict[str, str]:
+    """The connection strings the deploy says last: {"read-write": ..., "read-only": ...}."""
+    tail = output.split("--> Connect")[-1]
+    assert tail != output, "no '--> Connect' at the end of the deploy:\n" + helpers.tail(output)
+    assert "--> Results" not in tail and "Grand total" not in tail, "the connection strings are not the last words"
+    found = {}
+    for line in tail.strip().splitlines():
+        kind, _, rest = line.partition(": ")
+        if kind in ("read-write", "read-only"):
+            found[kind] = rest.strip()
+    return found
+
+
+def test_second_deploy_changes_nothing_and_ends_with_the_cluster_and_how_to_connect(own):
     _, outputs = own
     assert "second" in outputs, "the first deploy failed"
     rc, output = outputs["second"]
     assert rc == 0, helpers.tail(output)
     assert helpers.changed_operations(output) == 0, helpers.changed_operation_rows(output)
+    rows = rest.parse_summary(output.split("--> Cluster status")[-1])
+    assert sorted(r["member"] for r in rows) == ["pg-a", "pg-b", "pg-c"], helpers.tail(output)
+    strings = _said_last(output)
+    assert strings["read-write"].startswith("host=10.0.3.114,10.0.3.115,10.0.3.116 port=5432 dbname=postgres "
+                                            f"user={CLUSTER.settings['patroni_admin_user']} ")
+    assert "sslmode=verify-full" in strings["read-only"] and "sslrootcert=" in strings["read-only"]
 
 
-def test_pgha_status_uses_the_inventory(own):
-    inventory, _ = own
-    proc = _run(str(helpers.VENV_BIN / "pgha"), "status", "--inventory", str(inventory))
-    assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    names = sorted(line.split()[0] for line in lines if not line.startswith("archiving:"))
-    assert names == ["pg-a", "pg-b", "pg-c"], proc.stdout
-    assert any(line.startswith("archiving: ok") for line in lines), proc.stdout
+def test_the_printed_strings_connect_as_printed(own, monkeypatch):
+    """psycopg2 (libpq) given exactly the string, the password in PGPASSWORD, from where the
+    deploy ran (sslrootcert is the CA's path as seen from there)."""
+    inventory, outputs = own
+    strings = _said_last(outputs["second"][1])
+    monkeypatch.chdir(helpers.PROJECT_ROOT)
+    monkeypatch.setenv("PGPASSWORD", helpers.load_cluster(inventory).secrets["admin_password"])
+    roles = {}
+    for kind, dsn in strings.items():
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("select pg_is_in_recovery(), current_user, current_setting('ssl')")
+            roles[kind] = cur.fetchone()
+        conn.close()
+    admin = CLUSTER.settings["patroni_admin_user"]
+    assert roles == {"read-write": (False, admin, "on"), "read-only": (True, admin, "on")}, roles
 
 
-def test_verification_passes_against_the_machines(own):
+def test_pgha_status_from_another_directory(own, tmp_path):
+    inventory, outputs = own
+    proc = helpers.pgha("status", inventory=inventory, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = rest.parse_summary(proc.stdout)
+    assert sorted(r["member"] for r in rows) == ["pg-a", "pg-b", "pg-c"], proc.stdout
+    assert sorted(r["role"] for r in rows) == ["leader", "replica", "replica"], proc.stdout
+    assert any(line.startswith("archiving: ok") for line in proc.stdout.splitlines()), proc.stdout
+    from_root = helpers.pgha("status", "--dsn", inventory=inventory)
+    assert _said_last("--> Connect\n" + from_root.stdout) == _said_last(outputs["second"][1])
+
+
+@pytest.fixture(scope="module")
+def own_hosts(own, tmp_path_factory):
+    cluster = helpers.load_cluster(own[0])
+    config = helpers.write_ssh_config(tmp_path_factory.mktemp("own-ssh") / "config", {n.name: n.ssh for n in cluster.nodes})
+    return cluster, helpers.testinfra_hosts(config, [n.name for n in cluster.nodes])
+
+
+def test_the_read_only_verification_passes_explains_its_skips_and_changes_nothing(own, own_hosts):
     inventory, outputs = own
     assert outputs.get("second", (1,))[0] == 0, "the deploys failed"
-    proc = subprocess.run(
-        [str(helpers.VENV_BIN / "pytest"), *VERIFICATION, "-q", "-p", "no:cacheprovider",
-         "-k", VERIFICATION_FILTER],
-        cwd=helpers.PROJECT_ROOT,
-        env=dict(os.environ, PGHA_INVENTORY=str(inventory)),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    cluster, hosts = own_hosts
+    before = helpers.cluster_fingerprint(cluster, hosts)
+    proc = helpers.pgha("verify", "-q", "-p", "no:cacheprovider", inventory=inventory, timeout=1800)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, helpers.tail(output, 80)
-    passed = re.search(r"(\d+) passed", output)
-    assert passed and int(passed.group(1)) >= 30, helpers.tail(output)
+    summary = re.search(r"(\d+) passed(?:, (\d+) skipped)?", output)
+    assert summary and int(summary.group(1)) >= 150, helpers.tail(output)
+    skips = [line for line in output.splitlines() if line.startswith("SKIPPED")]
+    assert not any("empty parameter set" in line for line in skips), skips
+    assert len(skips) >= 1 and all(re.match(r"SKIPPED \[\d+\] \S+?(:\d+)?: \S", line) for line in skips), skips
+    after = helpers.cluster_fingerprint(cluster, hosts)
+    assert after == before, {k: (before[k], after.get(k)) for k in before if before[k] != after.get(k)}
+
+
+def test_the_destructive_drills_refuse_without_their_opt_in(own):
+    inventory, _ = own
+    make = ["make", "-s", "-C", str(helpers.PROJECT_ROOT), "drills", f"INVENTORY={inventory}"]
+    refused = _run(*make, timeout=300)
+    assert refused.returncode != 0 and "CONFIRM=yes" in refused.stderr, refused
+    not_a_test_cluster = _run(*make, "CONFIRM=yes", "VERIFY_ARGS=-k second_etcd_deploy", timeout=300)
+    output = not_a_test_cluster.stdout + not_a_test_cluster.stderr
+    assert not_a_test_cluster.returncode != 0 and "is not marked as a test cluster" in output, output
+
+
+def test_a_stopped_member_is_shown_unreachable(own):
+    inventory, _ = own
+    _run("lxc-stop", "-k", "-n", "own_pg3")
+    proc = helpers.pgha("status", inventory=inventory, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = {r["member"]: r for r in rest.parse_summary(proc.stdout)}
+    assert rows["pg-c"]["state"] == "unreachable", proc.stdout
+    assert "pg-c: its REST API does not answer" in proc.stdout

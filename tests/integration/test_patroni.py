@@ -59,10 +59,10 @@ def address(name: str) -> str:
 # --- the deploy, run once first: the cluster follows the current group_data --------------
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def converged(passwords):
-    """`pyinfra -y inventory.py deploys/patroni.py` once, before any check: whatever the
-    cluster was deployed from, it now follows group_data (e.g. pg_hba's client_networks)."""
+    """`pyinfra -y inventory.py deploys/patroni.py` once, for the tests of the deploy itself
+    (destructive: the read-only verification checks the cluster as it was deployed)."""
     rc, output = helpers.run_pyinfra(helpers.INVENTORY, DEPLOY, timeout=900)
     assert rc == 0, "deploys/patroni.py failed:\n" + helpers.tail(output)
     problem = wait_for_healthy_cluster(timeout=60)
