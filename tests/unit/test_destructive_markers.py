@@ -112,16 +112,24 @@ def _shared_functions() -> dict[str, ast.FunctionDef]:
     return shared
 
 
+def _autouse(functions: dict[str, ast.FunctionDef]) -> list[str]:
+    """The fixtures every test of the module gets without asking."""
+    return [name for name, f in functions.items()
+            if any("autouse=True" in ast.unparse(d) for d in f.decorator_list)]
+
+
 def unmarked_destructive_tests(path: Path) -> list[str]:
     tree = ast.parse(path.read_text())
     if _module_marked(tree):
         return []
     functions = {**_shared_functions(), **_functions(tree)}
+    autouse = _autouse(_functions(tree))
     found = []
     for name, function in _functions(tree).items():
         if not name.startswith("test_") or _marked(function.decorator_list):
             continue
-        reasons = _reach(name, functions, set())
+        seen: set = set()
+        reasons = _reach(name, functions, seen) + [r for a in autouse for r in _reach(a, functions, seen)]
         if reasons:
             found.append(f"{path.name}::{name} is not marked destructive but {reasons[0]}")
     return found
@@ -139,6 +147,7 @@ def test_every_integration_test_that_changes_the_cluster_is_marked():
     "def test_x():\n    pgha('restore', '--time', t, '--yes')\n",
     "def test_x():\n    subprocess.run(['lxc-stop', '-k', '-n', name])\n",
     "def test_x():\n    helper()\n\ndef helper():\n    host.run('patronictl edit-config --force -s ttl=31')\n",
+    "@pytest.fixture(scope='module', autouse=True)\ndef converged():\n    run_pyinfra(INVENTORY, DEPLOY)\n\ndef test_x():\n    pass\n",
 ])
 def test_an_unmarked_destructive_test_is_found(tmp_path, source):
     path = tmp_path / "test_case.py"
