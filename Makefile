@@ -17,12 +17,12 @@ SYSTEM_PACKAGES := python3 python3-venv openssh-client make
 
 .PHONY: setup lab cluster test unit integration verify drills teardown
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test]' -e ./lab
 	touch $@
 
 setup: $(VENV)/.installed
@@ -64,4 +64,4 @@ drills: setup
 
 ## Destroy the lab containers (the base container cache is kept)
 teardown: setup
-	$(VENV)/bin/python -m pgha.lab.teardown $(INVENTORY)
+	$(VENV)/bin/python -m pghalab.teardown $(INVENTORY)

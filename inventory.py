@@ -7,10 +7,10 @@ to any host; the lab's SSH keys and known_hosts are made on first use. For your 
 machines, start from inventories/example/ (see the README).
 """
 
-from pgha.lab import topology, values
+from pghalab import topology, values
 from pgha.settings.loader import check_inventory
 
 # pyinfra's groups as this module's names: all (the lab's data), lxc_hosts, etcd, patroni
-globals().update(topology.groups())
+globals().update(topology.inventory_groups())
 
 values.prepare_local_files(check_inventory(__file__))

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pgha import drills  # noqa: E402
+from pghalab import drills  # noqa: E402
 from pgha.releases import RELEASES, Release  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402

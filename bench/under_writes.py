@@ -7,7 +7,7 @@ Usage:
 
 Examples: a deploy migrating a cluster deployed before TLS (`--sslmode prefer`: the writer
 and the watcher must reach it before its TLS is on; its table pgha_drill.writes is made
-beforehand with the previous version's pgha.drills.setup_table), a secret rotated by the
+beforehand with the previous version's pghalab.drills.setup_table), a secret rotated by the
 deploy:
   .venv/bin/python bench/under_writes.py --label rotation -- \
       .venv/bin/pyinfra -y inventory.py deploys/all.py
@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pgha.drills import under_writes  # noqa: E402
+from pghalab.drills import under_writes  # noqa: E402
 from pgha.errors import DrillError  # noqa: E402
-from pgha.lab.values import LAB_INVENTORY  # noqa: E402
+from pghalab.values import LAB_INVENTORY  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
 
 

@@ -14,26 +14,16 @@ import secrets as _random
 import stat
 from pathlib import Path
 
-from pgha import PROJECT_ROOT
+from pgha import PROJECT_ROOT, components
+from pgha.private_file import write_private
 
-KEYS = (
-    "superuser_password",
-    "replication_password",
-    "admin_password",
-    "restapi_password",
-    "haproxy_stats_password",
-    "etcd_root_password",  # etcd's root user: the deploy manages users and roles with it
-    "etcd_patroni_password",  # etcd's user for Patroni, limited to this cluster's keys
-    "pgbackrest_repo_passphrase",  # encrypts the pgBackRest repository
-)
+# Every component's secrets (pgha.components): the keys of the file, in the registry's order.
+KEYS = tuple(secret.key for secret in components.secrets())
 # Keys added after the first version: generated into an existing file at the next deploy.
 # Any other missing key is an error: generating it would silently change a live password.
-ADDED_KEYS = ("etcd_root_password", "etcd_patroni_password", "pgbackrest_repo_passphrase")
-# Keys that cannot change once in use: the repository stays encrypted with its passphrase.
-FIXED_KEYS = {
-    "pgbackrest_repo_passphrase": "the pgBackRest repository is encrypted with it for good; "
-    "a new passphrase needs a new repository (a new stanza)",
-}
+ADDED_KEYS = tuple(secret.key for secret in components.secrets() if secret.added_later)
+# Keys that cannot change once in use (the repository stays encrypted with its passphrase).
+FIXED_KEYS = {secret.key: secret.fixed for secret in components.secrets() if secret.fixed}
 MIN_LENGTH = 16
 ENV_VAR = "PGHA_SECRETS"
 
@@ -49,14 +39,7 @@ def _generate() -> str:
 
 def _save(file: Path, values: dict[str, str]) -> None:
     """Write the whole file anew (0600 from its creation, then renamed over the old one)."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = file.with_name(f".{file.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(values, out, indent=2, sort_keys=True)
-        out.write("\n")
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, file)
+    write_private(file, json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
 def ensure() -> Path:

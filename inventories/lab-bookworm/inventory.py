@@ -7,10 +7,10 @@ Usage (one lab at a time: `make teardown` first):
 or `make cluster INVENTORY=inventories/lab-bookworm/inventory.py`.
 """
 
-from pgha.lab import topology, values
+from pghalab import topology, values
 from pgha.settings.loader import check_inventory
 
 # pyinfra's groups as this module's names: all (the lab's data), lxc_hosts, etcd, patroni
-globals().update(topology.groups())
+globals().update(topology.inventory_groups())
 
 values.prepare_local_files(check_inventory(__file__))

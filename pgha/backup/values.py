@@ -30,6 +30,8 @@ SERVER_UNIT_FILE = f"/etc/systemd/system/{SERVER_UNIT}.service"
 BACKUP_TYPES = ("full", "diff", "incr")
 CIPHER_TYPE = "aes-256-cbc"
 SECRET_KEY = "pgbackrest_repo_passphrase"  # in the secrets file
+FIXED_REASON = ("the pgBackRest repository is encrypted with it for good; a new passphrase needs a "
+                "new repository (a new stanza)")
 # PostgreSQL parameters pgha sets on every member when there is a repository
 OWNED_PARAMETERS = ("archive_mode", "archive_command", "archive_timeout", "restore_command")
 

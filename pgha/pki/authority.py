@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pgha import PROJECT_ROOT
+from pgha.private_file import write_private
 from pgha.pki.values import RENEW_DAYS, subject_names
 
 ENV_VAR = "PGHA_PKI"
@@ -47,16 +48,6 @@ def directory() -> Path:
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -112,8 +103,8 @@ def ensure_ca(folder: Path, common_name: str) -> tuple[x509.Certificate, object]
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write(key_path, _key_bytes(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_private(key_path, _key_bytes(key), 0o600)
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert, key
 
 
@@ -185,8 +176,8 @@ def issue(folder: Path, name: str, dns: list[str], ips: list[str], ca_cert, ca_k
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write(key_path, _key_bytes(key), 0o600)
-        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_private(key_path, _key_bytes(key), 0o600)
+        write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return HostFiles(folder / "ca.crt", cert_path, key_path)
 
 

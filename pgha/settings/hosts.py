@@ -6,10 +6,14 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from pgha.settings.schema import HOST_DATA, LAB_SETTINGS, SETTINGS, ssh_data_keys
-from pgha.settings.topology import GROUPS, LAB_GROUP, host_entries
+from pgha.components import GROUPS
+from pgha.settings import extensions
+from pgha.settings.schema import all_settings, cluster_settings, host_data, ssh_data_keys
+from pgha.settings.topology import host_entries
 
-KNOWN_GROUPS = (*GROUPS, LAB_GROUP, "all")
+
+def known_groups() -> tuple[str, ...]:
+    return (*GROUPS, *extensions.groups(), "all")
 
 
 def _did_you_mean(key: str, known) -> str:
@@ -21,9 +25,12 @@ def host_data_problems(groups: dict[str, Any]) -> list[str]:
     """Each host's own data: known keys only, each of the right type."""
     problems: list[str] = []
     ssh_keys = ssh_data_keys()
-    known = set(HOST_DATA) | ssh_keys
+    schema = host_data()
+    settings = all_settings()
+    known = set(schema) | ssh_keys
     seen: set[str] = set()
-    for group in (*GROUPS, LAB_GROUP):
+    extension_groups = extensions.groups()
+    for group in (*GROUPS, *extension_groups):
         for name, data in host_entries(groups.get(group, [])):
             if name in seen or not isinstance(data, dict):
                 continue
@@ -31,23 +38,23 @@ def host_data_problems(groups: dict[str, Any]) -> list[str]:
             for key, value in data.items():
                 if key.startswith("_"):
                     continue  # pyinfra's own arguments (_sudo, ...)
-                if key in SETTINGS:
+                if key in settings:
                     problems.append(
                         f"inventory: host {name!r} sets {key!r} in its host data: expected it in "
                         "group_data (a setting of the whole cluster, not of one host)"
                     )
                 elif key not in known:
-                    expected = "host data pgha knows (address, dns_name, patroni_name, aliases, lxc_container, tls_cert_file, tls_key_file) or pyinfra's ssh_* keys"
+                    expected = f"host data pgha knows ({', '.join(schema)}) or pyinfra's ssh_* keys"
                     problems.append(
                         f"inventory: host {name!r} has unknown host data {key!r}"
                         f"{_did_you_mean(key, known)} (expected {expected})"
                     )
-                elif key in HOST_DATA and not HOST_DATA[key][0](value):
+                elif key in schema and not schema[key][0](value):
                     problems.append(
-                        f"inventory: host {name!r} has {key} = {value!r}: expected {HOST_DATA[key][1]}"
+                        f"inventory: host {name!r} has {key} = {value!r}: expected {schema[key][1]}"
                     )
             targets = {data.get("address"), data.get("dns_name")} - {None}
-            if group != LAB_GROUP and targets and "ssh_hostname" not in data and name not in targets:
+            if group not in extension_groups and targets and "ssh_hostname" not in data and name not in targets:
                 problems.append(
                     f"inventory: host {name!r} has address {data.get('address')!r} but no ssh_hostname: "
                     f"pyinfra would connect to {name!r} (its inventory name): expected ssh_hostname "
@@ -58,11 +65,12 @@ def host_data_problems(groups: dict[str, Any]) -> list[str]:
 
 def group_problems(group_names) -> list[str]:
     """Groups the inventory or a group_data file defines that pgha does not know."""
+    known = known_groups()
     return [
-        f"inventory: unknown group {name!r}{_did_you_mean(name, KNOWN_GROUPS)} "
-        f"(expected the groups {', '.join(repr(g) for g in KNOWN_GROUPS[:3])})"
+        f"inventory: unknown group {name!r}{_did_you_mean(name, known)} "
+        f"(expected the groups {', '.join(repr(g) for g in GROUPS)})"
         for name in group_names
-        if name not in KNOWN_GROUPS
+        if name not in known
     ]
 
 
@@ -72,7 +80,7 @@ def cluster_data(effective: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], 
     if not effective:
         return {}, []
     problems = []
-    for key in sorted(set(SETTINGS) - LAB_SETTINGS):
+    for key in sorted(cluster_settings()):
         values: dict[str, list[str]] = {}
         for host, data in effective.items():
             values.setdefault(repr(data.get(key, "<unset>")), []).append(host)

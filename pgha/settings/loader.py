@@ -27,7 +27,9 @@ from pgha.errors import ConfigError
 from pgha.pki import authority
 from pgha.settings.checks import check
 from pgha.settings.hosts import cluster_data
-from pgha.settings.topology import GROUPS, LAB_GROUP, Cluster
+from pgha.cluster import Cluster
+from pgha.components import GROUPS
+from pgha.settings import extensions
 
 # The defaults every inventory shares (ports, timings, PostgreSQL parameters): the lowest layer
 DEFAULTS_DIR = PROJECT_ROOT / "group_data"
@@ -196,31 +198,33 @@ def _defaults() -> dict[str, Any]:
 
 def cluster_of(inventory, inventory_file: str | Path | None = None) -> Cluster:
     """The checked Cluster of a pyinfra Inventory: host data as written, settings as every
-    cluster host sees them on the shared defaults (they must agree), lab settings as the lab
-    host sees them."""
+    cluster host sees them on the shared defaults (they must agree), an extension's
+    settings (the lab's) as the host of its group sees them."""
     groups = {
         group: [(h.name, dict(inventory.get_host_data(h.name))) for h in _hosts(inventory, group)]
-        for group in (*GROUPS, LAB_GROUP)
+        for group in (*GROUPS, *extensions.groups())
     }
     defaults = _defaults()
     cluster_hosts = list({h.name: h for g in GROUPS for h in _hosts(inventory, g)}.values())
     data, problems = cluster_data({h.name: {**defaults, **h.data.dict()} for h in cluster_hosts})
-    lab_hosts = _hosts(inventory, LAB_GROUP)
-    lab_data = {**defaults, **lab_hosts[0].data.dict()} if lab_hosts else None
+    extension_data = {
+        group: {**defaults, **hosts[0].data.dict()}
+        for group in extensions.groups() if (hosts := _hosts(inventory, group))
+    }
     group_names = []
     if inventory_file:  # pyinfra also makes a group named after the inventory file
         group_names = [g for g in inventory.group_data if g != Path(inventory_file).stem]
-    return checked_cluster(groups, data, lab_data, group_names, problems)
+    return checked_cluster(groups, data, extension_data, group_names, problems)
 
 
-def checked_cluster(groups: dict[str, Any], data: dict[str, Any], lab_data: dict | None = None,
+def checked_cluster(groups: dict[str, Any], data: dict[str, Any], extension_data: dict | None = None,
                     group_names=(), problems: list[str] | None = None) -> Cluster:
     """Settings, topology and secrets checked together; every problem reported at once. A
     missing secrets file is reported, not created (check_inventory creates it)."""
     problems = list(problems or [])
     cluster = None
     try:
-        cluster = check(groups, data, lab_data, group_names)
+        cluster = check(groups, data, extension_data, group_names)
     except ConfigError as error:
         problems += error.problems
     problems += secrets.problems()

@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import helpers  # noqa: E402
+from pghalab import values as lab  # noqa: E402
 import safety  # noqa: E402
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
@@ -87,13 +88,13 @@ def pytest_collection_modifyitems(config, items):
 CLUSTER = helpers.CLUSTER
 ETCD_NAMES = [n.name for n in CLUSTER.etcd]
 PATRONI_NAMES = [n.name for n in CLUSTER.patroni]
-LAB_NAMES = [n.name for n in CLUSTER.nodes if n.lxc_container]
+LAB_NAMES = [n.name for n in CLUSTER.nodes if lab.container(n)]
 NODE_NAMES = [n.name for n in CLUSTER.nodes]
 
 
 @pytest.fixture(scope="session")
 def cluster():
-    """The real topology: the checked pgha.settings.topology.Cluster."""
+    """The real topology: the checked pgha.cluster.Cluster."""
     return CLUSTER
 
 

@@ -402,7 +402,7 @@ def lxc_containers() -> dict[str, dict]:
 
 
 def python_module(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`.venv/bin/python <args>` in the project root (e.g. -m pgha.lab.teardown ...)."""
+    """`.venv/bin/python <args>` in the project root (e.g. -m pghalab.teardown ...)."""
     return subprocess.run(
         [str(PYTHON), *args],
         cwd=PROJECT_ROOT,

@@ -32,6 +32,7 @@ from pg_helpers import (
 from pgha.backup import values as backup_values
 from pgha.backup.facts import parse_info
 from pgha.pki import authority
+from pghalab import values as lab
 
 pytestmark = pytest.mark.skipif(not CLUSTER.backup, reason="the inventory has no `backup` host")
 
@@ -218,9 +219,9 @@ def test_a_replica_is_rebuilt_from_the_repository_not_the_leader(lab_hosts):
 @pytest.mark.slow
 @pytest.mark.needs_lxc
 def test_repository_down_a_minute_blocks_no_write(lab_hosts):
-    from pgha.drills.under_writes import measure
+    from pghalab.drills.under_writes import measure
 
-    container = REPO.lxc_container
+    container = lab.container(REPO)
     seen = {}
 
     def outage():

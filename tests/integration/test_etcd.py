@@ -149,7 +149,7 @@ def test_removing_a_member_from_the_inventory_is_refused(etcd_hosts, tmp_path):
     inventory = tmp_path / "inventory.py"
     # Not lab.prepare_local_files(): that would rewrite .lab/known_hosts without etcd3.
     inventory.write_text(
-        "from pgha.lab import topology\n"
+        "from pghalab import topology\n"
         "from pgha.settings.loader import check_inventory\n"
         f"_groups = topology.groups({etcd_nodes!r}, {patroni_nodes!r})\n"
         "all, etcd, patroni = _groups['all'], _groups['etcd'], _groups['patroni']\n"

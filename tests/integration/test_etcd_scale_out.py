@@ -28,7 +28,7 @@ import pytest
 from conftest import CLUSTER, LAB_NAMES
 
 import helpers
-from pgha.lab.values import container_host_data
+from pghalab.values import container_host_data
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
@@ -43,15 +43,15 @@ PATRONI_NODES = {  # only built as containers, to satisfy the inventory check
 }
 ALL_NODES = {**ETCD_NODES, **{n: a for n, (a, _, _) in PATRONI_NODES.items()}}
 CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
-HOST_KEYS = helpers.PROJECT_ROOT / ".lab" / "host_keys"  # the real lab's (pgha.lab.values.HOST_KEYS)
+HOST_KEYS = helpers.PROJECT_ROOT / ".lab" / "host_keys"  # the real lab's (pghalab.values.HOST_KEYS)
 CLIENT_PORT = CLUSTER.settings["etcd_client_port"]
 PEER_PORT = CLUSTER.settings["etcd_peer_port"]
 
 INVENTORY_TEMPLATE = '''"""Scratch inventory written by tests/integration/test_etcd_scale_out.py."""
 from pathlib import Path
 
-from pgha.lab import topology
-from pgha.lab import values as lab
+from pghalab import topology
+from pghalab import values as lab
 from pgha.settings.loader import check_inventory
 
 # This inventory's own lab state, next to it: .lab/known_hosts and .lab/host_keys belong
@@ -147,7 +147,7 @@ class Scratch:
         return _Step(self, name)
 
     def teardown(self) -> subprocess.CompletedProcess:
-        return helpers.python_module("-m", "pgha.lab.teardown", str(self.inv3))
+        return helpers.python_module("-m", "pghalab.teardown", str(self.inv3))
 
 
 class _Step:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import helpers
-from pgha import client, drills
+from pgha import client
+from pghalab import drills
 from pgha.patroni import rest
 from pgha.settings.loader import load_cluster
 from pgha.waiting import wait_for

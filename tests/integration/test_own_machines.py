@@ -26,8 +26,8 @@ import pytest
 from conftest import CLUSTER
 
 import helpers
-from pgha.lab import values as lab
-from pgha.lab.deploy import answers_ssh
+from pghalab import values as lab
+from pghalab.deploy import answers_ssh
 from pgha.patroni import rest
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
@@ -144,7 +144,7 @@ def test_the_inventory_is_the_example_on_other_ports_without_a_lab(own):
     assert "first" in outputs
     cluster = helpers.load_cluster(inventory)
     assert {k: cluster.settings[k] for k in PORTS} == PORTS
-    assert not any(n.lxc_container for n in cluster.nodes), "the example inventory is not a lab"
+    assert not any(lab.container(n) for n in cluster.nodes), "the example inventory is not a lab"
     hosts_file = (lab.rootfs("own_pg1") / "etc/hosts").read_text()
     assert not any(n.name in hosts_file for n in CLUSTER.nodes), "a lab name reached a machine"
     no_curl = _attach("own_etcd1", "command -v curl")

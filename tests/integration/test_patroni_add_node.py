@@ -46,7 +46,7 @@ def _two_member_inventory(tmp_path):
     shutil.copy(GROUP_DATA, tmp_path / "group_data" / "all.py")
     # the lab's inventory without pg_patroni3 (pgha/lab/topology.py holds the nodes)
     text = (
-        "from pgha.lab import topology\n"
+        "from pghalab import topology\n"
         "from pgha.settings.loader import check_inventory\n"
         "_groups = topology.groups()\n"
         f"_groups['patroni'] = [h for h in _groups['patroni'] if h[0] != {REMOVED!r}]\n"

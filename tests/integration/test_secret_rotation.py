@@ -18,7 +18,7 @@ from pg_helpers import CA, PG_PORT, STATS_PORT, STATS_USER, connect, roles
 
 import helpers
 from pgha import secrets
-from pgha.drills import under_writes
+from pghalab.drills import under_writes
 from pgha.patroni import rest
 from pgha.waiting import wait_for
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pgha.lab import topology
-from pgha.lab import values as lab
-from pgha.lab.topology import CLIENTS, ETCD_NODES, LAB_SETTINGS, PATRONI_NODES  # noqa: F401
+from pghalab import topology
+from pghalab import values as lab
+from pghalab.topology import CLIENTS, ETCD_NODES, LAB_SETTINGS, PATRONI_NODES  # noqa: F401
 from pgha.settings.loader import load_group_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,10 @@ import shutil
 import pytest
 
 from pgha import secrets
+from pgha import components
 from pgha.backup import values
 from pgha.errors import ConfigError
-from pgha.lab import topology
+from pghalab import topology
 from pgha.patroni import values as patroni
 
 from .conftest import FAKE_SECRETS, cluster_with
@@ -110,7 +111,7 @@ def test_no_backup_group_no_archiving(group_data):
     assert values.timers(cluster)  # the schedules are settings; the deploy skips them
     local = patroni.config(cluster, cluster.node("pg-1"))["local_parameters"]
     assert not set(values.OWNED_PARAMETERS) & set(local)
-    assert "pgbackrest_tls_port" not in cluster.ports_of(cluster.node("pg-1"))
+    assert "pgbackrest_tls_port" not in components.ports_of(cluster, cluster.node("pg-1"))
 
 
 # --- pgbackrest.conf ----------------------------------------------------------------------

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from pgha import drills
-from pgha.drills import scenarios, state
+from pghalab import drills
+from pghalab.drills import scenarios, state
 from pgha.patroni import rest
-from pgha.settings.topology import Cluster, Node
+from pgha.cluster import Cluster, Node
 
 SETTINGS = {
     "postgresql_port": 5434,
@@ -33,7 +33,7 @@ def make_cluster(etcd_members: int = 3) -> Cluster:
         Node(f"pg_patroni{i}", address, {"patroni"}, patroni_name=name)
         for i, (name, address) in enumerate(PATRONI.items(), 1)
     ]
-    return Cluster(settings=dict(SETTINGS), etcd=etcd, patroni=patroni, secrets=dict(SECRETS))
+    return Cluster(settings=dict(SETTINGS), groups={"etcd": etcd, "patroni": patroni, "backup": []}, secrets=dict(SECRETS))
 
 
 @pytest.fixture

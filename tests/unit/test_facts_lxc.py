@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgha.lab.facts import LxcBaseRecipe, LxcContainers, LxcNetwork
+from pghalab.facts import LxcBaseRecipe, LxcContainers, LxcNetwork
 
 # `lxc-ls --fancy --fancy-format name,state,autostart,ipv4`, as lxc-ls pads it
 LXC_LS = [

@@ -1,4 +1,4 @@
-"""pgha.lab: the files and digests the lab gives the LXC host and each container."""
+"""pghalab: the files and digests the lab gives the LXC host and each container."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pgha.lab import values as lab
+from pghalab import values as lab
 from pgha.releases import RELEASES
 from pgha.settings.checks import check
 

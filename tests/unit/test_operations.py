@@ -43,11 +43,17 @@ from pyinfra.api.state import StateStage
 from pyinfra.api.util import get_kwargs_str
 
 import pgha.common.checks
+from pgha.components import COMPONENTS
 
 CASES_DIR = Path(__file__).resolve().parent / "operations"
 
-# <module> in a case directory's name -> the module that defines the operations
-OPERATION_MODULES = {name: f"pgha.{name}.operations" for name in ("backup", "common", "etcd", "lab", "patroni")}
+# <module> in a case directory's name -> the module that defines the operations: every
+# registered component's (pgha.components), the shared ones and the lab's
+OPERATION_MODULES = {
+    **{c.name: c.operations for c in COMPONENTS if c.operations},
+    "common": "pgha.common.operations",
+    "lab": "pghalab.operations",
+}
 
 STAGES = {"prepare": StateStage.Prepare, "execute": StateStage.Execute}
 CASE_KEYS = {"args", "facts", "stage", "host", "commands", "noop", "raises"}

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from pgha.postgres import parameters as P
-from pgha.postgres.catalogue import generate
+from pghalab import catalogue as generate
 
 from pgha.settings.loader import load_group_data
 
@@ -266,4 +266,4 @@ def test_generate_refuses_disagreeing_sources():
 
 def test_generate_without_a_version_prints_usage(capsys):
     assert generate.main([]) == 2
-    assert "usage: python3 -m pgha.postgres.catalogue.generate MAJOR" in capsys.readouterr().err
+    assert "usage: python3 -m pghalab.catalogue MAJOR" in capsys.readouterr().err

@@ -102,11 +102,8 @@ def _with_own_files(cluster, folder, **overrides):
     }
     nodes.update(overrides)
     return dataclasses.replace(
-        cluster,
+        cluster.with_groups(**{group: [nodes[n.name] for n in members] for group, members in cluster.groups.items()}),
         settings={**cluster.settings, "tls_ca_file": str(folder / "ca.crt")},
-        etcd=[nodes[n.name] for n in cluster.etcd],
-        patroni=[nodes[n.name] for n in cluster.patroni],
-        backup=[nodes[n.name] for n in cluster.backup],
     )
 
 

@@ -13,8 +13,10 @@ from pgha import secrets
 from pgha.errors import ConfigError
 from pgha.settings.checks import check
 from pgha.settings.loader import checked_cluster
-from pgha.settings.schema import SETTINGS
-from pgha.settings.topology import Cluster
+from pgha.settings.schema import all_settings
+
+SETTINGS = all_settings()
+from pgha.cluster import Cluster
 
 from .conftest import etcd_host, patroni_host
 
@@ -202,7 +204,7 @@ def test_non_lab_host_may_be_outside_lab_subnet(groups, group_data):
     groups["patroni"][index] = (name, {"ssh_hostname": "192.168.7.20", "patroni_name": "pg-3"})
     cluster = check(groups, group_data)
     node = cluster.node(name)
-    assert (node.address, node.lxc_container) == ("192.168.7.20", None)
+    assert (node.address, node.extra.get("lxc_container")) == ("192.168.7.20", None)
 
 
 def test_lab_address_just_after_dhcp_range_is_accepted(groups, group_data):

@@ -21,7 +21,7 @@ def run(args: list[str], timeout: float = 60, check: bool = True) -> subprocess.
 
 
 def container(node) -> str:
-    return node.lxc_container or node.name
+    return node.extra.get("lxc_container") or node.name
 
 
 def attach(node, *command: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:

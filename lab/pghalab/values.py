@@ -4,7 +4,7 @@ Local state (outside git) is in .lab/ at the repository root: the SSH key pair p
 uses to reach the containers, each container's SSH host key (generated here, so the
 known_hosts file is exact and survives a rebuild of the lab) and that known_hosts file.
 
-Teardown: python -m pgha.lab.teardown (pgha/lab/teardown.py).
+Teardown: python -m pghalab.teardown (pgha/lab/teardown.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from pgha import PROJECT_ROOT
-from pgha.settings.schema import SETTINGS, is_ipv4, is_ipv4_network
+from pgha.validators import Setting, is_ipv4, is_ipv4_network, is_list_of, is_name
 
 LAB_DIR = PROJECT_ROOT / ".lab"
 # the lab's inventory: what the Makefile, the benchmarks and the tests default to
@@ -27,6 +27,30 @@ LXC_PATH = Path("/var/lib/lxc")
 LXC_NET_DEFAULTS = Path("/etc/default/lxc-net")
 # Bump when the base container's build steps change (the package list is hashed too).
 BASE_RECIPE_VERSION = 1
+# the lab's builder: this machine, in its own inventory group
+LAB_GROUP = "lxc_hosts"
+
+# The lab's settings, read from the LXC host's data (pghalab.topology gives their values)
+SETTINGS: dict[str, Setting] = {
+    "lab_bridge": (
+        lambda v: is_name(v) and len(v) <= 15, "a network interface name of at most 15 characters"
+    ),
+    "lab_subnet": (is_ipv4_network, "an IPv4 network such as 10.0.3.0/24"),
+    "lab_gateway": (is_ipv4, "an IPv4 address inside lab_subnet"),
+    "lab_dhcp_range": (
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(is_ipv4(a) for a in v),
+        "a [first, last] pair of IPv4 addresses",
+    ),
+    "lab_base_container": (is_name, "a container name"),
+    "lab_base_packages": (is_list_of(is_name), "a list of Debian package names"),
+}
+# the host data of a lab node
+HOST_DATA: dict[str, Setting] = {"lxc_container": (is_name, "an LXC container name")}
+
+
+def container(node) -> str | None:
+    """The LXC container a node is (None: a machine of its own, not the lab's)."""
+    return node.extra.get("lxc_container")
 
 
 def container_host_data(name: str, address: str, **extra) -> dict:
@@ -137,7 +161,7 @@ def _keygen(path: Path, comment: str) -> None:
 def known_hosts(cluster) -> str:
     lines = []
     for node in cluster.nodes:
-        if node.lxc_container:
+        if container(node):
             public = (HOST_KEYS / node.name / "ssh_host_ed25519_key.pub").read_text().split()
             lines.append(f"{node.address} {public[0]} {public[1]}")
     return "\n".join(lines) + "\n"
@@ -163,7 +187,7 @@ def prepare_local_files(cluster) -> None:
 
 
 def lab_containers(cluster) -> list[str]:
-    return [n.lxc_container for n in cluster.nodes if n.lxc_container]
+    return [container(n) for n in cluster.nodes if container(n)]
 
 
 def network_problems(cluster) -> list[str]:
@@ -195,7 +219,7 @@ def network_problems(cluster) -> list[str]:
                     f"lab_gateway {gateway}: expected a range that leaves it out"
                 )
     for node in cluster.nodes:
-        if not node.lxc_container:
+        if not container(node):
             continue
         address = ipaddress.ip_address(node.address)
         if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pgha import client
-from pgha.drills.faults import attach, container, etcd_leader_first, local_is_primary, run, veth
-from pgha.drills.monitor import Monitor
-from pgha.drills.state import sync_standbys
-from pgha.drills.writer import Writer
+from pghalab.drills.faults import attach, container, etcd_leader_first, local_is_primary, run, veth
+from pghalab.drills.monitor import Monitor
+from pghalab.drills.state import sync_standbys
+from pghalab.drills.writer import Writer
 from pgha.errors import DrillError
 from pgha.patroni import rest
 from pgha.waiting import wait_for
@@ -31,7 +31,7 @@ class Context:
     monitor: Monitor
     old_leader: dict
     timeline: int | None
-    target: Any = None  # the node the fault hits (pgha.settings.topology.Node)
+    target: Any = None  # the node the fault hits (pgha.cluster.Node)
     etcd_targets: list = field(default_factory=list)
     t_inject: float = 0.0
     t_heal: float = 0.0

@@ -11,9 +11,9 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, python, server
 
 from pgha.errors import WaitTimeout
-from pgha.lab import operations as lxc
-from pgha.lab import values as lab
-from pgha.lab.facts import LxcContainers
+from pghalab import operations as lxc
+from pghalab import values as lab
+from pghalab.facts import LxcContainers
 from pgha.waiting import wait_for
 
 HOST_PACKAGES = [
@@ -96,9 +96,9 @@ def containers(cluster):
     public_key = lab.SSH_KEY.with_suffix(".pub")
     started = []
     for node in cluster.nodes:
-        if not node.lxc_container:
+        name = lab.container(node)
+        if not name:
             continue
-        name = node.lxc_container
         root = lab.rootfs(name)
         lxc.clone(
             name=f"Clone {name} from {lab.base_container(s)}",
@@ -161,14 +161,14 @@ def containers(cluster):
     python.call(
         name="Wait until every container answers on SSH",
         function=_wait_for_ssh,
-        addresses=[n.address for n in cluster.nodes if n.lxc_container],
+        addresses=[n.address for n in cluster.nodes if lab.container(n)],
         _if=lambda: any(op.did_change() for op in started),
     )
 
 
 def build(cluster):
     """The whole lab, on the LXC host only (every other host skips it)."""
-    if "lxc_hosts" not in host.groups:
+    if lab.LAB_GROUP not in host.groups:
         return
     install()
     network(cluster)

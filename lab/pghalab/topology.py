@@ -5,8 +5,7 @@ each address is written here and only here. (group_data/all.py may still overrid
 
 from __future__ import annotations
 
-from pgha.lab.values import container_host_data
-from pgha.settings.topology import LAB_GROUP
+from pghalab.values import LAB_GROUP, container_host_data
 
 LAB_SETTINGS = {
     "lab_bridge": "lxcbr0",  # bridge the containers are plugged into
@@ -64,3 +63,13 @@ def groups(etcd_nodes: dict | None = None, patroni_nodes: dict | None = None,
         "patroni": patroni,
         "backup": backup,
     }
+
+
+def inventory_groups(**nodes) -> dict[str, list | tuple]:
+    """groups(**nodes) as a lab inventory file gives them to pyinfra: the cluster's groups
+    marked test_cluster (a group's own data wins over group_data/all.py's default, False),
+    so the destructive drills accept the lab."""
+    found = groups(**nodes)
+    for group in ("etcd", "patroni", "backup"):
+        found[group] = (found[group], {"test_cluster": True})
+    return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from pgha.drills.libpq import try_query
+from pghalab.drills.libpq import try_query
 from pgha.patroni import rest
 from pgha.waiting import wait_for
 

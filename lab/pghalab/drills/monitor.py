@@ -9,7 +9,7 @@ import time
 
 import psycopg2
 
-from pgha.drills.libpq import async_connect, async_query, superuser_dsn
+from pghalab.drills.libpq import async_connect, async_query, superuser_dsn
 
 
 class Monitor:

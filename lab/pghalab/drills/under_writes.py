@@ -8,8 +8,8 @@ import time
 from collections import Counter
 from typing import Callable
 
-from pgha.drills.monitor import Monitor
-from pgha.drills.writer import Writer, missing_ids, setup_table
+from pghalab.drills.monitor import Monitor
+from pghalab.drills.writer import Writer, missing_ids, setup_table
 from pgha.patroni import rest
 
 

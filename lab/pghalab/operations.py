@@ -7,7 +7,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from pgha.lab.facts import LxcBaseRecipe, LxcContainers, LxcNetwork
+from pghalab.facts import LxcBaseRecipe, LxcContainers, LxcNetwork
 
 RUN_LXC_NET = (
     "if [ -d /run/systemd/system ]; then systemctl {action} lxc-net; "

@@ -7,10 +7,10 @@ import sys
 import time
 from typing import Any
 
-from pgha.drills.monitor import Monitor
-from pgha.drills.scenarios import DRILLS, Context, Drill
-from pgha.drills.state import dynamic_config, wait_healthy
-from pgha.drills.writer import Writer, missing_ids, setup_table
+from pghalab.drills.monitor import Monitor
+from pghalab.drills.scenarios import DRILLS, Context, Drill
+from pghalab.drills.state import dynamic_config, wait_healthy
+from pghalab.drills.writer import Writer, missing_ids, setup_table
 from pgha.errors import DrillError
 from pgha.waiting import wait_for
 

@@ -6,10 +6,10 @@ installed (Debian 12 "bookworm" ships postgresql-15, Debian 13 "trixie" ships po
 with python3 and a copy of this repository's ``pgha`` directory, from the directory holding
 ``pgha``, as root (the PostgreSQL commands then run as the ``postgres`` user) or as ``postgres``:
 
-    python3 -m pgha.postgres.catalogue.generate 15 > pgha/postgres/catalogue/15.json
-    python3 -m pgha.postgres.catalogue.generate 17 > pgha/postgres/catalogue/17.json
+    python3 -m pghalab.catalogue 15 > pgha/postgres/catalogue/15.json
+    python3 -m pghalab.catalogue 17 > pgha/postgres/catalogue/17.json
 
-(``python3 pgha/postgres/catalogue/generate.py 15`` works too; ``--record DIR`` after the
+(``python3 lab/pghalab/catalogue.py 15`` works too; ``--record DIR`` after the
 version also saves PostgreSQL's raw answers in DIR, from which tests/unit/recorded/ takes
 its samples.) Only the standard library is used. The packaged cluster is not needed
 (``create_main_cluster = false`` in /etc/postgresql-common/createcluster.d/ keeps the
@@ -29,10 +29,10 @@ The committed files were made in throw-away LXC containers, on a Debian host, li
     mkdir -p $R/var/tmp/gen/pgha/postgres/catalogue
     cp pgha/__init__.py $R/var/tmp/gen/pgha/
     cp pgha/postgres/__init__.py $R/var/tmp/gen/pgha/postgres/
-    cp pgha/postgres/catalogue/__init__.py pgha/postgres/catalogue/generate.py \
+    cp lab/pghalab/catalogue.py \
         $R/var/tmp/gen/pgha/postgres/catalogue/
     lxc-attach -n pgha-catalogue-trixie -- sh -c \
-        'cd /var/tmp/gen && python3 -m pgha.postgres.catalogue.generate 17' \
+        'cd /var/tmp/gen && python3 -m pghalab.catalogue 17' \
         > pgha/postgres/catalogue/17.json
     lxc-stop -k -n pgha-catalogue-trixie; lxc-destroy -n pgha-catalogue-trixie
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         args.pop()
     if len(args) != 1 or not args[0].isdigit():
         print(__doc__, file=sys.stderr)
-        print("usage: python3 -m pgha.postgres.catalogue.generate MAJOR [--record DIR] "
+        print("usage: python3 -m pghalab.catalogue MAJOR [--record DIR] "
               "> pgha/postgres/catalogue/MAJOR.json", file=sys.stderr)
         return 2
     sys.stdout.write(render(generate(int(args[0]), record)))

@@ -25,9 +25,9 @@ Modules, in the order a drill uses them:
 - ``runner``: ``run_drill(cluster, drill)`` runs one and returns its figures.
 """
 
-from pgha.drills.monitor import Monitor
-from pgha.drills.runner import log, run_drill
-from pgha.drills.scenarios import (
+from pghalab.drills.monitor import Monitor
+from pghalab.drills.runner import log, run_drill
+from pghalab.drills.scenarios import (
     DRILLS,
     Context,
     Drill,
@@ -39,8 +39,8 @@ from pgha.drills.scenarios import (
     ReplicaKilled,
     Switchover,
 )
-from pgha.drills.state import cluster_state, dynamic_config, sync_standbys, wait_healthy
-from pgha.drills.writer import WRITES_TABLE, Writer, missing_ids, setup_table
+from pghalab.drills.state import cluster_state, dynamic_config, sync_standbys, wait_healthy
+from pghalab.drills.writer import WRITES_TABLE, Writer, missing_ids, setup_table
 from pgha.errors import DrillError
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Destroy an inventory's lab containers (the cached base container is kept).
 
-Usage: python -m pgha.lab.teardown [INVENTORY] [EXTRA_CONTAINER ...]
+Usage: python -m pghalab.teardown [INVENTORY] [EXTRA_CONTAINER ...]
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pgha.lab.values import LAB_INVENTORY, LXC_PATH
+from pghalab.values import LAB_INVENTORY, LXC_PATH, lab_containers
 from pgha.settings.loader import load_cluster
 
 
@@ -24,7 +24,7 @@ def teardown(containers: list[str]) -> None:
 def main(argv: list[str]) -> int:
     inventory = argv[0] if argv else LAB_INVENTORY
     cluster = load_cluster(inventory)
-    teardown([n.lxc_container for n in cluster.nodes if n.lxc_container] + argv[1:])
+    teardown(lab_containers(cluster) + argv[1:])
     return 0
 
 

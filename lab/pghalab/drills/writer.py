@@ -7,7 +7,6 @@ RTO = the longest gap between two acknowledged writes in the drill window
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import uuid
@@ -16,7 +15,7 @@ from contextlib import closing
 import psycopg2
 
 from pgha import client
-from pgha.drills.libpq import superuser_dsn, try_query
+from pghalab.drills.libpq import superuser_dsn, try_query
 from pgha.errors import DrillError, WaitTimeout
 from pgha.patroni import rest
 from pgha.waiting import poll
@@ -90,7 +89,7 @@ class Writer(threading.Thread):
         nodes = list(cluster.patroni)
         self._dsns = [
             client.dsn(
-                dataclasses.replace(cluster, patroni=nodes[i:] + nodes[:i]),
+                cluster.with_groups(patroni=nodes[i:] + nodes[:i]),
                 **WRITER_CONNECTION_OPTIONS,
                 **({"sslmode": sslmode} if sslmode else {}),
             )

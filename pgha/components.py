@@ -1,0 +1,145 @@
+"""The component registry: what each deployable part of the cluster brings, in one place.
+
+Per component: the inventory groups of its hosts and where it runs, its settings (their
+schema; their values are in group_data/all.py), its checks across settings and topology, the
+ports it listens on and who may reach each (the distinct-port check, the firewalls' and the
+port scan's expectations), its secrets, its operations module (tested by
+tests/unit/operations/<name>.*) and its deploy file. The settings check, Cluster ports,
+the secrets file and the operation-test runner read it; tests/unit/test_components.py fails
+when a registered component lacks its deploy file, its line in deploys/all.py, its defaults
+or its row in docs/settings.md.
+
+Adding a component: its package pgha/<name>/ (settings.py, values.py, facts.py,
+operations.py, deploy.py, templates/), its deploy file deploys/<name>.py, an entry here,
+its line in deploys/all.py, its defaults in group_data/all.py (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pgha.backup import settings as backup_settings
+from pgha.backup import values as backup_values
+from pgha.cluster import Cluster, Node
+from pgha.etcd import checks as etcd_checks
+from pgha.etcd import settings as etcd_settings
+from pgha.haproxy import settings as haproxy_settings
+from pgha.patroni import checks as patroni_checks
+from pgha.patroni import settings as patroni_settings
+from pgha.validators import Setting
+
+# Who may reach a port: the networks of client_networks, those of etcd_client_networks (and
+# the Patroni nodes), the cluster's own nodes only, or nobody but the host itself.
+CLIENTS, ETCD_CLIENTS, MEMBERS, LOOPBACK = "clients", "etcd clients", "members", "loopback"
+
+
+@dataclass(frozen=True)
+class Secret:
+    key: str  # in the secrets file
+    added_later: bool = False  # generated into an existing secrets file at the next deploy
+    fixed: str | None = None  # why it can never be rotated (None: `pgha rotate` changes it)
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    summary: str
+    groups: tuple[str, ...]  # the inventory groups it brings
+    runs_on: Callable[[Cluster, Node], bool]
+    settings: dict[str, Setting]
+    ports: dict[str, str] = field(default_factory=dict)  # port setting -> who may reach it
+    secrets: tuple[Secret, ...] = ()
+    problems: Callable[[Cluster], list[str]] | None = None
+    operations: str | None = None  # the module of its @operation()s
+    deploy: str = ""  # its deploy file, from the repository root
+
+
+def _in(group: str) -> Callable[[Cluster, Node], bool]:
+    return lambda cluster, node: group in node.groups
+
+
+def _pgbackrest_runs_on(cluster: Cluster, node: Node) -> bool:
+    return "backup" in node.groups or ("patroni" in node.groups and backup_values.enabled(cluster))
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component(
+        name="etcd",
+        summary="the DCS: three (or five) etcd members, TLS and logins",
+        groups=("etcd",),
+        runs_on=_in("etcd"),
+        settings=etcd_settings.SETTINGS,
+        ports={"etcd_client_port": ETCD_CLIENTS, "etcd_peer_port": MEMBERS},
+        secrets=(Secret("etcd_root_password", added_later=True), Secret("etcd_patroni_password", added_later=True)),
+        problems=etcd_checks.problems,
+        operations="pgha.etcd.operations",
+        deploy="deploys/etcd.py",
+    ),
+    Component(
+        name="haproxy",
+        summary="on every Patroni node: 5432 to the leader, 5433 to the replicas, stats, the etcd proxy",
+        groups=(),
+        runs_on=_in("patroni"),
+        settings=haproxy_settings.SETTINGS,
+        ports={"haproxy_rw_port": CLIENTS, "haproxy_ro_port": CLIENTS, "haproxy_stats_port": CLIENTS,
+               "haproxy_etcd_port": LOOPBACK},
+        secrets=(Secret("haproxy_stats_password"),),
+        deploy="deploys/haproxy.py",
+    ),
+    Component(
+        name="patroni",
+        summary="PostgreSQL and Patroni on the `patroni` group: one leader, streaming replicas",
+        groups=("patroni",),
+        runs_on=_in("patroni"),
+        settings=patroni_settings.SETTINGS,
+        ports={"postgresql_port": CLIENTS, "patroni_restapi_port": CLIENTS},
+        secrets=(Secret("superuser_password"), Secret("replication_password"), Secret("admin_password"),
+                 Secret("restapi_password")),
+        problems=patroni_checks.problems,
+        operations="pgha.patroni.operations",
+        deploy="deploys/patroni.py",
+    ),
+    Component(
+        name="backup",
+        summary="pgBackRest: the repository host, WAL archiving, backups, point-in-time recovery",
+        groups=("backup",),
+        runs_on=_pgbackrest_runs_on,
+        settings=backup_settings.SETTINGS,
+        ports={"pgbackrest_tls_port": MEMBERS},
+        secrets=(Secret(backup_values.SECRET_KEY, added_later=True, fixed=backup_values.FIXED_REASON),),
+        problems=backup_values.problems,
+        operations="pgha.backup.operations",
+        deploy="deploys/backup.py",
+    ),
+)
+
+# every inventory group of the cluster, in deploy order
+GROUPS: tuple[str, ...] = tuple(g for c in COMPONENTS for g in c.groups)
+
+
+def component(name: str) -> Component:
+    return next(c for c in COMPONENTS if c.name == name)
+
+
+def settings() -> dict[str, Setting]:
+    """Every component's settings schema, merged."""
+    return {key: value for c in COMPONENTS for key, value in c.settings.items()}
+
+
+def secrets() -> tuple[Secret, ...]:
+    return tuple(s for c in COMPONENTS for s in c.secrets)
+
+
+def ports_of(cluster: Cluster, node: Node, audiences: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Every port ``node`` listens on, by setting name (only those for ``audiences``)."""
+    return {
+        setting: cluster.settings.get(setting)
+        for c in COMPONENTS if c.runs_on(cluster, node)
+        for setting, audience in c.ports.items()
+        if audiences is None or audience in audiences
+    }
+
+
+def problems(cluster: Cluster) -> list[str]:
+    return [p for c in COMPONENTS if c.problems for p in c.problems(cluster)]
