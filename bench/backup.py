@@ -33,7 +33,7 @@ from pgha.backup import commands, values  # noqa: E402
 from pgha.backup import restore as whole_cluster  # noqa: E402
 from pgha.errors import BackupError, ConfigError, RemoteError  # noqa: E402
 from pgha.patroni import rest  # noqa: E402
-from pgha.patroni.values import bin_dir, data_dir  # noqa: E402
+from pgha.postgres import bin_dir, data_dir  # noqa: E402
 from pgha.postgres.facts import make_psql_command  # noqa: E402
 from pghalab.values import LAB_INVENTORY  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402

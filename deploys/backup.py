@@ -6,12 +6,13 @@ Usage: pyinfra -y inventory.py deploys/backup.py
 when you add a `backup` host to a running cluster.)
 """
 
-from pgha.backup.deploy import deploy_backup_hosts, stanza_and_check
+from pgha import rollout
 from pgha.common.operations import barrier
 from pgha.settings.loader import current
 
 cluster = current()
 
-deploy_backup_hosts(cluster)
+rollout.begin(cluster)
+rollout.backup(cluster)
 barrier(name="pgBackRest's TLS servers run on the repository host and every Patroni node", what="pgbackrest ready")
-stanza_and_check(cluster)
+rollout.backup_checks(cluster)

@@ -5,10 +5,11 @@ Usage: pyinfra -y inventory.py deploys/etcd.py
 run it without --limit; deploys/patroni.py then restarts Patroni and resumes.)
 """
 
-from pgha.etcd.deploy import deploy_etcd
-from pgha.patroni.deploy import paused_before_dcs_change
+from pgha import rollout
 from pgha.settings.loader import current
 
 cluster = current()
-paused_before_dcs_change(cluster)
-deploy_etcd(cluster)
+
+rollout.begin(cluster)
+rollout.pause_before_dcs_change(cluster)
+rollout.etcd(cluster)

@@ -4,7 +4,10 @@
 Usage: pyinfra -y inventory.py deploys/haproxy.py
 """
 
-from pgha.haproxy.deploy import deploy_haproxy
+from pgha import rollout
 from pgha.settings.loader import current
 
-deploy_haproxy(current())
+cluster = current()
+
+rollout.begin(cluster)
+rollout.haproxy(cluster)

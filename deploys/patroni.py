@@ -4,7 +4,10 @@ Usage: pyinfra -y inventory.py deploys/patroni.py
 (With patroni_dcs_via_local_proxy = True, deploys/haproxy.py must have run first.)
 """
 
-from pgha.patroni.deploy import deploy_patroni
+from pgha import rollout
 from pgha.settings.loader import current
 
-deploy_patroni(current())
+cluster = current()
+
+rollout.begin(cluster)
+rollout.patroni(cluster)

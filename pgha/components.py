@@ -19,14 +19,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from pgha.backup import facts as backup_facts
 from pgha.backup import settings as backup_settings
 from pgha.backup import values as backup_values
 from pgha.cluster import Cluster, Node
+from pgha.common.snapshot import Plan
 from pgha.etcd import checks as etcd_checks
+from pgha.etcd import facts as etcd_facts
 from pgha.etcd import settings as etcd_settings
+from pgha.haproxy import facts as haproxy_facts
 from pgha.haproxy import settings as haproxy_settings
 from pgha.patroni import checks as patroni_checks
+from pgha.patroni import facts as patroni_facts
 from pgha.patroni import settings as patroni_settings
+from pgha.patroni import values as patroni_values
 from pgha.validators import Setting
 
 # Who may reach a port: the networks of client_networks, those of etcd_client_networks (and
@@ -51,6 +57,8 @@ class Component:
     ports: dict[str, str] = field(default_factory=dict)  # port setting -> who may reach it
     secrets: tuple[Secret, ...] = ()
     problems: Callable[[Cluster], list[str]] | None = None
+    # what a converge reads of a node where it runs, in one round trip (pgha.common.snapshot)
+    observe: Callable[[Cluster, Node], Plan] | None = None
     operations: str | None = None  # the module of its @operation()s
     deploy: str = ""  # its deploy file, from the repository root
 
@@ -63,6 +71,11 @@ def _pgbackrest_runs_on(cluster: Cluster, node: Node) -> bool:
     return "backup" in node.groups or ("patroni" in node.groups and backup_values.enabled(cluster))
 
 
+def _patroni_observed(cluster: Cluster, node: Node) -> Plan:
+    archiving = backup_values.patroni_config(cluster)
+    return patroni_facts.observed(cluster, node, patroni_values.local_parameters(archiving))
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component(
         name="etcd",
@@ -73,6 +86,7 @@ COMPONENTS: tuple[Component, ...] = (
         ports={"etcd_client_port": ETCD_CLIENTS, "etcd_peer_port": MEMBERS},
         secrets=(Secret("etcd_root_password", added_later=True), Secret("etcd_patroni_password", added_later=True)),
         problems=etcd_checks.problems,
+        observe=etcd_facts.observed,
         operations="pgha.etcd.operations",
         deploy="deploys/etcd.py",
     ),
@@ -85,6 +99,7 @@ COMPONENTS: tuple[Component, ...] = (
         ports={"haproxy_rw_port": CLIENTS, "haproxy_ro_port": CLIENTS, "haproxy_stats_port": CLIENTS,
                "haproxy_etcd_port": LOOPBACK},
         secrets=(Secret("haproxy_stats_password"),),
+        observe=haproxy_facts.observed,
         deploy="deploys/haproxy.py",
     ),
     Component(
@@ -97,6 +112,7 @@ COMPONENTS: tuple[Component, ...] = (
         secrets=(Secret("superuser_password"), Secret("replication_password"), Secret("admin_password"),
                  Secret("restapi_password")),
         problems=patroni_checks.problems,
+        observe=_patroni_observed,
         operations="pgha.patroni.operations",
         deploy="deploys/patroni.py",
     ),
@@ -109,6 +125,7 @@ COMPONENTS: tuple[Component, ...] = (
         ports={"pgbackrest_tls_port": MEMBERS},
         secrets=(Secret(backup_values.SECRET_KEY, added_later=True, fixed=backup_values.FIXED_REASON),),
         problems=backup_values.problems,
+        observe=backup_facts.observed,
         operations="pgha.backup.operations",
         deploy="deploys/backup.py",
     ),

@@ -8,8 +8,7 @@ import time
 
 from pgha import remote
 from pgha.backup import values
-from pgha.backup.facts import parse_history, parse_info
-from pgha.backup.report import ARCHIVER_QUERY, parse_archiver
+from pgha.backup.facts import ARCHIVER_QUERY, parse_archiver, parse_history, parse_info
 from pgha.errors import BackupError
 from pgha.patroni import rest
 from pgha.patroni.facts import patronictl

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import systemd
 
 from pgha.backup import operations as backup_ops
 from pgha.backup import values
+from pgha.backup.facts import peers
 from pgha.common.deploy import (
+    checked_file,
     install_packages_without_starting,
     running_and_refreshed,
     scripts_directory,
-    validated_template,
 )
+from pgha.common.operations import absent, directory_in_place, file_in_place, unit_running, unit_state
 from pgha.firewall import values as firewall_values
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.pki import deploy as pki
 from pgha.pki.authority import common_names
+from pgha.rendering import render
 
 PACKAGES = ["pgbackrest", "nftables"]
 
@@ -37,13 +40,8 @@ def _role(cluster) -> str | None:
 def install(cluster, node):
     install_packages_without_starting("pgbackrest", PACKAGES, cluster.settings["debian_release"])
     if "backup" in node.groups:
-        user = values.REPO_USER
-        server.group(name=f"pgbackrest: system group {user}", group=user, system=True)
-        server.user(
-            name=f"pgbackrest: system user {user} (owns the repository)",
-            user=user, group=user, system=True, home=cluster.settings["pgbackrest_repo_path"],
-            create_home=False, shell="/usr/sbin/nologin",
-        )
+        backup_ops.system_account(name=f"pgbackrest: system user {values.REPO_USER} (owns the repository)",
+                                  user=values.REPO_USER, home=cluster.settings["pgbackrest_repo_path"])
 
 
 @deploy("pgbackrest: firewall")
@@ -72,39 +70,31 @@ def validate_command(candidate: str) -> str:
 def configure(cluster, node, role: str):
     user = values.user_of(node)
     if role == "repository":
-        files.directory(name="pgbackrest: the repository", path=cluster.settings["pgbackrest_repo_path"],
-                        user=user, group=user, mode="750")
+        directory_in_place(name="pgbackrest: the repository", path=cluster.settings["pgbackrest_repo_path"],
+                           user=user, group=user, mode="750")
         config = values.repository_config(cluster, common_names(cluster))
     else:
-        files.directory(name="pgbackrest: the archive spool", path=values.SPOOL_PATH,
-                        user=user, group=user, mode="750")
+        directory_in_place(name="pgbackrest: the archive spool", path=values.SPOOL_PATH, user=user, group=user,
+                           mode="750")
         scripts_directory("pgbackrest")
-        files.template(
+        file_in_place(
             name="pgbackrest: pgbackrest-if-reachable (restore_command and replica creation fail at once "
                  "when the repository is away)",
-            src=str(values.TEMPLATES / "if-reachable.sh.j2"),
-            dest=values.IF_REACHABLE,
-            mode="755",
-            config=values.if_reachable_script(cluster),
+            path=values.IF_REACHABLE, mode="755",
+            content=render(values.TEMPLATES / "if-reachable.sh.j2", values.if_reachable_script(cluster)),
         )
         config = values.member_config(cluster, common_names(cluster))
-    files.directory(name="pgbackrest: its log directory", path=values.LOG_PATH, user=user, group=user, mode="770")
-    files.directory(name="pgbackrest: /etc/pgbackrest", path="/etc/pgbackrest", user="root", group="root", mode="755")
+    directory_in_place(name="pgbackrest: its log directory", path=values.LOG_PATH, user=user, group=user, mode="770")
+    directory_in_place(name="pgbackrest: /etc/pgbackrest", path="/etc/pgbackrest", mode="755")
     # the repository host's file holds the repository's passphrase: its user's alone
-    return validated_template(
-        "pgbackrest", values.TEMPLATES / "pgbackrest.conf.j2", live=values.CONFIG_FILE,
-        validate=validate_command, user="root", group=user, mode="640", config=config,
-    )
+    return checked_file("pgbackrest", values.CONFIG_FILE, render(values.TEMPLATES / "pgbackrest.conf.j2", config),
+                        validate=validate_command, user="root", group=user, mode="640")
 
 
 @deploy("pgbackrest: TLS server")
 def tls_server(node, changes: list):
-    unit = files.template(
-        name="pgbackrest: TLS server unit",
-        src=str(values.TEMPLATES / "server.service.j2"),
-        dest=values.SERVER_UNIT_FILE,
-        config=values.server_unit(node),
-    )
+    unit = file_in_place(name="pgbackrest: TLS server unit", path=values.SERVER_UNIT_FILE,
+                         content=render(values.TEMPLATES / "server.service.j2", values.server_unit(node)))
     systemd.daemon_reload(name="pgbackrest: systemd reload (server unit)", _if=unit.did_change)
     running_and_refreshed("pgbackrest: TLS server", values.SERVER_UNIT,
                           lambda: unit.did_change() or any(op.did_change() for op in changes),
@@ -119,24 +109,24 @@ def timers(cluster):
         name = values.timer_name(backup_type)
         timer = scheduled.get(backup_type)
         if timer is None:
-            systemd.service(name=f"pgbackrest: no {backup_type} backup timer (no schedule)",
-                            service=f"{name}.timer", running=False, enabled=False, _ignore_errors=True)
+            running, enabled = unit_state(f"{name}.timer")
+            if running or enabled:
+                systemd.service(name=f"pgbackrest: no {backup_type} backup timer (no schedule)",
+                                service=f"{name}.timer", running=False, enabled=False)
             for suffix in ("timer", "service"):
-                reload_needed.append(files.file(name=f"pgbackrest: no {name}.{suffix}",
-                                                path=f"/etc/systemd/system/{name}.{suffix}", present=False))
+                reload_needed.append(absent(name=f"pgbackrest: no {name}.{suffix}",
+                                            path=f"/etc/systemd/system/{name}.{suffix}"))
             continue
         for suffix in ("service", "timer"):
-            reload_needed.append(files.template(
-                name=f"pgbackrest: {name}.{suffix} ({timer['schedule']})" if suffix == "timer" else f"pgbackrest: {name}.{suffix}",
-                src=str(values.TEMPLATES / f"backup.{suffix}.j2"),
-                dest=f"/etc/systemd/system/{name}.{suffix}",
-                config=timer,
+            reload_needed.append(file_in_place(
+                name=f"pgbackrest: {name}.{suffix}" + (f" ({timer['schedule']})" if suffix == "timer" else ""),
+                path=f"/etc/systemd/system/{name}.{suffix}",
+                content=render(values.TEMPLATES / f"backup.{suffix}.j2", timer),
             ))
     systemd.daemon_reload(name="pgbackrest: systemd reload (timers)",
                           _if=lambda: any(op.did_change() for op in reload_needed))
-    for backup_type, timer in scheduled.items():
-        systemd.service(name=f"pgbackrest: {timer['name']}.timer enabled and active",
-                        service=f"{timer['name']}.timer", running=True, enabled=True)
+    for timer in scheduled.values():
+        unit_running(name=f"pgbackrest: {timer['name']}.timer enabled and active", unit=f"{timer['name']}.timer")
 
 
 def deploy_backup_hosts(cluster):
@@ -147,10 +137,9 @@ def deploy_backup_hosts(cluster):
         return
     node = cluster.node(host.name)
     install(cluster, node)
-    peers = cluster.patroni if role == "repository" else cluster.backup
     backup_ops.peers_resolve(
         name="pgbackrest: the other side's names resolve to their addresses (checked against certificates)",
-        peers={values.tls_name(peer): peer.address for peer in peers},
+        peers=peers(cluster, node),
     )
     firewall(cluster, node)
     certificate = pki.certificate(cluster, node, values.TLS_SERVICE, values.user_of(node), values.user_of(node))
@@ -166,16 +155,15 @@ def stanza_and_check(cluster):
     `pgbackrest check` passes (a WAL file archived and found in the repository)."""
     if _role(cluster) != "repository":
         return
-    backup_ops.stanza_created(
-        name=f"pgbackrest: stanza {values.stanza(cluster.settings)} exists",
-        stanza=values.stanza(cluster.settings),
-    )
+    s = cluster.settings
+    stanza = values.stanza(s)
+    backup_ops.stanza_created(name=f"pgbackrest: stanza {stanza} exists", stanza=stanza)
     backup_ops.first_backup(
         name="pgbackrest: a first full backup when the repository has none (replicas are built from it)",
-        stanza=values.stanza(cluster.settings),
+        stanza=stanza,
     )
     backup_ops.check_passes(
         name="pgbackrest: check (WAL archiving reaches the repository, the configuration agrees)",
-        stanza=values.stanza(cluster.settings),
+        stanza=stanza, members=[n.name for n in cluster.patroni], port=s["postgresql_port"],
+        restapi_port=s["patroni_restapi_port"], superuser=s["patroni_superuser"],
     )
-

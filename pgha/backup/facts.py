@@ -9,7 +9,12 @@ import json
 
 from pyinfra.api import FactBase
 
+from pgha import SCRIPTS_DIR
+from pgha.backup import values
 from pgha.backup.values import REPO_USER, make_pgbackrest_command
+from pgha.common.snapshot import Plan, fact
+from pgha.firewall import values as firewall_values
+from pgha.postgres.facts import make_psql_command
 
 # pgBackRest's stanza status codes (`info`): the stanza must be created for these
 MISSING_STANZA = {1: "missing stanza path", 3: "missing stanza data"}
@@ -111,6 +116,31 @@ def human_time(epoch) -> str | None:
     return _time(epoch)
 
 
+ARCHIVER_QUERY = (
+    "SELECT coalesce(to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
+    "coalesce(last_archived_wal, ''), failed_count, "
+    "coalesce(to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
+    "coalesce(last_failed_wal, ''), "
+    "(last_failed_time IS NOT NULL AND last_failed_time > coalesce(last_archived_time, '-infinity')) "
+    "FROM pg_stat_archiver"
+)
+
+
+def parse_archiver(line: str) -> dict | None:
+    """One row of ARCHIVER_QUERY (psql -At, '|' separated)."""
+    fields = line.strip().split("|")
+    if len(fields) != 6:
+        return None
+    return {
+        "last_archived_time": fields[0] or None,
+        "last_archived_wal": fields[1] or None,
+        "failed_count": int(fields[2]),
+        "last_failed_time": fields[3] or None,
+        "last_failed_wal": fields[4] or None,
+        "failing": fields[5] == "t",
+    }
+
+
 class PgbackrestInfo(FactBase):
     """parse_info of this cluster's stanza, asked on the repository host (None when
     pgBackRest does not answer, e.g. not installed yet)."""
@@ -138,3 +168,50 @@ class ResolvedAddresses(FactBase):
             name, *addresses = line.split()
             found[name] = addresses
         return found
+
+
+class ArchiverStatus(FactBase):
+    """The member's pg_stat_archiver (parse_archiver), or None."""
+
+    def command(self, port: int, superuser: str) -> str:
+        return f"{make_psql_command(ARCHIVER_QUERY, port, user=superuser)} 2>/dev/null || true"
+
+    def process(self, output):
+        return parse_archiver(output[0]) if output else None
+
+
+class SystemAccount(FactBase):
+    """``{"user", "uid", "group", "home", "shell"}`` of a system user (getent), or None."""
+
+    def command(self, user: str) -> str:
+        return f"getent passwd {user} && id -gn {user} || true"
+
+    def process(self, output):
+        if len(output) < 2 or output[0].count(":") < 6:
+            return None
+        name, _, uid, _, _, home, shell = output[0].split(":")[:7]
+        return {"user": name, "uid": int(uid), "group": output[1].strip(), "home": home, "shell": shell}
+
+
+def peers(cluster, node) -> dict[str, str]:
+    """The other side of the repository, by the name pgBackRest connects to: name -> address."""
+    others = cluster.patroni if "backup" in node.groups else cluster.backup
+    return {values.tls_name(peer): peer.address for peer in others}
+
+
+def observed(cluster, node) -> Plan:
+    """What a converge asks of the repository host or a Patroni node about pgBackRest."""
+    s = cluster.settings
+    role = "repository" if "backup" in node.groups else "member"
+    paths = ["/etc/pgbackrest", values.LOG_PATH, values.SERVER_UNIT_FILE, *firewall_values.paths(["pgbackrest"])]
+    facts = [fact(ResolvedAddresses, names=sorted(peers(cluster, node)))]
+    units = [f"{values.SERVER_UNIT}.service", *firewall_values.units(["pgbackrest"])]
+    if role == "repository":
+        paths += [s["pgbackrest_repo_path"]] + [f"/etc/systemd/system/{values.timer_name(t)}.{suffix}"
+                                                for t in values.BACKUP_TYPES for suffix in ("service", "timer")]
+        units += [f"{values.timer_name(t)}.timer" for t in values.BACKUP_TYPES]
+        facts += [fact(PgbackrestInfo, stanza=values.stanza(s)), fact(SystemAccount, user=REPO_USER)]
+    else:
+        paths += [values.SPOOL_PATH, SCRIPTS_DIR]
+        facts += [fact(ArchiverStatus, port=s["postgresql_port"], superuser=s["patroni_superuser"])]
+    return Plan(paths=tuple(paths), units=tuple(units), packages=("pgbackrest", "nftables"), facts=tuple(facts))

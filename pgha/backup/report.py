@@ -43,31 +43,6 @@ def backups_table(found: dict, now: float, last_archived: str | None = None) -> 
     return "\n".join(lines)
 
 
-ARCHIVER_QUERY = (
-    "SELECT coalesce(to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
-    "coalesce(last_archived_wal, ''), failed_count, "
-    "coalesce(to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), ''), "
-    "coalesce(last_failed_wal, ''), "
-    "(last_failed_time IS NOT NULL AND last_failed_time > coalesce(last_archived_time, '-infinity')) "
-    "FROM pg_stat_archiver"
-)
-
-
-def parse_archiver(line: str) -> dict | None:
-    """One row of ARCHIVER_QUERY (psql -At, '|' separated)."""
-    fields = line.strip().split("|")
-    if len(fields) != 6:
-        return None
-    return {
-        "last_archived_time": fields[0] or None,
-        "last_archived_wal": fields[1] or None,
-        "failed_count": int(fields[2]),
-        "last_failed_time": fields[3] or None,
-        "last_failed_wal": fields[4] or None,
-        "failing": fields[5] == "t",
-    }
-
-
 def archiving_line(state: dict | None) -> str:
     """The line `pgha status` prints about WAL archiving on the leader."""
     if state is None:

@@ -21,7 +21,8 @@ from pgha.backup.facts import backup_for_time, human_time, in_history, restore_w
 from pgha.errors import BackupError, RemoteError
 from pgha.patroni import rest
 from pgha.patroni.facts import patronictl
-from pgha.patroni.values import bin_dir, config_file, data_dir
+from pgha.patroni.values import config_file
+from pgha.postgres import bin_dir, data_dir
 from pgha.postgres.facts import make_psql_command
 from pgha.waiting import wait_for
 

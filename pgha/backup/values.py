@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pgha import SCRIPTS_DIR
 from pgha.pki import values as pki
+from pgha.postgres import SOCKET_DIR, data_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/pgbackrest/pgbackrest.conf"
@@ -148,9 +149,6 @@ def _common(settings) -> list[tuple[str, str]]:
 
 
 def _pg_options(settings, index: int = 1) -> list[tuple[str, str]]:
-    from pgha.patroni.values import data_dir
-    from pgha.postgres import SOCKET_DIR
-
     return [
         (f"pg{index}-path", data_dir(settings)),
         (f"pg{index}-port", str(settings["postgresql_port"])),

@@ -6,80 +6,62 @@ from __future__ import annotations
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
-from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import files, systemd
 
-from pgha.common.deploy import install_packages_without_starting
+from pgha.common import snapshot
+from pgha.common.deploy import checked_file, install_packages_without_starting
+from pgha.common.operations import absent, file_in_place, unit_running, unit_state
 from pgha.errors import EtcdPlanError
 from pgha.etcd import operations as etcd_ops
 from pgha.etcd import values
 from pgha.etcd.facts import EtcdMembers, EtcdNodeState
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.pki.deploy import certificate
+from pgha.rendering import render
 
-# etcdctl on a member logs in as root, with the password etcd has now
-ROOT_LOGIN = {"user": values.ROOT_USER, "password_file": values.password_file(values.ROOT_USER)}
-
-PACKAGES = ["etcd-server", "etcd-client", "nftables"]
+ROOT_LOGIN = values.ROOT_LOGIN
 
 
 def _states(cluster) -> dict[str, dict]:
     """EtcdNodeState of every inventory member (data present, initial-* in its config)."""
-    states = {}
-    for node in cluster.etcd:
-        member_host = inventory.get_host(node.name)
-        states[node.name] = member_host.get_fact(
-            EtcdNodeState, data_dir=values.DATA_DIR, config_file=values.CONFIG_FILE
-        )
-    return states
+    return {
+        node.name: snapshot.get(EtcdNodeState, host=inventory.get_host(node.name), data_dir=values.DATA_DIR,
+                                config_file=values.CONFIG_FILE)
+        for node in cluster.etcd
+    }
 
 
 @deploy("etcd: install")
 def install(cluster):
-    install_packages_without_starting("etcd", PACKAGES, cluster.settings["debian_release"])
-    # The package's single-node instance must never have left data behind
-    files.directory(
-        name="etcd: no data of the package's default instance",
-        path="/var/lib/etcd/default",
-        present=False,
-    )
+    install_packages_without_starting("etcd", values.PACKAGES, cluster.settings["debian_release"])
+    absent(name="etcd: no data of the package's default instance", path=values.PACKAGE_DEFAULT_DATA)
 
 
 @deploy("etcd: firewall")
 def firewall(cluster):
-    firewall_table("etcd", values.firewall(cluster), before="etcd.service")
+    firewall_table("etcd", values.firewall(cluster), before=values.UNIT)
 
 
 def password_files(cluster, what: str, path) -> None:
     """A 0600 file of root's per etcd user, with its password from the secrets file."""
     for user in values.users(cluster):
-        files.template(
+        file_in_place(
             name=f"etcd: the password etcd user {user['name']} {what} (0600)",
-            src=str(values.TEMPLATES / "password.j2"),
-            dest=path(user["name"]),
-            user="root",
-            group="root",
+            path=path(user["name"]),
+            content=render(values.TEMPLATES / "password.j2", values.password(user)),
             mode="600",
-            config=values.password(user),
         )
 
 
 @deploy("etcd: configure")
 def configure(cluster, node, plan):
     tls = certificate(cluster, node, values.SERVICE, user=values.SERVICE, group=values.SERVICE)
-    defaults = files.template(
+    defaults = file_in_place(
         name="etcd: /etc/default/etcd points the service at the config file",
-        src=str(values.TEMPLATES / "default-etcd.j2"),
-        dest=values.DEFAULTS_FILE,
-        config=values.defaults_file(cluster),
+        path=values.DEFAULTS_FILE,
+        content=render(values.TEMPLATES / "default-etcd.j2", values.defaults_file(cluster)),
     )
-    config = files.template(
-        name=f"etcd: {values.CONFIG_FILE}",
-        src=str(values.TEMPLATES / "etcd.conf.yml.j2"),
-        dest=values.CONFIG_FILE,
-        mode="644",
-        config=values.config(cluster, node, plan[node.name]),
-    )
+    config = checked_file("etcd", values.CONFIG_FILE, values.config_text(cluster, node, plan[node.name]),
+                          validate=None, user="root", group="root", mode="644")
     password_files(cluster, "must have", values.wanted_password_file)
     return [defaults, config, *tls]
 
@@ -101,8 +83,8 @@ def start(cluster, node, plan, changes, was_tls: bool):
         password_file=values.wanted_password_file(values.ROOT_USER),
         _if=lambda: joins,
     )
-    was_running = host.get_fact(SystemdStatus).get("etcd.service", False)
-    systemd.service(name="etcd: enabled and running", service="etcd", running=True, enabled=True)
+    was_running, _ = unit_state(values.UNIT)
+    unit_running(name="etcd: enabled and running", unit=values.UNIT)
     # one member at a time, so that the cluster keeps its quorum; reached as it runs now
     # (plaintext when this deploy moves it to TLS)
     etcd_ops.restarted(
@@ -120,26 +102,27 @@ def start(cluster, node, plan, changes, was_tls: bool):
 def authentication(cluster, node):
     first = lambda: node is cluster.etcd[0]  # noqa: E731
     endpoint = values.local_endpoint(cluster)
+    asked = values.auth_asked(cluster)
     for role, grants in values.roles(cluster).items():
         etcd_ops.role_present(
             name=f"etcd: role {role} reads and writes {', '.join(p for _, p in grants)} only",
-            role=role, grants=grants, endpoints=endpoint, **ROOT_LOGIN, _if=first,
+            role=role, grants=grants, endpoints=endpoint, **ROOT_LOGIN, asked=asked, _if=first,
         )
     for user in values.users(cluster):
         name = user["name"]
         etcd_ops.user_present(
             name=f"etcd: user {name} (roles {', '.join(user['roles'])}) with its password from the secrets file",
             username=name, roles=user["roles"], wanted_file=values.wanted_password_file(name),
-            current_file=values.password_file(name), endpoints=endpoint, **ROOT_LOGIN, _if=first,
+            current_file=values.password_file(name), endpoints=endpoint, **ROOT_LOGIN, asked=asked, _if=first,
         )
     # etcd has them now (on the first member, user_present has copied them already)
     password_files(cluster, "has (etcdctl logs in with it)", values.password_file)
-    etcd_ops.auth_enabled(name="etcd: authentication on", endpoints=endpoint, **ROOT_LOGIN, _if=first)
+    etcd_ops.auth_enabled(name="etcd: authentication on", endpoints=endpoint, **ROOT_LOGIN, asked=asked, _if=first)
 
 
 @deploy("etcd: remove members missing from the inventory")
 def remove_extra_members(cluster, node):
-    members = host.get_fact(EtcdMembers, endpoints=values.local_endpoint(cluster), **ROOT_LOGIN) or []
+    members = snapshot.get(EtcdMembers, endpoints=values.local_endpoint(cluster), **ROOT_LOGIN) or []
     extra = values.extra_members(cluster, members)
     names = ", ".join(m["name"] or m["ID"] for m in extra)
     if extra and not cluster.settings["etcd_allow_member_removal"]:
@@ -158,13 +141,14 @@ def remove_extra_members(cluster, node):
 
 
 @deploy("etcd: check")
-def check(cluster):
+def check(cluster, node):
     etcd_ops.cluster_healthy(
         name="etcd: every member healthy, all agree on the member list",
         expected={n.name: values.client_url(cluster, n) for n in cluster.etcd},
         endpoints=values.local_endpoint(cluster),
         **ROOT_LOGIN,
         timeout=cluster.settings["etcd_check_timeout"],
+        health=node is cluster.etcd[0],
     )
 
 
@@ -184,4 +168,4 @@ def deploy_etcd(cluster):
     changes = configure(cluster, node, plan)
     start(cluster, node, plan, changes, was_tls=states[node.name]["tls"])
     authentication(cluster, node)
-    check(cluster)
+    check(cluster, node)

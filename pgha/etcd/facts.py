@@ -8,6 +8,9 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from pgha.common.snapshot import Plan, fact
+from pgha.etcd import values
+from pgha.firewall import values as firewall_values
 from pgha.pki.values import CA_FILE
 
 
@@ -173,3 +176,22 @@ class EtcdAuth(FactBase):
 def _text(value) -> str:
     """A key of etcdctl's JSON output (base64 bytes) as text."""
     return base64.b64decode(value).decode() if value else ""
+
+
+def observed(cluster, node) -> Plan:
+    """What a converge asks of an etcd member, read in its snapshot (pgha.common.snapshot)."""
+    endpoint = values.local_endpoint(cluster)
+    first = []
+    if node is cluster.etcd[0]:  # users, roles, authentication and health are kept from the first member
+        first = [fact(EtcdAuth, endpoints=endpoint, **values.auth_asked(cluster), **values.ROOT_LOGIN),
+                 fact(EtcdHealth, endpoints=endpoint, **values.ROOT_LOGIN)]
+    return Plan(
+        paths=("/etc/etcd", values.DEFAULTS_FILE, "/var/lib/etcd", *firewall_values.paths(["etcd"])),
+        units=(values.UNIT, *firewall_values.units(["etcd"])),
+        packages=tuple(values.PACKAGES),
+        facts=(
+            fact(EtcdNodeState, data_dir=values.DATA_DIR, config_file=values.CONFIG_FILE),
+            fact(EtcdMembers, endpoints=endpoint, **values.ROOT_LOGIN),
+            *first,
+        ),
+    )

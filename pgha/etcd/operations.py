@@ -6,9 +6,9 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import Sha1File
-
+from pgha.common import snapshot
 from pgha.common.checks import check_until, executing
+from pgha.common.operations import file_sha1
 from pgha.etcd.facts import EtcdAuth, EtcdHealth, EtcdMembers, make_etcdctl_command, prefix_end
 from pgha.etcd.values import peer_address
 
@@ -20,7 +20,7 @@ CHANGE_TIMEOUT = 10
 def member_added(member: str, peer_url: str, endpoints: str, user: str, password_file: str):
     """``member`` is in the running cluster reached through ``endpoints`` (etcdctl member add)."""
     login = {"user": user, "password_file": password_file}
-    members = host.get_fact(EtcdMembers, endpoints=endpoints, **login) or []
+    members = snapshot.get(EtcdMembers, endpoints=endpoints, **login) or []
     if any(peer_url in m["peerURLs"] for m in members):
         host.noop(f"etcd member {member} ({peer_url}) is in the cluster")
         return
@@ -33,7 +33,7 @@ def member_added(member: str, peer_url: str, endpoints: str, user: str, password
 def members_removed(peer_urls: list[str], endpoints: str, user: str, password_file: str):
     """No member of the running cluster advertises one of ``peer_urls`` (etcdctl member remove)."""
     login = {"user": user, "password_file": password_file}
-    members = host.get_fact(EtcdMembers, endpoints=endpoints, **login) or []
+    members = snapshot.get(EtcdMembers, endpoints=endpoints, **login) or []
     removed = [m for m in members if set(m["peerURLs"]) & set(peer_urls)]
     if not removed:
         host.noop("no etcd member to remove")
@@ -58,12 +58,20 @@ def restarted(member: str, peer_url: str, endpoints: str, user: str, password_fi
     yield "systemctl restart etcd.service"
 
 
+def _auth(endpoints: str, login: dict, asked: dict | None, users: list[str], roles: list[str]) -> dict:
+    """EtcdAuth for ``users`` and ``roles``, or for ``asked`` (every user and role the deploy
+    keeps: one query that role_present, user_present and auth_enabled share)."""
+    asked = asked or {"users": users, "roles": roles}
+    return snapshot.get(EtcdAuth, endpoints=endpoints, users=asked["users"], roles=asked["roles"], **login)
+
+
 @operation()
-def role_present(role: str, grants: list[list[str]], endpoints: str, user: str, password_file: str):
+def role_present(role: str, grants: list[list[str]], endpoints: str, user: str, password_file: str,
+                 asked: dict | None = None):
     """etcd role ``role`` exists with exactly ``grants`` ([permission, key prefix], each
     granted with --prefix)."""
     login = {"user": user, "password_file": password_file}
-    auth = host.get_fact(EtcdAuth, endpoints=endpoints, users=[], roles=[role], **login)
+    auth = _auth(endpoints, login, asked, [], [role])
     current = auth["roles"].get(role)
     wanted = [[permission, prefix, prefix_end(prefix)] for permission, prefix in grants]
     if current is not None and sorted(current) == sorted(wanted):
@@ -81,7 +89,7 @@ def role_present(role: str, grants: list[list[str]], endpoints: str, user: str, 
 
 @operation()
 def user_present(username: str, roles: list[str], wanted_file: str, current_file: str, endpoints: str, user: str,
-                 password_file: str):
+                 password_file: str, asked: dict | None = None):
     """etcd user ``username`` exists with exactly ``roles`` and the password in
     ``wanted_file`` (0600 on the host). ``current_file`` holds the password etcd has now:
     the user is added, or its password changed (user passwd), from ``wanted_file`` on
@@ -89,9 +97,9 @@ def user_present(username: str, roles: list[str], wanted_file: str, current_file
     as ``user`` (``password_file``); for root's own rotation that is the old password,
     then the new one."""
     login = {"user": user, "password_file": password_file}
-    auth = host.get_fact(EtcdAuth, endpoints=endpoints, users=[username], roles=[], **login)
+    auth = _auth(endpoints, login, asked, [username], [])
     current = auth["users"].get(username)
-    rotated = host.get_fact(Sha1File, path=wanted_file) != host.get_fact(Sha1File, path=current_file)
+    rotated = file_sha1(wanted_file) != file_sha1(current_file)
     if current is not None and not rotated and sorted(current) == sorted(roles):
         host.noop(f"etcd user {username} has the roles {', '.join(roles)} and its password")
         return
@@ -120,34 +128,39 @@ def _range(key: str, end: str) -> list[str]:
 
 
 @operation()
-def auth_enabled(endpoints: str, user: str, password_file: str):
+def auth_enabled(endpoints: str, user: str, password_file: str, asked: dict | None = None):
     """etcd refuses clients that do not log in (etcdctl auth enable; root must exist)."""
     login = {"user": user, "password_file": password_file}
-    if host.get_fact(EtcdAuth, endpoints=endpoints, users=[], roles=[], **login)["enabled"]:
+    if _auth(endpoints, login, asked, [], [])["enabled"]:
         host.noop("etcd authentication is enabled")
         return
     yield make_etcdctl_command(endpoints, "auth", "enable", **login)
 
 
 @operation()
-def cluster_healthy(expected: dict[str, str], endpoints: str, timeout: float, user: str, password_file: str):
-    """Every member in ``expected`` (name: client URL) is healthy, and the member list seen
-    through ``endpoints`` is exactly ``expected``. Changes nothing; fails the deploy when
-    that does not hold within ``timeout`` seconds."""
+def cluster_healthy(expected: dict[str, str], endpoints: str, timeout: float, user: str, password_file: str,
+                    health: bool = True):
+    """The member list seen through ``endpoints`` is exactly ``expected`` (name: client
+    URL), and with ``health`` every member answers healthy (`endpoint health --cluster`:
+    asked on one member, it covers them all). Changes nothing; fails the deploy when that
+    does not hold within ``timeout`` seconds."""
     if not executing():
         return
 
     login = {"user": user, "password_file": password_file}
+    ask = snapshot.first_then_live()
 
     def probe():
-        members = host.get_fact(EtcdMembers, endpoints=endpoints, **login)
+        members = ask(EtcdMembers, endpoints=endpoints, **login)
         if members is None:
             return False, f"etcd on {host.name} does not answer on {endpoints}"
         seen = {m["name"]: ",".join(m["clientURLs"]) for m in members}
         if seen != expected:
             return False, f"etcd member list on {host.name} is {seen}, expected {expected}"
-        health = host.get_fact(EtcdHealth, endpoints=endpoints, **login)
-        unhealthy = sorted(name for name, url in expected.items() if not health.get(url))
+        if not health:
+            return True, f"etcd: {host.name} lists the {len(expected)} members: {', '.join(sorted(expected))}"
+        states = ask(EtcdHealth, endpoints=endpoints, **login)
+        unhealthy = sorted(name for name, url in expected.items() if not states.get(url))
         if unhealthy:
             return False, "etcd members not healthy: " + ", ".join(
                 f"{name} ({expected[name]})" for name in unhealthy

@@ -11,6 +11,7 @@ from pathlib import Path
 from pgha.errors import EtcdPlanError
 from pgha.firewall import values as firewall_values
 from pgha.pki import values as pki
+from pgha.rendering import yaml_file
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DATA_DIR = "/var/lib/etcd/pgha"  # the package's own default instance would use .../default
@@ -49,6 +50,13 @@ def wanted_password_file(user: str) -> str:
     return f"{password_file(user)}.wanted"
 
 
+# etcdctl on a member logs in as root, with the password etcd has now
+ROOT_LOGIN = {"user": ROOT_USER, "password_file": password_file(ROOT_USER)}
+PACKAGES = ["etcd-server", "etcd-client", "nftables"]
+PACKAGE_DEFAULT_DATA = "/var/lib/etcd/default"  # the package's single-node instance, never kept
+UNIT = "etcd.service"
+
+
 def patroni_prefix(cluster) -> str:
     """Every key Patroni writes for this cluster starts with it."""
     return f"{PATRONI_NAMESPACE}{cluster.settings['patroni_scope']}/"
@@ -68,6 +76,11 @@ def users(cluster) -> list[dict]:
 def roles(cluster) -> dict[str, list[list[str]]]:
     """Role: its [permission, key prefix] grants (root is etcd's built-in role)."""
     return {cluster.settings["etcd_patroni_user"]: [["readwrite", patroni_prefix(cluster)]]}
+
+
+def auth_asked(cluster) -> dict:
+    """Every user and role the deploy keeps: what the authentication steps ask etcd, at once."""
+    return {"users": [u["name"] for u in users(cluster)], "roles": list(roles(cluster))}
 
 
 def password(user: dict) -> dict:
@@ -124,34 +137,40 @@ def plan(cluster, states: dict[str, dict]) -> dict[str, dict]:
 # - log-outputs: stderr, which systemd hands to the journal (3.5's default; 3.4's "default"
 #   output depends on how it was started).
 DAEMON_SETTINGS = {
-    "enable_grpc_gateway": True,
-    "enable_v2": False,
+    "enable-grpc-gateway": True,
+    "enable-v2": False,
     "logger": "zap",
-    "log_outputs": ["stderr"],
+    "log-outputs": ["stderr"],
 }
+HEADER = ["Managed by pgha (deploys/etcd.py) -- changes here are overwritten.",
+          "initial-* are read only when the member bootstraps (empty data-dir)."]
 
 
 def config(cluster, node, initial: dict) -> dict:
-    """The values of /etc/etcd/etcd.conf.yml for one member: TLS for clients (who then
+    """/etc/etcd/etcd.conf.yml of one member, as etcd reads it: TLS for clients (who then
     authenticate with a user and password) and for peers (each presents its certificate,
-    issued by the cluster CA). etcd reads the files again at each new TLS handshake."""
+    issued by the cluster CA). etcd reads the files again at each new TLS handshake. No
+    trusted CA for clients: etcd would then ask every client for a certificate."""
     port = cluster.settings["etcd_client_port"]
     return {
-        **DAEMON_SETTINGS,
         "name": node.name,
-        "data_dir": DATA_DIR,
-        "listen_peer_urls": peer_url(cluster, node),
-        "listen_client_urls": f"https://127.0.0.1:{port},{client_url(cluster, node)}",
-        # No trusted CA for clients: etcd would then ask every client for a certificate
-        "client_tls": {"cert-file": CERT_FILE, "key-file": KEY_FILE},
-        "peer_tls": {"cert-file": CERT_FILE, "key-file": KEY_FILE, "trusted-ca-file": pki.CA_FILE,
-                     "client-cert-auth": "true"},
-        "initial_advertise_peer_urls": peer_url(cluster, node),
-        "advertise_client_urls": client_url(cluster, node),
-        "initial_cluster": initial["initial_cluster"],
-        "initial_cluster_token": cluster.settings["etcd_cluster_token"],
-        "initial_cluster_state": initial["initial_cluster_state"],
+        "data-dir": DATA_DIR,
+        "listen-peer-urls": peer_url(cluster, node),
+        "listen-client-urls": f"https://127.0.0.1:{port},{client_url(cluster, node)}",
+        "initial-advertise-peer-urls": peer_url(cluster, node),
+        "advertise-client-urls": client_url(cluster, node),
+        "client-transport-security": {"cert-file": CERT_FILE, "key-file": KEY_FILE},
+        "peer-transport-security": {"cert-file": CERT_FILE, "key-file": KEY_FILE, "trusted-ca-file": pki.CA_FILE,
+                                    "client-cert-auth": True},
+        "initial-cluster": initial["initial_cluster"],
+        "initial-cluster-token": cluster.settings["etcd_cluster_token"],
+        "initial-cluster-state": initial["initial_cluster_state"],
+        **DAEMON_SETTINGS,
     }
+
+
+def config_text(cluster, node, initial: dict) -> str:
+    return yaml_file(HEADER, config(cluster, node, initial))
 
 
 def peer_address(url: str) -> str:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+DIRECTORY = "/etc/pgha"  # the rules of every role's table
 
 
 def rules_file(role: str) -> str:
-    return f"/etc/pgha/{role}-firewall.nft"
+    return f"{DIRECTORY}/{role}-firewall.nft"
 
 
 def unit_name(role: str) -> str:
@@ -41,3 +42,12 @@ def table(role: str, why: str, allowed: dict[str, tuple[list[int], list[str]]]) 
 
 def unit(role: str, before: str) -> dict:
     return {"role": role, "before": before, "rules": rules_file(role), "table": f"pgha_{role}"}
+
+
+def paths(roles: list[str]) -> tuple[str, ...]:
+    """What the snapshot reads of the firewall of these roles on a host."""
+    return (DIRECTORY, *(unit_file(role) for role in roles))
+
+
+def units(roles: list[str]) -> tuple[str, ...]:
+    return tuple(f"{unit_name(role)}.service" for role in roles)

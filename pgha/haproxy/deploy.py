@@ -1,75 +1,61 @@
 """The HAProxy role's deploy steps on every Patroni node: install, validated configuration,
-reload on change."""
+reload on change, the hold program."""
 
 from __future__ import annotations
 
+import json
+
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
-from pgha.common.deploy import (
-    install_packages_without_starting,
-    running_and_refreshed,
-    scripts_directory,
-    validated_template,
-)
+from pgha.common.deploy import checked_file, install_packages_without_starting, running_and_refreshed, scripts_directory
+from pgha.common.operations import file_in_place
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.haproxy import values
-from pgha.patroni.deploy import restapi_scheme_changes
 from pgha.pki import deploy as pki
+from pgha.rendering import render
 
 
 @deploy("haproxy: install")
 def install(cluster):
-    install_packages_without_starting("haproxy", ["haproxy", "nftables"], cluster.settings["debian_release"])
+    install_packages_without_starting("haproxy", values.PACKAGES, cluster.settings["debian_release"])
 
 
 @deploy("haproxy: configure")
 def configure(cluster):
-    return validated_template(
-        "haproxy",
-        values.TEMPLATES / "haproxy.cfg.j2",
-        live=values.CONFIG_FILE,
-        validate=lambda candidate: f"haproxy -c -q -f {candidate}",
-        user="root",
-        group="haproxy",
-        mode="640",
-        config=values.config(cluster),
-    )
+    return checked_file("haproxy", values.CONFIG_FILE, render(values.TEMPLATES / "haproxy.cfg.j2", values.config(cluster)),
+                        validate=lambda candidate: f"haproxy -c -q -f {candidate}",
+                        user="root", group="haproxy", mode="640")
 
 
 @deploy("haproxy: start")
-def start(cluster, changes):
-    # A Patroni still answering plain HTTP (a cluster deployed before TLS) would fail the
-    # new HTTPS health checks: the reload waits for the Patroni role's, which comes right
-    # after Patroni's own (pgha.patroni.deploy.start)
-    deferred = restapi_scheme_changes(cluster)
-    running_and_refreshed("haproxy", "haproxy", lambda: not deferred and pki.changed(changes)())
+def start(cluster, changes, defer_reload: bool):
+    """``defer_reload``: Patroni's REST API still answers plain HTTP (a cluster deployed
+    before TLS) and would fail the new HTTPS health checks: pgha.rollout reloads HAProxy
+    right after Patroni switches."""
+    running_and_refreshed("haproxy", "haproxy", lambda: not defer_reload and pki.changed(changes)())
 
 
-@deploy("haproxy: hold script")
-def hold_script(cluster):
+@deploy("haproxy: hold program")
+def hold_program(cluster):
     scripts_directory("haproxy")
-    files.template(
-        name="haproxy: the script that keeps the members up while Patroni restarts paused",
-        src=str(values.TEMPLATES / "hold.py.j2"),
-        dest=values.HOLD_SCRIPT,
-        mode="755",
-        config=values.hold_script(cluster),
-    )
+    file_in_place(name="haproxy: the program that keeps the members up while Patroni restarts paused",
+                  path=values.HOLD_SCRIPT, content=values.HOLD_PROGRAM.read_bytes(), mode="755")
+    file_in_place(name=f"haproxy: {values.HOLD_CONFIG} (the hold program's settings)", path=values.HOLD_CONFIG,
+                  content=json.dumps(values.hold_settings(cluster), indent=2, sort_keys=True) + "\n", mode="644")
 
 
 @deploy("haproxy: firewall")
 def firewall(cluster):
-    firewall_table("haproxy", values.firewall(cluster), before="haproxy.service")
+    firewall_table("haproxy", values.firewall(cluster), before=values.UNIT)
 
 
-def deploy_haproxy(cluster):
+def deploy_haproxy(cluster, defer_reload: bool = False):
     """The whole role on the current host, if it is a Patroni member."""
     if "patroni" not in host.groups:
         return
     install(cluster)
     firewall(cluster)
     certificate = pki.certificate(cluster, cluster.node(host.name), values.TLS_SERVICE, "root", "root", combined=True)
-    start(cluster, certificate + [configure(cluster)])
-    hold_script(cluster)
+    start(cluster, certificate + [configure(cluster)], defer_reload)
+    hold_program(cluster)

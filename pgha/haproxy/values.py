@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pgha import SCRIPTS_DIR
 from pgha.firewall import values as firewall_values
-from pgha.pki import values as pki
-
+from pgha.haproxy import hold
 from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
+from pgha.pki import values as pki
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
@@ -17,8 +17,13 @@ TLS_SERVICE = "haproxy"  # the stats page's certificate and key, one PEM (pgha.p
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 PRIMARY_BACKEND = "primary"
 REPLICAS_BACKEND = "replicas"
-# pgha.patroni.deploy holds HAProxy's view of the members while Patroni restarts paused
+# pgha.rollout holds HAProxy's view of the members while Patroni restarts paused: the
+# program (hold.py, shipped as is) and its settings
 HOLD_SCRIPT = f"{SCRIPTS_DIR}/haproxy-hold"
+HOLD_PROGRAM = Path(hold.__file__)
+HOLD_CONFIG = hold.CONFIG
+PACKAGES = ["haproxy", "nftables"]
+UNIT = "haproxy.service"
 
 
 def config(cluster) -> dict:
@@ -60,7 +65,8 @@ def config(cluster) -> dict:
     }
 
 
-def hold_script(cluster) -> dict:
+def hold_settings(cluster) -> dict:
+    """The hold program's settings (its JSON file)."""
     return {
         "socket": ADMIN_SOCKET,
         "primary": PRIMARY_BACKEND,

@@ -1,57 +1,45 @@
-"""The Patroni role's deploy steps: install, configure, ordered bootstrap, dynamic
-configuration, check."""
+"""The Patroni role's own deploy steps: install, configure, ordered bootstrap, reloads for a
+changed file or certificate, dynamic configuration, check, the roles' passwords. What
+crosses components (a change of the DCS section: pause, HAProxy's hold, restart, resume)
+is pgha.rollout's, which calls these in order."""
 
 from __future__ import annotations
 
-from io import StringIO
-
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.facts.files import File, FindInFile
-from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 
 from pgha.client import connect_text
-from pgha.common.deploy import install_packages_without_starting, scripts_directory, validated_template
-from pgha.haproxy import values as haproxy_values
+from pgha.common import snapshot
+from pgha.common.deploy import checked_file, install_packages_without_starting, scripts_directory
+from pgha.common.operations import absent, directory_in_place, file_in_place, link_in_place, live_file, unit_running
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import TextFileHeader
 from pgha.pki import deploy as pki
+from pgha.postgres import data_dir
 from pgha.postgres.facts import make_psql_command
-
-
-def packages(settings) -> list[str]:
-    # curl: the facts and the stop-time switchover script ask the local REST API with it
-    return [f"postgresql-{settings['postgresql_version']}", "patroni", "python3-etcd", "curl"]
+from pgha.rendering import render
 
 
 @deploy("patroni: install")
 def install(cluster):
     version = cluster.settings["postgresql_version"]
+    directory_in_place(name=f"patroni: {patroni.CREATECLUSTER_DIR}", path=patroni.CREATECLUSTER_DIR)
     # read by pg_createcluster when postgresql-N is installed: no `main` cluster on 5432
-    files.put(
-        name="patroni: PostgreSQL packages create no default cluster",
-        src=StringIO("# Managed by pgha: Patroni creates the cluster\ncreate_main_cluster = false\n"),
-        dest="/etc/postgresql-common/createcluster.d/pgha.conf",
-    )
-    install_packages_without_starting("patroni", packages(cluster.settings), cluster.settings["debian_release"])
+    file_in_place(name="patroni: PostgreSQL packages create no default cluster", path=patroni.CREATECLUSTER_FILE,
+                  content="# Managed by pgha: Patroni creates the cluster\ncreate_main_cluster = false\n")
+    install_packages_without_starting("patroni", patroni.packages(cluster.settings), cluster.settings["debian_release"])
     main_start_conf = f"/etc/postgresql/{version}/main/start.conf"
-    if host.get_fact(File, path=main_start_conf) and not host.get_fact(
-        FindInFile, path=main_start_conf, pattern="^manual"
-    ):
+    if live_file(main_start_conf):
         # left by an earlier install: stopped and never started again, its data kept
         server.shell(
             name=f"patroni: stop the package's default cluster {version}/main (data kept)",
-            commands=[f"pg_ctlcluster {version} main stop || true", f"echo manual > {main_start_conf}"],
+            commands=[f"grep -q '^manual' {main_start_conf} || {{ pg_ctlcluster {version} main stop || true; "
+                      f"echo manual > {main_start_conf}; }}"],
         )
-    files.directory(
-        name=f"patroni: /var/lib/postgresql/{version} owned by postgres",
-        path=f"/var/lib/postgresql/{version}",
-        user="postgres",
-        group="postgres",
-        mode="750",
-    )
+    directory_in_place(name=f"patroni: /var/lib/postgresql/{version} owned by postgres",
+                       path=f"/var/lib/postgresql/{version}", user="postgres", group="postgres", mode="750")
 
 
 # Patroni's own checker; on a running member it also reports its own ports as in use,
@@ -72,224 +60,106 @@ def validate_command(candidate: str) -> str:
     )
 
 
-@deploy("patroni: configure")
-def configure(cluster, node):
-    live = patroni.config_file(node)
-    files.directory(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
-    config = validated_template(
-        "patroni",
-        patroni.TEMPLATES / "patroni.yml.j2",
-        live=live,
-        validate=validate_command,
-        user="postgres",
-        group="postgres",
-        mode="600",
-        config=patroni.config(cluster, node),
-    )
-    files.directory(name="patroni: /root/.config/patroni", path="/root/.config/patroni", mode="700")
-    files.link(
-        name="patroni: `patronictl` needs no arguments (root's patronictl.yaml)",
-        path="/root/.config/patroni/patronictl.yaml",
-        target=live,
-    )
-    def secret_file(what: str, template: str, dest: str, config: dict) -> None:
-        """A file holding a secret: the postgres user's alone (0600)."""
-        files.template(
-            name=f"patroni: {what}", src=str(patroni.TEMPLATES / template), dest=dest,
-            user="postgres", group="postgres", mode="600", config=config,
-        )
+def _secret_file(what: str, template: str, dest: str, config: dict) -> None:
+    """A file holding a secret: the postgres user's alone (0600)."""
+    file_in_place(name=f"patroni: {what}", path=dest, content=render(patroni.TEMPLATES / template, config),
+                  user="postgres", group="postgres", mode="600")
 
+
+@deploy("patroni: configure")
+def configure(cluster, node, archiving: dict):
+    live = patroni.config_file(node)
+    directory_in_place(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
+    config = checked_file("patroni", live, patroni.config_text(cluster, node, archiving), validate=validate_command,
+                          user="postgres", group="postgres", mode="600")
+    directory_in_place(name=f"patroni: {patroni.PATRONICTL_DIR}", path=patroni.PATRONICTL_DIR, mode="700")
+    link_in_place(name="patroni: `patronictl` needs no arguments (root's patronictl.yaml)",
+                  path=f"{patroni.PATRONICTL_DIR}/patronictl.yaml", target=live)
     if cluster.settings["patroni_switchover_on_stop"]:
-        secret_file("REST API credentials for the stop-time switchover", "restapi-curlrc.j2",
-                    patroni.RESTAPI_CURLRC, patroni.restapi_credentials(cluster))
+        _secret_file("REST API credentials for the stop-time switchover", "restapi-curlrc.j2",
+                     patroni.RESTAPI_CURLRC, patroni.restapi_credentials(cluster))
     else:
-        files.file(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC, present=False)
+        absent(name="patroni: no stop-time switchover credentials", path=patroni.RESTAPI_CURLRC)
     for setting, (_, passfile, _, _) in patroni.ROLE_PASSWORDS.items():
-        secret_file(f"role {cluster.settings[setting]}'s password (pgpass file)", "role-pgpass.j2", passfile,
-                    patroni.role_pgpass(cluster, setting))
+        _secret_file(f"role {cluster.settings[setting]}'s password (pgpass file)", "role-pgpass.j2", passfile,
+                     patroni.role_pgpass(cluster, setting))
     scripts_directory("patroni")
-    files.template(
-        name="patroni: stop-time switchover script (leader hands over before stopping)",
-        src=str(patroni.TEMPLATES / "handover.sh.j2"),
-        dest=patroni.HANDOVER_SCRIPT,
-        mode="755",
-        config=patroni.handover_script(cluster, node),
-    )
-    unit = files.template(
-        name="patroni: systemd unit (KillMode=process, TimeoutSec=30)",
-        src=str(patroni.TEMPLATES / "patroni.service.j2"),
-        dest=patroni.UNIT_FILE,
-        config=patroni.systemd_unit(cluster, node),
-    )
+    file_in_place(name="patroni: stop-time switchover script (leader hands over before stopping)",
+                  path=patroni.HANDOVER_SCRIPT, mode="755",
+                  content=render(patroni.TEMPLATES / "handover.sh.j2", patroni.handover_script(cluster, node)))
+    unit = file_in_place(name="patroni: systemd unit (KillMode=process, TimeoutSec=30)", path=patroni.UNIT_FILE,
+                         content=render(patroni.TEMPLATES / "patroni.service.j2", patroni.systemd_unit(cluster, node)))
     systemd.daemon_reload(name="patroni: systemd reload", _if=unit.did_change)
     return config
 
 
-def _cluster_exists(cluster) -> bool:
+def cluster_exists(cluster) -> bool:
     """Whether any member already has a data directory (then there is nothing to bootstrap)."""
-    path = f"{patroni.data_dir(cluster.settings)}/PG_VERSION"
-    return any(inventory.get_host(n.name).get_fact(File, path=path) for n in cluster.patroni)
+    path = f"{data_dir(cluster.settings)}/PG_VERSION"
+    return any(_on(n.name, live_file, path) for n in cluster.patroni)
 
 
-def _owed(what: str) -> bool:
-    return bool(host.get_fact(File, path=patroni.DCS_CHANGE_MARKERS[what]))
+def _on(name: str, function, *args):
+    """``function(*args)`` as seen from another host (its snapshot, else its facts)."""
+    other = inventory.get_host(name)
+    from pyinfra.context import ctx_host
+
+    with ctx_host.use(other):
+        return function(*args)
 
 
-def _note(what: str, owed: bool, applies) -> None:
-    files.file(
-        name=f"patroni: {'note' if owed else 'done'}: {what} (DCS change)",
-        path=patroni.DCS_CHANGE_MARKERS[what],
-        present=owed,
-        create_remote_dir=True,
-        _if=applies,
-    )
+def header_of(cluster, node) -> dict:
+    """The `# key: value` header of a member's live patroni.yml (its DCS digest, its REST API's scheme)."""
+    return snapshot.get(TextFileHeader, host=inventory.get_host(node.name), path=patroni.config_file(node))
 
 
 def restapi_scheme_changes(cluster) -> bool:
     """Whether a running member's REST API still speaks another scheme than pgha's (plain
     HTTP before TLS): HAProxy's checks must switch with it, not before."""
-    for other in cluster.patroni:
-        live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
-        if live and live.get("restapi-scheme") != patroni.RESTAPI_SCHEME:
-            return True
-    return False
+    return any((live := header_of(cluster, other)) and live.get("restapi-scheme") != patroni.RESTAPI_SCHEME
+               for other in cluster.patroni)
 
 
-def _dcs_changed_on(cluster, other) -> bool:
+def dcs_changed_on(cluster, other) -> bool:
     """Patroni reads its DCS section only at start: did it change in a running member's file?"""
-    live = inventory.get_host(other.name).get_fact(TextFileHeader, path=patroni.config_file(other))
+    live = header_of(cluster, other)
     return bool(live) and live.get("dcs-digest") != patroni.dcs_digest(cluster)
 
 
-@deploy("patroni: start")
-def start(cluster, node, config, certificate_changed):
-    s = cluster.settings
-    scheme_changes = restapi_scheme_changes(cluster)
-    port = s["patroni_restapi_port"]
+@deploy("patroni: start the members")
+def start_members(cluster, node):
+    """The first member alone (it bootstraps a new cluster and takes the lock), then the
+    others. Every step is registered on every member (skipped where it does not apply):
+    pyinfra orders operations per host, so this is what makes "first member is leader" come
+    before "the others start"."""
     first = node is cluster.patroni[0]
-    bootstrap = not _cluster_exists(cluster)
-    was_running = host.get_fact(SystemdStatus).get("patroni.service", False)
-    any_dcs_change = any(_dcs_changed_on(cluster, other) for other in cluster.patroni) or _owed("paused")
-    dcs_changed_here = _dcs_changed_on(cluster, node) or _owed("restart")
-    live = patroni.config_file(node)
+    bootstrap = not cluster_exists(cluster)
+    unit_running(name="patroni: first member enabled and running", unit=patroni.UNIT, _if=lambda: first)
+    patroni_ops.leader_elected(name="patroni: first member bootstraps and takes the lock",
+                               port=cluster.settings["patroni_restapi_port"], _if=lambda: first and bootstrap)
+    unit_running(name="patroni: other members enabled and running", unit=patroni.UNIT, _if=lambda: not first)
 
-    # Every step is registered on every member (skipped where it does not apply): pyinfra
-    # orders operations per host, so this is what makes "first member is leader" come
-    # before "the others start".
-    def enabled_and_running(members: str, applies) -> None:
-        systemd.service(
-            name=f"patroni: {members} enabled and running", service="patroni", running=True, enabled=True, _if=applies
-        )
 
-    enabled_and_running("first member", lambda: first)
-    patroni_ops.leader_elected(
-        name="patroni: first member bootstraps and takes the lock",
-        port=port,
-        _if=lambda: first and bootstrap,
-    )
-    enabled_and_running("other members", lambda: not first)
-    # Patroni reads its DCS section at start only: restart the daemons, in maintenance mode
-    # so that PostgreSQL keeps running and the leader keeps its role.
-    pause = patroni_ops.paused(
-        name="patroni: pause (the DCS section changed: daemons restart)",
-        scope=s["patroni_scope"],
-        config_file=live,
-        _if=lambda: first and any_dcs_change,
-    )
-    _note("paused", True, pause.did_change)
-    # Paused, no leader can change; HAProxy would still mark the leader down while its
-    # REST API changes scheme or restarts: every HAProxy keeps the members that pass their
-    # check now up (again after HAProxy's own reload, which forgets it), until released below
-    server.shell(
-        name="haproxy: keep the current leader and replicas up while Patroni restarts",
-        commands=[f"{haproxy_values.HOLD_SCRIPT} hold"],
-        _if=lambda: any_dcs_change,
-    )
-    # A new daemon connects to the running PostgreSQL with the new file's settings (TLS
-    # required): the running daemon applies the file first, by a reload.
-    reload_first = lambda: was_running and dcs_changed_here and config.did_change()  # noqa: E731
-    systemd.service(
-        name="patroni: reload first (PostgreSQL and the REST API take the new file before the restart)",
-        service="patroni",
-        reloaded=True,
-        _if=reload_first,
-    )
-    patroni_ops.postgres_settings_applied(
-        name="patroni: PostgreSQL runs the reloaded TLS settings",
-        settings={"ssl": patroni.TLS_PARAMETERS["ssl"]},
-        port=s["postgresql_port"],
-        _if=reload_first,
-    )
-    systemd.service(
-        name="haproxy: reload (Patroni's REST API now speaks HTTPS: HAProxy's checks follow)",
-        service="haproxy",
-        reloaded=True,
-        _if=lambda: scheme_changes,
-    )
-    server.shell(
-        name="haproxy: keep the current leader and replicas up while Patroni restarts (reloaded HAProxy)",
-        commands=[f"{haproxy_values.HOLD_SCRIPT} hold"],
-        _if=lambda: any_dcs_change and scheme_changes,
-    )
-    systemd.service(
-        name="patroni: restart the daemon (its DCS section changed)",
-        service="patroni",
-        restarted=True,
-        _if=lambda: was_running and dcs_changed_here,
-    )
-    _note("restart", False, lambda: dcs_changed_here)
+@deploy("patroni: reload for a changed file or certificate")
+def reloaded(cluster, was_running: bool, dcs_restart: bool, config, certificate_changed):
+    """A reload for a change of the member's own file (its DCS section aside: that restarts
+    it), and PostgreSQL reading its certificate again."""
+    s = cluster.settings
     systemd.service(
         name="patroni: reload (local configuration or certificate changed)",
         service="patroni",
         reloaded=True,
-        _if=lambda: was_running and not dcs_changed_here and (config.did_change() or certificate_changed()),
+        _if=lambda: was_running and not dcs_restart and (config.did_change() or certificate_changed()),
     )
     server.shell(
         name="patroni: PostgreSQL reads its certificate again (it changed)",
         commands=[make_psql_command("SELECT pg_reload_conf()", s["postgresql_port"], user=s["patroni_superuser"])],
         _if=lambda: was_running and certificate_changed(),
     )
-    patroni_ops.paused(
-        name="patroni: resume",
-        scope=s["patroni_scope"],
-        config_file=live,
-        pause=False,
-        _if=lambda: first and any_dcs_change,
-    )
-    _note("paused", False, lambda: first and any_dcs_change)
-    patroni_ops.cluster_healthy(
-        name="patroni: every daemon answers again (one leader, every replica streaming)",
-        expected=members(cluster),
-        port=port,
-        _if=lambda: first and any_dcs_change,
-    )
-    server.shell(
-        name="haproxy: health checks of the members resume",
-        commands=[f"{haproxy_values.HOLD_SCRIPT} release"],
-        _if=lambda: any_dcs_change,
-    )
-
-
-@deploy("patroni: pause before the DCS changes")
-def paused_before_dcs_change(cluster):
-    """Registered before the etcd role: when Patroni's DCS section changes (etcd's address,
-    TLS, its user or password), etcd may refuse the running daemons before they restart
-    with the new section, and a paused leader that loses the DCS keeps PostgreSQL primary.
-    deploy_patroni resumes once every daemon runs the new section."""
-    if "patroni" not in host.groups:
-        return
-    node = cluster.node(host.name)
-    if node is cluster.patroni[0] and any(_dcs_changed_on(cluster, other) for other in cluster.patroni):
-        pause = patroni_ops.paused(
-            name="patroni: pause (its DCS section changes: etcd may refuse it until it restarts)",
-            scope=cluster.settings["patroni_scope"],
-            config_file=patroni.config_file(node),
-        )
-        _note("paused", True, pause.did_change)
 
 
 @deploy("patroni: cluster-wide configuration")
-def dynamic_configuration(cluster, node):
+def dynamic_configuration(cluster, node, local_parameters: dict):
     s = cluster.settings
     only_first = lambda: node is cluster.patroni[0]  # noqa: E731
     live = patroni.config_file(node)
@@ -309,7 +179,7 @@ def dynamic_configuration(cluster, node):
         config_file=live,
         port=port,
         settle_seconds=s["patroni_loop_wait"] + 5,
-        local_parameters=patroni.config(cluster, node)["local_parameters"],
+        local_parameters=local_parameters,
         pg_port=s["postgresql_port"],
         _if=only_first,
     )
@@ -354,18 +224,17 @@ def role_passwords(cluster):
         )
 
 
-def deploy_patroni(cluster):
-    """The whole role on the current host, if it is a Patroni member."""
-    if "patroni" not in host.groups:
-        return
-    node = cluster.node(host.name)
-    install(cluster)
-    certificate = pki.certificate(cluster, node, patroni.TLS_SERVICE, "postgres", "postgres")
-    changes_dcs = _dcs_changed_on(cluster, node)
-    _note("restart", True, lambda: changes_dcs)  # before the new section goes live
-    config = configure(cluster, node)
-    role_passwords(cluster)
-    start(cluster, node, config, pki.changed(certificate))
-    dynamic_configuration(cluster, node)
-    check(cluster, node)
-    role_passwords(cluster)
+def note(what: str, owed: bool, applies) -> None:
+    """A DCS change rolled out over steps a failed run can cut short: a marker file says
+    what is still owed (patroni.DCS_CHANGE_MARKERS)."""
+    path = patroni.DCS_CHANGE_MARKERS[what]
+    command = f"mkdir -p {patroni.MARKERS_DIR} && touch {path}" if owed else f"rm -f {path}"
+    server.shell(name=f"patroni: {'note' if owed else 'done'}: {what} (DCS change)", commands=[command], _if=applies)
+
+
+def owed(what: str) -> bool:
+    return bool(live_file(patroni.DCS_CHANGE_MARKERS[what]))
+
+
+def on_patroni_host(cluster) -> bool:
+    return "patroni" in host.groups

@@ -12,8 +12,13 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from pgha import SCRIPTS_DIR
+from pgha.common.snapshot import Plan, fact
+from pgha.patroni import values
 from pgha.patroni.rest import RESTAPI_SCHEME, ROLE_ENDPOINTS, normalize_role, parse_cluster
 from pgha.pki.values import CA_FILE
+from pgha.postgres import data_dir
+from pgha.postgres.facts import PostgresSettings, PostmasterParameters, RoleLogin
 
 
 def patronictl(config_file: str) -> str:
@@ -21,12 +26,15 @@ def patronictl(config_file: str) -> str:
     return f"patronictl -c {shlex.quote(config_file)}"
 
 
+def _url(port: int, path: str, address: str = "127.0.0.1") -> str:
+    return f"{RESTAPI_SCHEME}://{address}:{int(port)}/{path.lstrip('/')}"
+
+
 def make_rest_command(port: int, path: str, method: str = "GET", address: str = "127.0.0.1",
                       timeout: int = 3) -> str:
     """The one curl command line for Patroni's REST API (facts and operations): HTTPS,
     the certificate checked against the cluster CA (it names 127.0.0.1 too)."""
-    url = f"{RESTAPI_SCHEME}://{address}:{int(port)}/{path.lstrip('/')}"
-    return f"curl -s --cacert {CA_FILE} -m {int(timeout)} -X {method} {shlex.quote(url)}"
+    return f"curl -s --cacert {CA_FILE} -m {int(timeout)} -X {method} {shlex.quote(_url(port, path, address))}"
 
 
 def _json(output) -> object | None:
@@ -41,11 +49,15 @@ class PatroniRole(FactBase):
     "timeline": ..., "pending_restart": bool}``; role None when the API does not answer."""
 
     def command(self, port: int) -> str:
+        # one curl for the health-check endpoints (one process, one TLS session): a line
+        # "<endpoint> <status>" each; then the member's own status
+        base = make_rest_command(port, ROLE_ENDPOINTS[0], "OPTIONS")
+        others = " ".join(f"-o /dev/null {shlex.quote(_url(port, e))}" for e in ROLE_ENDPOINTS[1:])
+        prefix = _url(port, "")
         lines = [
-            f"echo \"{e} $({make_rest_command(port, e, 'OPTIONS')} -o /dev/null -w '%{{http_code}}')\""
-            for e in ROLE_ENDPOINTS
+            f"{base} -o /dev/null -w '%{{url_effective}} %{{http_code}}\\n' {others} | sed 's#^{prefix}##'",
+            f"echo \"patroni $({make_rest_command(port, 'patroni')} | tr -d '\\n')\"",
         ]
-        lines.append(f"echo \"patroni $({make_rest_command(port, 'patroni')} | tr -d '\\n')\"")
         return "; ".join(lines)
 
     def process(self, output):
@@ -140,3 +152,31 @@ class PatroniPaused(FactBase):
     def process(self, output):
         text = "\n".join(output).strip()
         return {"paused": True, "managed": False}.get(text)
+
+
+def observed(cluster, node, local_parameters: dict) -> Plan:
+    """What a converge asks of a Patroni member, read in its snapshot (pgha.common.snapshot).
+    ``local_parameters``: the PostgreSQL parameters of the member's own file."""
+    s = cluster.settings
+    port, pg_port = s["patroni_restapi_port"], s["postgresql_port"]
+    version = s["postgresql_version"]
+    logins = [
+        fact(RoleLogin, role=s[setting], port=pg_port, passfile=passfile, attributes=list(attributes))
+        for setting, (_, passfile, attributes, _) in values.ROLE_PASSWORDS.items()
+    ]
+    names = sorted(local_parameters)
+    # the DCS configuration and the restarts owed are kept from the first member
+    first = [fact(PatroniDynamicConfig, port=port), fact(PatroniCluster, port=port),
+             fact(PostmasterParameters, names=names, port=pg_port), fact(PostgresSettings, names=names, port=pg_port)]
+    return Plan(
+        paths=("/etc/patroni", values.CREATECLUSTER_DIR, f"/etc/postgresql/{version}/main", f"/var/lib/postgresql/{version}",
+               data_dir(s), values.PATRONICTL_DIR, SCRIPTS_DIR, values.UNIT_FILE, values.MARKERS_DIR),
+        units=(values.UNIT,),
+        packages=tuple(values.packages(s)),
+        facts=(
+            fact(TextFileHeader, path=values.config_file(node)),
+            fact(PatroniRole, port=port),
+            *(first if node is cluster.patroni[0] else []),
+            *logins,
+        ),
+    )

@@ -9,6 +9,7 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.exceptions import OperationError
 
+from pgha.common import snapshot
 from pgha.common.checks import check_until, executing
 from pgha.patroni.facts import (
     PatroniCluster,
@@ -62,7 +63,7 @@ def dynamic_config_applied(wanted: dict, config_file: str, port: int, pg_port: i
     ``postmaster``) changed, waits until Patroni flags the members for a restart, so that
     pending_restarts_applied, next, restarts them in this same run. A member that has just
     bootstrapped may need a moment before /config answers: up to ``answer_timeout`` s."""
-    current = host.get_fact(PatroniDynamicConfig, port=port)
+    current = snapshot.get(PatroniDynamicConfig, port=port)
     if current is None:
         if not executing():
             return
@@ -93,8 +94,8 @@ def dynamic_config_applied(wanted: dict, config_file: str, port: int, pg_port: i
             yield FunctionCommand(_wait_until_flagged, (port, restart_only, settle_seconds), {})
 
 
-def _flagged(port: int) -> list[dict]:
-    members = host.get_fact(PatroniCluster, port=port) or []
+def _flagged(port: int, ask=None) -> list[dict]:
+    members = (ask or host.get_fact)(PatroniCluster, port=port) or []
     # replicas first, the leader last
     return sorted((m for m in members if m["pending_restart"]), key=lambda m: m["role"] == "leader")
 
@@ -134,8 +135,9 @@ def _restart_once_flagged(scope: str, config_file: str, port: int, settle_second
 def _awaiting_restart(local_parameters: dict, pg_port: int) -> list[str]:
     """The members' own parameters PostgreSQL reads at start only whose running value is
     not the wanted one (archive_mode when a backup host comes): a restart is owed."""
-    restart_only = host.get_fact(PostmasterParameters, names=sorted(local_parameters), port=pg_port)
-    running = host.get_fact(PostgresSettings, names=restart_only, port=pg_port) if restart_only else {}
+    names = sorted(local_parameters)
+    restart_only = snapshot.get(PostmasterParameters, names=names, port=pg_port)
+    running = snapshot.get(PostgresSettings, names=names, port=pg_port) if restart_only else {}
     return [name for name in restart_only if name in running and running[name] != str(local_parameters[name])]
 
 
@@ -147,7 +149,7 @@ def pending_restarts_applied(scope: str, config_file: str, port: int, settle_sec
     files that PostgreSQL reads at start only and that runs with another value
     (``local_parameters``, asked as the deploy executes): Patroni flags the members only at
     its next HA loop after the reload, so wait up to ``settle_seconds`` for that."""
-    if _flagged(port):
+    if _flagged(port, snapshot.get):
         yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
         return
     if executing() and local_parameters and _awaiting_restart(local_parameters, pg_port):
@@ -238,10 +240,10 @@ def role_password(role: str, attributes: list[str], passfile: str, sql: str, por
     and has ``attributes``; otherwise ``sql`` (pgha.patroni.values.role_password_sql: create
     the role if missing, set its attributes and that password) runs as ``superuser``.
     Asked again when the deploy executes, so the leader is the one the check just found."""
-    if host.get_fact(PatroniRole, port=restapi_port)["role"] != "leader":
+    if snapshot.get(PatroniRole, port=restapi_port)["role"] != "leader":
         host.noop(f"{host.name} is not the leader: the role is kept from the leader")
         return
-    found = host.get_fact(RoleLogin, role=role, port=port, passfile=passfile, attributes=list(attributes))
+    found = snapshot.get(RoleLogin, role=role, port=port, passfile=passfile, attributes=list(attributes))
     if found == {"login": True, **{a: True for a in attributes}}:
         has = f" and has {', '.join(attributes)}" if attributes else ""
         host.noop(f"role {role} logs in with its password{has}")

@@ -10,22 +10,29 @@ import json
 from pathlib import Path
 
 from pgha import SCRIPTS_DIR
-from pgha.backup import values as backup_values
 from pgha.etcd import values as etcd_values
 from pgha.pki import values as pki
 from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
-from pgha.postgres import SOCKET_DIR
+from pgha.postgres import SOCKET_DIR, bin_dir, data_dir
+from pgha.rendering import yaml_file
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-UNIT_FILE = "/etc/systemd/system/patroni.service"
+UNIT = "patroni.service"
+UNIT_FILE = f"/etc/systemd/system/{UNIT}"
+PACKAGES_EXTRA = ["python3-etcd", "curl"]  # curl: the facts and the stop-time switchover ask the REST API
+CREATECLUSTER_DIR = "/etc/postgresql-common/createcluster.d"
+CREATECLUSTER_FILE = f"{CREATECLUSTER_DIR}/pgha.conf"
+PATRONICTL_DIR = "/root/.config/patroni"
 HANDOVER_SCRIPT = f"{SCRIPTS_DIR}/patroni-handover"
 RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
+PGPASS = "/var/lib/postgresql/.pgpass_patroni"  # Patroni's own, which it rewrites
 # the admin role's password, as a pgpass file (0600, owned by postgres) on every member
 ADMIN_PGPASS = "/etc/patroni/.admin-pgpass"
 ADMIN_ATTRIBUTES = ("createrole", "createdb")  # besides LOGIN
 # A DCS change is rolled out over steps a failed run can cut short: these files say what is
 # still owed (the deploy paused the cluster; the daemon still runs its old DCS section).
-DCS_CHANGE_MARKERS = {"paused": "/var/lib/pgha/dcs-change-paused", "restart": "/var/lib/pgha/dcs-change-restart"}
+MARKERS_DIR = "/var/lib/pgha"
+DCS_CHANGE_MARKERS = {"paused": f"{MARKERS_DIR}/dcs-change-paused", "restart": f"{MARKERS_DIR}/dcs-change-restart"}
 
 
 # PostgreSQL and Patroni (both run as postgres) share the node's certificate: TLS_SERVICE's copy
@@ -45,14 +52,6 @@ TLS_PARAMETERS = {
 
 def config_file(node) -> str:
     return f"/etc/patroni/{node.patroni_name}.yml"
-
-
-def data_dir(settings) -> str:
-    return f"/var/lib/postgresql/{settings['postgresql_version']}/{settings['patroni_scope']}"
-
-
-def bin_dir(settings) -> str:
-    return f"/usr/lib/postgresql/{settings['postgresql_version']}/bin"
 
 
 def dcs_hosts(cluster) -> list[str]:
@@ -160,11 +159,18 @@ def pg_hba(cluster) -> list[str]:
     return rules
 
 
-def config(cluster, node) -> dict:
-    """The values of /etc/patroni/<name>.yml for one member."""
+def local_parameters(archiving: dict | None) -> dict:
+    """The PostgreSQL parameters of each member's own file: TLS, and archiving when there is
+    a repository."""
+    return {**TLS_PARAMETERS, **((archiving or {}).get("parameters") or {})}
+
+
+def config(cluster, node, archiving: dict | None = None) -> dict:
+    """The values of /etc/patroni/<name>.yml for one member. ``archiving``: what the backup
+    component adds when there is a repository (pgha.backup.values.patroni_config)."""
     s = cluster.settings
     secrets = cluster.secrets
-    archiving = backup_values.patroni_config(cluster)
+    archiving = archiving or {}
     return {
         "scope": s["patroni_scope"],
         "name": node.patroni_name,
@@ -176,7 +182,7 @@ def config(cluster, node) -> dict:
         "ca_file": pki.CA_FILE,
         "verify_server": VERIFY_SERVER,
         # set in this file, not the DCS: TLS files and archiving are pgha's own
-        "local_parameters": {**TLS_PARAMETERS, **(archiving.get("parameters") or {})},
+        "local_parameters": local_parameters(archiving),
         "archiving": archiving,
         "restapi_username": s["patroni_restapi_username"],
         "restapi_password": secrets["restapi_password"],
@@ -197,6 +203,70 @@ def config(cluster, node) -> dict:
         "pg_hba": pg_hba(cluster),
         "etcd_endpoints": etcd_values.client_endpoints(cluster),
     }
+
+
+def document(config: dict) -> dict:
+    """/etc/patroni/<name>.yml as Patroni reads it, from config()'s values."""
+    c = config
+    login = {"username": c["superuser"], "password": c["superuser_password"], **c["verify_server"]}
+    postgresql = {
+        "listen": c["listen"],
+        "connect_address": c["connect_address"],
+        "data_dir": c["data_dir"],
+        "bin_dir": c["bin_dir"],
+        "pgpass": PGPASS,
+        "authentication": {
+            "superuser": login,
+            "replication": {"username": c["replication_user"], "password": c["replication_password"],
+                            **c["verify_server"]},
+            "rewind": dict(login),
+        },
+        "parameters": {"unix_socket_directories": c["socket_dir"], **c["local_parameters"]},
+        "pg_hba": c["pg_hba"],
+    }
+    archiving = c["archiving"]
+    if archiving:
+        postgresql.update({
+            # a replica behind the leader's WAL catches up from the pgBackRest repository
+            "recovery_conf": {"restore_command": archiving["restore_command"]},
+            # a new replica is restored from the repository; with no backup there, a base backup
+            "create_replica_methods": archiving["replica_methods"],
+            "pgbackrest": {"command": archiving["replica_command"], "keep_data": True, "no_params": True},
+            # the fallback starts at once, as pgBackRest's backups do (start-fast)
+            "basebackup": [{"checkpoint": "fast"}],
+        })
+    dynamic = c["dynamic"]
+    return {
+        "scope": c["scope"],
+        "name": c["name"],
+        "restapi": {
+            "listen": c["restapi_listen"],
+            "connect_address": c["restapi_connect"],
+            "certfile": c["restapi_certfile"],
+            "keyfile": c["restapi_keyfile"],
+            "cafile": c["ca_file"],  # Patroni checks the other members' REST API against it too
+            "authentication": {"username": c["restapi_username"], "password": c["restapi_password"]},
+        },
+        "ctl": {"cacert": c["ca_file"]},  # patronictl checks the REST API's certificate
+        "etcd3": {"hosts": c["dcs_hosts"], "use_proxies": c["dcs_use_proxies"], **c["dcs_login"]},
+        "bootstrap": {
+            # written to the DCS once, at bootstrap; the deploy keeps the DCS in line after
+            "dcs": {**{k: v for k, v in dynamic.items() if k != "postgresql"},
+                    "postgresql": {**dynamic["postgresql"],
+                                   "parameters": {k: str(v) for k, v in dynamic["postgresql"]["parameters"].items()}}},
+            "initdb": [{"encoding": "UTF8"}, "data-checksums"],
+            "pg_hba": c["pg_hba"],
+        },
+        "postgresql": postgresql,
+    }
+
+
+def config_text(cluster, node, archiving: dict | None = None) -> str:
+    """The file itself: its header (what the deploy reads back: TextFileHeader), then YAML."""
+    values = config(cluster, node, archiving)
+    header = ["Managed by pgha (deploys/patroni.py) -- changes here are overwritten.",
+              f"dcs-digest: {values['dcs_digest']}", f"restapi-scheme: {values['restapi_scheme']}"]
+    return yaml_file(header, document(values))
 
 
 # The roles whose password the deploy keeps equal to the secrets file, so that a rotated
@@ -281,3 +351,7 @@ def systemd_unit(cluster, node) -> dict:
         "config_file": config_file(node),
         "handover": HANDOVER_SCRIPT if cluster.settings["patroni_switchover_on_stop"] else "",
     }
+
+
+def packages(settings) -> list[str]:
+    return [f"postgresql-{settings['postgresql_version']}", "patroni", *PACKAGES_EXTRA]

@@ -3,25 +3,14 @@ the CA certificate, and the node's certificate and key as one daemon's own copy.
 
 from __future__ import annotations
 
-from io import BytesIO
-
-from pyinfra.api import deploy
-from pyinfra.operations import files
-
+from pgha.common.operations import directory_in_place, file_in_place
 from pgha.pki import values
 
 
-@deploy("tls: CA certificate")
 def ca_certificate(cluster, node):
-    files.directory(name="tls: directory", path=values.TLS_DIR, user="root", group="root", mode="755")
-    return files.put(
-        name=f"tls: {values.CA_FILE}",
-        src=str(cluster.tls[node.name].ca),
-        dest=values.CA_FILE,
-        user="root",
-        group="root",
-        mode="644",
-    )
+    directory_in_place(name="tls: directory", path=values.TLS_DIR, mode="755")
+    return file_in_place(name=f"tls: {values.CA_FILE}", path=values.CA_FILE,
+                         content=cluster.tls[node.name].ca.read_bytes(), mode="644")
 
 
 def certificate(cluster, node, service: str, user: str, group: str, combined: bool = False) -> list:
@@ -31,21 +20,15 @@ def certificate(cluster, node, service: str, user: str, group: str, combined: bo
     local = cluster.tls[node.name]
     changes = [ca_certificate(cluster, node)]
     if combined:
-        pem = local.cert.read_bytes() + local.key.read_bytes()
-        changes.append(files.put(
-            name=f"tls: {values.pem_file(service)} (certificate and key)",
-            src=BytesIO(pem),
-            dest=values.pem_file(service),
-            user=user,
-            group=group,
-            mode="600",
+        changes.append(file_in_place(
+            name=f"tls: {values.pem_file(service)} (certificate and key)", path=values.pem_file(service),
+            content=local.cert.read_bytes() + local.key.read_bytes(), user=user, group=group, mode="600",
         ))
         return changes
     for local_file, dest, mode in ((local.cert, values.cert_file(service), "644"),
                                    (local.key, values.key_file(service), "600")):
-        changes.append(files.put(
-            name=f"tls: {dest}", src=str(local_file), dest=dest, user=user, group=group, mode=mode,
-        ))
+        changes.append(file_in_place(name=f"tls: {dest}", path=dest, content=local_file.read_bytes(),
+                                     user=user, group=group, mode=mode))
     return changes
 
 

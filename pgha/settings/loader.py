@@ -15,6 +15,7 @@ and carried by the Cluster, as are the hosts' TLS files (pgha.pki.authority).
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import sys
 import traceback
@@ -192,7 +193,9 @@ def _hosts(inventory, group: str) -> list:
     return list(inventory.get_group(group, []))
 
 
+@functools.cache
 def _defaults() -> dict[str, Any]:
+    """The shared defaults (read once a process: they are not edited while a tool runs)."""
     return load_group_data(DEFAULTS_DIR).get("all", {})
 
 
@@ -260,14 +263,15 @@ def load_cluster(inventory: str | Path | None = None,
     return cluster_of(inventory_object, path)
 
 
-_current: dict[str, Cluster] = {}
+_current: dict[int, Cluster] = {}
 
 
 def current() -> Cluster:
-    """The checked Cluster of the running pyinfra deploy (its --data overrides included)."""
+    """The checked Cluster of the running pyinfra deploy (its --data overrides included):
+    checked once per run (every host's deploy file asks it)."""
     from pyinfra import inventory
 
-    key = repr(sorted((h.name, sorted(h.data.dict().items(), key=str)) for h in inventory))
+    key = id(inventory._get_module() if hasattr(inventory, "_get_module") else inventory)
     if key not in _current:
         _current[key] = cluster_of(inventory)
     return _current[key]

@@ -12,6 +12,7 @@ import pytest
 from pghalab import topology
 from pghalab import values as lab
 from pghalab.topology import CLIENTS, ETCD_NODES, LAB_SETTINGS, PATRONI_NODES  # noqa: F401
+from pgha import rendering
 from pgha.settings.loader import load_group_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,20 +79,9 @@ def template_path(template: str) -> Path:
 
 
 def render(template: str, config: dict) -> str:
-    """templates/<template> rendered the way pyinfra's files.template renders it.
-
-    Mirrors pyinfra.api.util.get_template (pyinfra 3.x): the file's text given to
-    ``Environment(undefined=StrictUndefined, keep_trailing_newline=True,
-    loader=FileSystemLoader(getcwd())).from_string(...)``. test_templates_render.py checks
-    that this gives the same text as pyinfra's own function.
-    """
-    source = template_path(template).read_text(encoding="utf-8")
-    environment = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        loader=jinja2.FileSystemLoader(os.getcwd()),
-    )
-    return environment.from_string(source).render(config=config)
+    """templates/<template> rendered by the deploy's own renderer (pgha.rendering);
+    test_templates_render.py checks that it gives pyinfra's files.template's text."""
+    return rendering.render(template_path(template), config)
 
 
 def recorded(name: str) -> str:

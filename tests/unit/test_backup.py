@@ -13,6 +13,7 @@ import pytest
 
 from pgha import secrets
 from pgha import components
+from pgha.postgres import data_dir
 from pgha.backup import values
 from pgha.errors import ConfigError
 from pghalab import topology
@@ -98,7 +99,7 @@ def test_patroni_config_with_a_repository(cluster):
         "replica_command": values.replica_restore_command(s),
     }
     # what patroni.yml gets: the archiving parameters set locally on each member
-    local = patroni.config(cluster, cluster.node("pg-2"))["local_parameters"]
+    local = patroni.config(cluster, cluster.node("pg-2"), values.patroni_config(cluster))["local_parameters"]
     assert local["archive_command"] == "pgbackrest --stanza=my-ha-cluster archive-push %p"
     assert local["archive_mode"] == "on"
 
@@ -152,7 +153,7 @@ def test_repository_config_has_one_pg_host_per_patroni_node(cluster):
         assert one(config, STANZA, f"pg{index}-host-type") == "tls"
         assert one(config, STANZA, f"pg{index}-host-port") == "8432"
         assert one(config, STANZA, f"pg{index}-host-ca-file") == "/etc/pgha/tls/ca.crt"
-        assert one(config, STANZA, f"pg{index}-path") == DATA_DIR == patroni.data_dir(cluster.settings)
+        assert one(config, STANZA, f"pg{index}-path") == DATA_DIR == data_dir(cluster.settings)
         assert one(config, STANZA, f"pg{index}-port") == "5434"
         assert one(config, STANZA, f"pg{index}-socket-path") == "/var/run/postgresql"
         assert one(config, STANZA, f"pg{index}-user") == "postgres"

@@ -231,7 +231,7 @@ FAILING = ("2026-11-26 04:15:17+00|00000001000000000000000D|3|2026-11-26 04:16:0
 
 
 def test_parse_archiver():
-    assert report.parse_archiver(ARCHIVED + "\n") == {
+    assert facts.parse_archiver(ARCHIVED + "\n") == {
         "last_archived_time": "2026-11-26 04:15:17+00",
         "last_archived_wal": "00000001000000000000000D",
         "failed_count": 0,
@@ -239,24 +239,24 @@ def test_parse_archiver():
         "last_failed_wal": None,
         "failing": False,
     }
-    failing = report.parse_archiver(FAILING)
+    failing = facts.parse_archiver(FAILING)
     assert failing["failing"] is True
     assert failing["failed_count"] == 3
     assert failing["last_failed_wal"] == "00000001000000000000000E"
-    assert report.parse_archiver("||0|||f")["last_archived_wal"] is None
+    assert facts.parse_archiver("||0|||f")["last_archived_wal"] is None
 
 
 @pytest.mark.parametrize("line", ["", "psql: error: connection refused", "a|b|0|c|d"])
 def test_parse_archiver_of_no_row_is_none(line):
-    assert report.parse_archiver(line) is None
+    assert facts.parse_archiver(line) is None
 
 
 def test_archiving_line():
-    assert report.archiving_line(report.parse_archiver(ARCHIVED)) == (
+    assert report.archiving_line(facts.parse_archiver(ARCHIVED)) == (
         "archiving: ok (last 00000001000000000000000D at 2026-11-26 04:15:17+00)"
     )
-    assert report.archiving_line(report.parse_archiver("||0|||f")) == "archiving: ok (last none yet at -)"
-    assert report.archiving_line(report.parse_archiver(FAILING)) == (
+    assert report.archiving_line(facts.parse_archiver("||0|||f")) == "archiving: ok (last none yet at -)"
+    assert report.archiving_line(facts.parse_archiver(FAILING)) == (
         "archiving: FAILING since 2026-11-26 04:16:02+00 (00000001000000000000000E; last success "
         "2026-11-26 04:15:17+00): WAL waits in pg_wal until the repository is back"
     )

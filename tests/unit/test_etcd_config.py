@@ -58,7 +58,7 @@ def without_data() -> dict:
 
 def render_config(cluster, name: str, the_plan: dict) -> str:
     node = cluster.node(name)
-    return render("etcd/etcd.conf.yml.j2", etcd_config.config(cluster, node, the_plan[name]))
+    return etcd_config.config_text(cluster, node, the_plan[name])
 
 
 def state_from_file(text: str, has_data: bool) -> dict:
@@ -266,8 +266,10 @@ def test_users_and_the_patroni_role_prefix(cluster):
     assert etcd_config.wanted_password_file("root") == "/etc/etcd/.root-password.wanted"
 
 
-def test_rendered_config_ends_with_a_newline(cluster):
-    assert render_config(cluster, "etcd1", plan(cluster, {})).endswith("log-outputs: [stderr]\n")
+def test_rendered_config_is_yaml_after_its_header(cluster):
+    text = render_config(cluster, "etcd1", plan(cluster, {}))
+    assert text.startswith("# Managed by pgha (deploys/etcd.py)") and text.endswith("- stderr\n")
+    assert yaml.safe_load(text)["peer-transport-security"]["client-cert-auth"] is True  # a boolean, not 'true'
 
 
 # --- what etcd 3.4 (bookworm) and 3.5 (trixie) leave to their defaults: pinned, same file ---

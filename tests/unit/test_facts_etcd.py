@@ -170,10 +170,7 @@ def test_node_state_command_on_a_rendered_config(cluster, tmp_path):
     # the real command (sh, test, grep) on a member's rendered file and data directory
     plan = etcd_config.plan(cluster, {})
     config_file = tmp_path / "etcd.conf.yml"
-    config_file.write_text(
-        render("etcd/etcd.conf.yml.j2", etcd_config.config(cluster, cluster.node("etcd1"), plan["etcd1"])),
-        encoding="utf-8",
-    )
+    config_file.write_text(etcd_config.config_text(cluster, cluster.node("etcd1"), plan["etcd1"]), encoding="utf-8")
     data_dir = tmp_path / "pgha"
     assert EtcdNodeState().process(run_node_state_command(data_dir, config_file)) == {
         "has_data": False,

@@ -182,17 +182,19 @@ FAKE_CURL = """#!{python}
 import json, os, sys
 args = sys.argv[1:]
 folder = os.environ["FAKE_CURL_DIR"]
-url = next(a for a in args if a.startswith("https://"))
+urls = [a for a in args if a.startswith("https://")]
 assert args[args.index("--cacert") + 1] == "/etc/pgha/tls/ca.crt", args
 method = args[args.index("-X") + 1] if "-X" in args else "GET"
 with open(os.path.join(folder, "calls"), "a") as log:
-    log.write(method + " " + url + "\\n")
-path = url.rsplit("/", 1)[1]
+    for url in urls:
+        log.write(method + " " + url + "\\n")
 codes = json.load(open(os.path.join(folder, "codes.json")))
-if "-w" in args:
-    assert args[args.index("-w") + 1] == "%{{http_code}}", args
-    sys.stdout.write(str(codes.get(path, "000")))
-    sys.exit(0 if path in codes else 7)
+if "-w" in args:  # one line per transfer, as curl's --write-out does
+    assert args[args.index("-w") + 1] == "%{{url_effective}} %{{http_code}}\\\\n", args
+    for url in urls:
+        sys.stdout.write(url + " " + str(codes.get(url.rsplit("/", 1)[1], "000")) + "\\n")
+    sys.exit(0 if all(u.rsplit("/", 1)[1] in codes for u in urls) else 7)
+path = urls[0].rsplit("/", 1)[1]
 status = os.path.join(folder, "status.json")
 if path == "patroni" and os.path.exists(status):
     sys.stdout.write(json.dumps(json.load(open(status)), indent=2) + "\\n")  # several lines

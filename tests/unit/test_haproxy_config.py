@@ -270,15 +270,40 @@ def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster
     assert "delete table inet pgha_haproxy" in lines
 
 
-def test_hold_script_is_python_that_names_the_backends_and_the_socket(cluster, tmp_path):
-    import py_compile
-
-    text = render("haproxy/hold.py.j2", haproxy.hold_script(cluster))
-    script = tmp_path / "hold.py"
-    script.write_text(text)
-    py_compile.compile(str(script), doraise=True)
-    assert 'SOCKET = "/run/haproxy/admin.sock"' in text
-    assert 'BACKENDS = ("primary", "replicas")' in text
-    assert '"--on-active=300"' in text
+def test_the_hold_program_gets_its_backends_socket_and_timeouts_from_its_settings(cluster):
+    settings = haproxy.hold_settings(cluster)
+    assert settings == {"socket": "/run/haproxy/admin.sock", "primary": "primary", "replicas": "replicas",
+                        "settle_timeout": 15, "release_after": 300}
     parsed = sections(render_cfg(cluster))
-    assert "listen primary" in parsed and "listen replicas" in parsed
+    assert f"listen {settings['primary']}" in parsed and f"listen {settings['replicas']}" in parsed
+    assert f"stats socket {settings['socket']} mode 660 level admin" in render_cfg(cluster)
+
+
+STAT = """# pxname,svname,status,check_status
+primary,FRONTEND,OPEN,
+primary,pg-1,UP,* L7OK
+primary,pg-2,DOWN,L7STS
+primary,pg-3,DOWN,L7STS
+primary,BACKEND,UP,
+replicas,pg-1,DOWN,L7STS
+replicas,pg-2,UP,L7OK
+replicas,pg-3,UP,L7OK
+stats,FRONTEND,OPEN,
+"""
+
+
+def test_the_hold_program_keeps_up_what_passes_its_check():
+    from pgha.haproxy import hold
+
+    rows = hold.servers(STAT, ["primary", "replicas"])
+    assert [f"{r['pxname']}/{r['svname']}" for r in rows] == [
+        "primary/pg-1", "primary/pg-2", "primary/pg-3", "replicas/pg-1", "replicas/pg-2", "replicas/pg-3"]
+    assert hold.settled(rows, "primary")  # "* L7OK": a check under way, passed last time
+    assert hold.passing(rows) == ["primary/pg-1", "replicas/pg-2", "replicas/pg-3"]
+    two_leaders = [dict(r, status="UP", check_status="L7OK") if r["svname"] == "pg-2" else r for r in rows]
+    assert not hold.settled(two_leaders, "primary")
+
+
+def test_the_hold_program_is_shipped_as_it_is(cluster):
+    assert haproxy.HOLD_PROGRAM.read_text().startswith("#!/usr/bin/python3\n")
+    assert haproxy.HOLD_CONFIG == "/etc/pgha/haproxy-hold.json"

@@ -18,7 +18,8 @@ of OPERATION_MODULES below. A case holds:
 ``host``      the host's name (default "testhost").
 ``commands``  what the operation yields, in order: a shell command as a string, a
               FunctionCommand as ``{"function": name, "args": [...]}`` (plus ``"kwargs"``
-              when it has any). Required unless ``raises`` is given.
+              when it has any), an upload as ``{"upload": path, "sha1": of the content}``.
+              Required unless ``raises`` is given.
 ``noop``      the message given to host.noop (absent: host.noop must not be called).
 ``raises``    a substring of the message of the pyinfra OperationError the operation raises
               (``commands``, if given too, is what it yielded before).
@@ -30,6 +31,7 @@ pyinfra state, no connection, no remote command.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from inspect import getfullargspec
@@ -37,12 +39,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from pyinfra.api import FunctionCommand, StringCommand
+from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand
 from pyinfra.api.exceptions import OperationError
 from pyinfra.api.state import StateStage
 from pyinfra.api.util import get_kwargs_str
 
 import pgha.common.checks
+import pgha.common.operations
+import pgha.common.snapshot
 from pgha.components import COMPONENTS
 
 CASES_DIR = Path(__file__).resolve().parent / "operations"
@@ -71,6 +75,9 @@ class FakeHost:
     def noop(self, description: str) -> None:
         self.noops.append(description)
 
+    def get_temp_filename(self, hash_key: str, **kwargs) -> str:
+        return f"/tmp/pyinfra-{hashlib.sha1(hash_key.encode()).hexdigest()[:8]}"
+
     def get_fact(self, fact_cls, *args, **kwargs):
         assert not args, f"{fact_cls.__name__} asked with positional arguments {args}: use keywords"
         name = fact_cls.__name__
@@ -93,13 +100,16 @@ def as_data(command) -> object:
     """A yielded command as the case writes it."""
     if isinstance(command, (str, StringCommand)):
         return str(command).strip()
+    if isinstance(command, FileUploadCommand):
+        data = command.src.getvalue() if hasattr(command.src, "getvalue") else Path(command.src).read_bytes()
+        return {"upload": command.dest, "sha1": hashlib.sha1(data).hexdigest()}
     if isinstance(command, FunctionCommand):
         data = {"function": command.function.__name__, "args": list(command.args)}
         if command.kwargs:
             data["kwargs"] = dict(command.kwargs)
         # JSON round trip: tuples inside the arguments compare equal to the case's lists
         return json.loads(json.dumps(data))
-    raise TypeError(f"the operation yielded {command!r}, neither a command nor a FunctionCommand")
+    raise TypeError(f"the operation yielded {command!r}, neither a command, an upload nor a FunctionCommand")
 
 
 def case_files() -> list[Path]:
@@ -131,8 +141,10 @@ def test_operation(path: Path, monkeypatch):
     operation = getattr(module, op_name)
 
     fake = FakeHost(case.get("host", "testhost"), case.get("facts", {}), STAGES[case.get("stage", "prepare")])
-    monkeypatch.setattr(module, "host", fake)
-    monkeypatch.setattr(pgha.common.checks, "host", fake)
+    # every module an operation reads the host through (the snapshot answers nothing: the
+    # case's facts are the host's)
+    for each in (module, pgha.common.checks, pgha.common.operations, pgha.common.snapshot):
+        monkeypatch.setattr(each, "host" if each is not pgha.common.snapshot else "current_host", fake)
 
     commands: list = []
 

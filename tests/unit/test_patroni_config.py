@@ -11,6 +11,7 @@ import re
 import pytest
 import yaml
 
+from pgha.backup import values as backup_values
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
 from pgha.patroni.values import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
@@ -36,7 +37,8 @@ SEED_TYPOS = ("wal_keep_segment", "wal_keep_segments", "max_relocation_slots", "
 
 
 def render_member(cluster, name: str = "pg-1", secrets: dict = FAKE_SECRETS) -> str:
-    return render("patroni/patroni.yml.j2", patroni.config(dataclasses.replace(cluster, secrets=secrets), cluster.node(name)))
+    return patroni.config_text(dataclasses.replace(cluster, secrets=secrets), cluster.node(name),
+                               backup_values.patroni_config(cluster))
 
 
 def load_member(cluster, name: str = "pg-1") -> dict:

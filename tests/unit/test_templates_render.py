@@ -21,18 +21,15 @@ def template_data(cluster) -> dict[str, dict]:
     """Each template's ``config`` mapping, from the values module that feeds it."""
     node = cluster.node("pg-1")
     return {
-        "etcd/etcd.conf.yml.j2": etcd.config(cluster, cluster.node("etcd1"), etcd.plan(cluster, {})["etcd1"]),
         "etcd/default-etcd.j2": etcd.defaults_file(cluster),
         "etcd/password.j2": etcd.password(etcd.users(cluster)[0]),
         "firewall/table.nft.j2": etcd.firewall(cluster),
         "firewall/table.service.j2": firewall.unit("etcd", "etcd.service"),
-        "patroni/patroni.yml.j2": patroni.config(cluster, node),
         "patroni/patroni.service.j2": patroni.systemd_unit(cluster, node),
         "patroni/handover.sh.j2": patroni.handover_script(cluster, node),
         "patroni/restapi-curlrc.j2": patroni.restapi_credentials(cluster),
         "patroni/role-pgpass.j2": patroni.role_pgpass(cluster, "patroni_admin_user"),
         "haproxy/haproxy.cfg.j2": haproxy.config(cluster),
-        "haproxy/hold.py.j2": haproxy.hold_script(cluster),
         "backup/pgbackrest.conf.j2": backup.repository_config(cluster, common_names(cluster)),
         "backup/server.service.j2": backup.server_unit(cluster.node("backup1")),
         "backup/backup.service.j2": backup.timers(cluster)[0],
@@ -57,18 +54,15 @@ def test_every_template_is_covered(cluster):
 @pytest.mark.parametrize(
     "template",
     [
-        "etcd/etcd.conf.yml.j2",
         "etcd/default-etcd.j2",
         "etcd/password.j2",
         "firewall/table.nft.j2",
         "firewall/table.service.j2",
-        "patroni/patroni.yml.j2",
         "patroni/patroni.service.j2",
         "patroni/handover.sh.j2",
         "patroni/restapi-curlrc.j2",
         "patroni/role-pgpass.j2",
         "haproxy/haproxy.cfg.j2",
-        "haproxy/hold.py.j2",
         "backup/pgbackrest.conf.j2",
         "backup/server.service.j2",
         "backup/backup.service.j2",
@@ -85,10 +79,10 @@ def test_render_is_pyinfra_rendering(cluster, template):
 
 
 def test_a_missing_value_fails_the_render(cluster):
-    data = template_data(cluster)["patroni/patroni.yml.j2"]
-    incomplete = {key: value for key, value in data.items() if key != "restapi_password"}
+    data = template_data(cluster)["haproxy/haproxy.cfg.j2"]
+    incomplete = {key: value for key, value in data.items() if key != "stats_password"}
     with pytest.raises(jinja2.UndefinedError):
-        render("patroni/patroni.yml.j2", incomplete)
+        render("haproxy/haproxy.cfg.j2", incomplete)
 
 
 def parse_pgbackrest_conf(text: str) -> dict[str, list[tuple[str, str]]]:
