@@ -73,6 +73,8 @@ def file_in_place(path: str, content: str | bytes, user: str = "root", group: st
         yield f"chown {_quote(f'{user}:{group}', path)} && chmod {_quote(mode, path)}"
         return
     candidate = candidate_of(path)
+    if found is None:  # perhaps its directory too (as pyinfra's files.put creates it)
+        yield f"mkdir -p {_quote(path.rsplit('/', 1)[0] or '/')}"
     yield FileUploadCommand(BytesIO(data), candidate, remote_temp_filename=host.get_temp_filename(candidate))
     if validate:
         yield validate.replace("{candidate}", shlex.quote(candidate))

@@ -1,0 +1,114 @@
+"""The component registry (pgha/components.py) is complete: every registered component has
+its deploy file (with a Usage line), its line in deploys/all.py, a default in
+group_data/all.py for each of its settings (but those every inventory must set), its rows in
+docs/settings.md (which is the generated reference, as committed), its operations module, and
+ports and secrets that are its own. A half-registered component fails here, and the last
+tests show it does."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+
+import pytest
+
+from pgha import components
+from pgha.settings import reference
+from pgha.settings.schema import CORE_SETTINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+# settings without a default: every inventory says them (the README's first steps)
+NO_DEFAULT = {"client_networks", "etcd_client_networks"}
+
+
+def registration_problems(component: components.Component, root: Path = ROOT) -> list[str]:
+    """What the rest of the house lacks for ``component``."""
+    found = []
+    deploy = root / component.deploy if component.deploy else None
+    if deploy is None or not deploy.is_file():
+        found.append(f"{component.name}: no deploy file {component.deploy!r}")
+    elif "Usage: pyinfra" not in deploy.read_text():
+        found.append(f"{component.name}: {component.deploy} has no Usage line")
+    if f"rollout.{component.name}(" not in (root / "deploys" / "all.py").read_text():
+        found.append(f"{component.name}: deploys/all.py does not run rollout.{component.name}(cluster)")
+    defaults = reference.defaults(root / "group_data" / "all.py")
+    found += [f"{component.name}: setting {name} has no default in group_data/all.py"
+              for name in component.settings if name not in defaults and name not in NO_DEFAULT]
+    settings_doc = (root / "docs" / "settings.md").read_text()
+    found += [f"{component.name}: setting {name} has no row in docs/settings.md"
+              for name in component.settings if f"| `{name}` |" not in settings_doc]
+    found += [f"{component.name}: port {port} is not one of its settings"
+              for port in component.ports if port not in component.settings]
+    if component.operations:
+        try:
+            importlib.import_module(component.operations)
+        except ImportError:
+            found.append(f"{component.name}: no operations module {component.operations}")
+    if component.observe is None:
+        found.append(f"{component.name}: nothing observed for its snapshot (observe)")
+    return found
+
+
+def test_every_registered_component_is_complete():
+    problems = [p for c in components.COMPONENTS for p in registration_problems(c)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_settings_reference_is_the_generated_one():
+    assert (ROOT / "docs" / "settings.md").read_text() == reference.markdown(), (
+        "docs/settings.md is not what `python -m pgha.settings.reference` writes: run it again")
+
+
+def test_settings_ports_and_secrets_belong_to_one_component():
+    names = [key for c in components.COMPONENTS for key in c.settings] + list(CORE_SETTINGS)
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+    keys = [s.key for s in components.secrets()]
+    assert len(keys) == len(set(keys))
+    audiences = {components.CLIENTS, components.ETCD_CLIENTS, components.MEMBERS, components.LOOPBACK}
+    assert all(a in audiences for c in components.COMPONENTS for a in c.ports.values())
+
+
+def test_groups_come_from_the_registry():
+    assert components.GROUPS == ("etcd", "patroni", "backup")
+
+
+# --- a half-registered component is found ------------------------------------------------------
+
+NEXT = components.Component(
+    name="monitor", summary="Prometheus on the monitoring host", groups=("monitor",),
+    runs_on=lambda cluster, node: "monitor" in node.groups,
+    settings={"prometheus_port": components.component("etcd").settings["etcd_client_port"]},
+    ports={"prometheus_port": components.CLIENTS}, deploy="deploys/monitor.py",
+    observe=lambda cluster, node: None,
+)
+
+
+def test_a_component_without_its_deploy_file_line_defaults_or_doc_row_is_found():
+    problems = registration_problems(NEXT)
+    assert problems == [
+        "monitor: no deploy file 'deploys/monitor.py'",
+        "monitor: deploys/all.py does not run rollout.monitor(cluster)",
+        "monitor: setting prometheus_port has no default in group_data/all.py",
+        "monitor: setting prometheus_port has no row in docs/settings.md",
+    ]
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"ports": {"grafana_port": components.CLIENTS}}, "monitor: port grafana_port is not one of its settings"),
+    ({"operations": "pgha.monitor.operations"}, "monitor: no operations module pgha.monitor.operations"),
+    ({"observe": None}, "monitor: nothing observed for its snapshot (observe)"),
+])
+def test_each_missing_part_is_named(change, problem):
+    assert problem in registration_problems(dataclasses.replace(NEXT, **change))
+
+
+def test_a_complete_component_passes(tmp_path):
+    """The same component with its files in a copy of the house: nothing is missing."""
+    for name in ("deploys", "group_data", "docs"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "deploys" / "monitor.py").write_text('"""Usage: pyinfra -y inventory.py deploys/monitor.py"""\n')
+    (tmp_path / "deploys" / "all.py").write_text((ROOT / "deploys" / "all.py").read_text() + "rollout.monitor(cluster)\n")
+    (tmp_path / "group_data" / "all.py").write_text("prometheus_port = 9090  # Prometheus\n")
+    (tmp_path / "docs" / "settings.md").write_text("| `prometheus_port` | `9090` | a port | Prometheus |\n")
+    assert registration_problems(NEXT, tmp_path) == []
