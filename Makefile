@@ -15,7 +15,7 @@ PYTEST := $(VENV)/bin/pytest
 # Debian packages the control machine needs before pyinfra runs (the lab deploy installs LXC)
 SYSTEM_PACKAGES := python3 python3-venv openssh-client make
 
-.PHONY: setup lab cluster test unit integration verify drills teardown
+.PHONY: setup lab cluster test unit lint integration verify drills teardown
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -38,7 +38,7 @@ cluster: lab
 ## Every test: unit tests; a clean trixie lab, the full deploy and every integration test
 ## (the destructive drills included: the lab is a test cluster); then a clean bookworm lab,
 ## the deploy, the read-only verification and the drills that are not slow (one lab at a time)
-test: setup
+test: setup lint
 	$(PYTEST) tests/unit -q
 	$(MAKE) teardown
 	$(MAKE) cluster
@@ -50,6 +50,11 @@ test: setup
 
 unit: setup
 	$(PYTEST) tests/unit -q
+
+## The linter and the type checker (configured in pyproject.toml)
+lint: setup
+	$(VENV)/bin/ruff check pgha lab deploys bench tests inventory.py inventories
+	$(VENV)/bin/mypy
 
 ## The read-only verification of a deployed inventory (INVENTORY=...): reads and harmless
 ## probes only (no failover, restart, configuration change, restore, rebuild): safe on production

@@ -1,4 +1,4 @@
-"""The lab inventory: the seed's topology (pgha/lab/topology.py), one LXC container per node.
+"""The lab inventory: the seed's topology (lab/pghalab/topology.py), one LXC container per node.
 
 Usage: pyinfra inventory.py deploys/all.py
 
@@ -7,8 +7,8 @@ to any host; the lab's SSH keys and known_hosts are made on first use. For your 
 machines, start from inventories/example/ (see the README).
 """
 
-from pghalab import topology, values
 from pgha.settings.loader import check_inventory
+from pghalab import topology, values
 
 # pyinfra's groups as this module's names: all (the lab's data), lxc_hosts, etcd, patroni
 globals().update(topology.inventory_groups())

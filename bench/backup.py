@@ -35,9 +35,9 @@ from pgha.errors import BackupError, ConfigError, RemoteError  # noqa: E402
 from pgha.patroni import rest  # noqa: E402
 from pgha.postgres import bin_dir, data_dir  # noqa: E402
 from pgha.postgres.facts import make_psql_command  # noqa: E402
-from pghalab.values import LAB_INVENTORY  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402
+from pghalab.values import LAB_INVENTORY  # noqa: E402
 
 DATABASE = "pgbench_backup"
 TARGET_RESTORE_SECONDS = 180
@@ -159,10 +159,11 @@ def point_in_time_restore(cluster) -> dict:
     node = leader_node(cluster)
     pgbench(cluster, node, "-c", "4", "-T", "10")
     time.sleep(1)
-    target = datetime.datetime.now(datetime.timezone.utc)
+    target = datetime.datetime.now(datetime.UTC)
     time.sleep(1)
     pgbench(cluster, node, "-c", "4", "-T", "10")
-    chosen = whole_cluster.plan(commands.info(cluster, with_history=True), time.time(), at=target.strftime("%Y-%m-%d %H:%M:%S.%f+00"))
+    info = commands.info(cluster, with_history=True)
+    chosen = whole_cluster.plan(info, time.time(), at=target.strftime("%Y-%m-%d %H:%M:%S.%f+00"))
     log(f"restore of the whole cluster to {chosen['target']}")
     result = whole_cluster.restore(cluster, chosen, say=log)
     newest = sql(cluster, leader_node(cluster),
@@ -193,7 +194,8 @@ def report(figures: dict) -> list[str]:
         f"| incremental backup after 20 s of pgbench | {incr['seconds']} | {mb(incr['delta'])} copied, "
         f"{mb(incr['repo_size'])} stored |",
         f"| new replica from the repository (empty data directory, until it streams; median of "
-        f"{repo['all_seconds']}) | {repo['seconds']} | by {repo['method']}; the leader sent {mb(repo['leader_sent_bytes'])}, read {mb(repo['leader_read_bytes'])} |",
+        f"{repo['all_seconds']}) | {repo['seconds']} | by {repo['method']}; the leader sent "
+        f"{mb(repo['leader_sent_bytes'])}, read {mb(repo['leader_read_bytes'])} |",
         f"| new replica by a base backup (repository unreachable; median of {base['all_seconds']}) | "
         f"{base['seconds']} | by {base['method']}, "
         f"of which {base['waiting_for_the_repository_seconds']} s waiting for the repository; the leader sent "

@@ -114,7 +114,8 @@ def main() -> int:
     print(f"\nslowest operations ({len(ops)} in all, {sum(len(o['facts']) for o in ops)} facts loaded while executing):")
     for op in sorted(ops, key=lambda o: -o["seconds"])[: args.top]:
         facts = Counter(op["facts"])
-        print(f"  {op['seconds']:6.3f} s  {op['name']}" + (f"  [{', '.join(f'{k} x{v}' for k, v in facts.items())}]" if facts else ""))
+        asked = f"  [{', '.join(f'{k} x{v}' for k, v in facts.items())}]" if facts else ""
+        print(f"  {op['seconds']:6.3f} s  {op['name']}{asked}")
     prepared = prepare_facts(median_run[1])
     print(f"\nfacts loaded while preparing: {sum(prepared.values())}"
           + (": " + ", ".join(f"{k} x{v}" for k, v in prepared.most_common()) if prepared else ""))

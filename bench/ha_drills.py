@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pghalab import drills  # noqa: E402
 from pgha.releases import RELEASES, Release  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402
+from pghalab import drills  # noqa: E402
 
 # Timing profiles (seconds). Patroni requires loop_wait + 2 * retry_timeout <= ttl (a leader
 # must not lose its lock while it is still retrying a DCS or PostgreSQL call), and so does
@@ -68,9 +68,7 @@ def targets(drill: str, profile: dict, sync: bool) -> dict:
     leader: ttl + 2 s (the lock expires, then the successor's status request to the dead
     member times out after 2 s)."""
     out = {"rto": "-", "lost": "0" if sync else "-"}
-    if drill == "switchover":
-        out["rto"] = "<= 2"
-    elif drill == "leader-patroni-stopped":
+    if drill == "switchover" or drill == "leader-patroni-stopped":
         out["rto"] = "<= 2"
     elif drill == "leader-killed":
         out["rto"] = f"<= {profile['ttl'] + 2}"
@@ -132,7 +130,8 @@ def table(rows: list[dict]) -> list[str]:
             f"| {r['profile']} | {r['mode']} | {fmt(r.get('rto_s'))}{met(r.get('rto_s'), t['rto'])} | {t['rto']} | "
             f"{fmt(r.get('lost'))}{met(r.get('lost'), t['lost'])} | {t['lost']} | {fmt(r.get('rejoin_s'))} | "
             f"{fmt(r.get('two_primaries'))} | {r.get('old_leader', '-')} -> {r.get('new_leader', '-')} | "
-            f"{fmt(r.get('timeline'))} | {'ok' if r.get('end_state_ok') else r.get('error') or r.get('end_state_problem') or 'FAILED'} |"
+            f"{fmt(r.get('timeline'))} | "
+            f"{'ok' if r.get('end_state_ok') else r.get('error') or r.get('end_state_problem') or 'FAILED'} |"
         )
     return lines
 

@@ -58,15 +58,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
+from throughput_report import (  # noqa: E402
+    BY_NAME,
+    DATABASE,
+    TARGETS,
+    Target,
+    last_lines,
+    loadavg,
+    parse_pgbench,
+    ratio_lines,
+    summarize,
+    table,
+    write_report,
+)
 
 from pgha import client  # noqa: E402
 from pgha.errors import ConfigError  # noqa: E402
 from pgha.patroni import rest  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
-from throughput_report import (  # noqa: E402
-    BY_NAME, DATABASE, TARGETS, Target, last_lines, loadavg, parse_pgbench, ratio_lines, summarize, table,
-    write_report,
-)
 
 MODES = {"select": ["-S", "-n"], "tpcb": []}  # select-only: no vacuum (a replica refuses it)
 CLIENT_PACKAGE = "postgresql-client"  # Debian's pgbench

@@ -137,7 +137,8 @@ def write_report(path: Path, meta: dict, rows: list[dict], runs: list[dict], end
         f"clients, {meta['jobs']} threads, "
         + ("a new connection per transaction (-C)" if meta["connect"] else "persistent connections")
         + (f", protocol {meta['protocol']}" if meta.get("protocol") else "")
-        + f". Leader {meta['leader']}" + (f" (after: {meta['leader_after']})" if meta.get("leader_after") != meta["leader"] else "")
+        + f". Leader {meta['leader']}"
+        + (f" (after: {meta['leader_after']})" if meta.get("leader_after") != meta["leader"] else "")
         + ".",
         "",
         "Runs interleaved: each round runs every (mode, target) once, mode by mode, each mode's "

@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pghalab.drills import under_writes  # noqa: E402
 from pgha.errors import DrillError  # noqa: E402
-from pghalab.values import LAB_INVENTORY  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
+from pghalab.drills import under_writes  # noqa: E402
+from pghalab.values import LAB_INVENTORY  # noqa: E402
 
 
 def run(cluster, command: list[str], sslmode: str | None, label: str) -> dict:

@@ -4,7 +4,7 @@ Usage: pyinfra -y inventory.py deploys/lxc_hosts.py --limit lxc_hosts
 (`make lab` runs this; `make teardown` destroys the containers and keeps the base cache.)
 """
 
-from pghalab.deploy import build
 from pgha.settings.loader import current
+from pghalab.deploy import build
 
 build(current())

@@ -28,7 +28,7 @@ test_cluster = False
 # --- Who may connect (no default: each inventory says it) --------------------------------
 # client_networks: networks allowed to reach PostgreSQL and HAProxy, besides the nodes.
 # etcd_client_networks: besides the Patroni nodes and etcd members, who may reach etcd's
-# client port (a firewall on each etcd member). The lab sets both in pgha/lab/topology.py;
+# client port (a firewall on each etcd member). The lab sets both in lab/pghalab/topology.py;
 # inventories/example/ shows them for your own machines.
 
 # --- TLS ----------------------------------------------------------------------------------

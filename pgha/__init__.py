@@ -4,6 +4,5 @@ from pathlib import Path
 
 # The repository (installed in editable mode): secrets.json and .lab/ live here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = PROJECT_ROOT / "templates"
 # On the nodes: pgha's own scripts (HAProxy's hold, Patroni's handover, pgBackRest's wrapper)
 SCRIPTS_DIR = "/usr/local/lib/pgha"

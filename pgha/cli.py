@@ -23,14 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-from pgha import client, secrets
+from pgha import PROJECT_ROOT, client, secrets
 from pgha.backup import commands as backups
 from pgha.backup import report
 from pgha.backup import restore as whole_cluster
 from pgha.backup.facts import human_time
+from pgha.cluster import Cluster
 from pgha.errors import BackupError, ConfigError, RemoteError, SwitchoverError
 from pgha.patroni import rest
-from pgha import PROJECT_ROOT
 from pgha.settings.loader import INVENTORY_VARIABLE, inventory_path, load_cluster
 
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _status(cluster, args) -> int:
+def _status(cluster: Cluster, args) -> int:
     """Exit 0 healthy, 1 unhealthy, 2 when no member answers."""
     if args.dsn:
         print(client.connect_text(cluster))
@@ -125,27 +125,28 @@ def _verify(inventory: Path, pytest_args: list[str]) -> int:
     return subprocess.run(command, cwd=PROJECT_ROOT, env=environment, check=False).returncode
 
 
-def _switchover(cluster, args) -> int:
+def _switchover(cluster: Cluster, args) -> int:
     result = client.switchover(cluster, args.candidate, args.timeout)
     print(f"switchover {result['from']} -> {result['to']}: writes accepted through HAProxy after {result['seconds']:.2f}s")
     return 0
 
 
-def _backup(cluster, args) -> int:
+def _backup(cluster: Cluster, args) -> int:
     taken = backups.take_backup(cluster, args.backup_type)
     print(f"{taken['label']}  ({taken['type']} backup, {taken['seconds']}s, ended {human_time(taken['stop'])})")
     return 0
 
 
-def _backups(cluster, args) -> int:
+def _backups(cluster: Cluster, args) -> int:
     leader = rest.leader(cluster)
     state = backups.archiver(cluster, cluster.node(leader["name"])) if leader else None
     print(report.backups_table(backups.info(cluster, with_history=True), time.time(), (state or {}).get("last_archived_time")))
     return 0
 
 
-def _restore(cluster, args) -> int:
-    chosen = whole_cluster.plan(backups.info(cluster, with_history=True), time.time(), at=args.at, latest=args.latest, label=args.label)
+def _restore(cluster: Cluster, args) -> int:
+    info = backups.info(cluster, with_history=True)
+    chosen = whole_cluster.plan(info, time.time(), at=args.at, latest=args.latest, label=args.label)
     if not args.yes:
         raise BackupError(
             f"this replaces the whole cluster's data with {chosen['target']}: add --yes to go ahead"
@@ -157,7 +158,7 @@ def _restore(cluster, args) -> int:
     return 0
 
 
-def _reinit(cluster, args) -> int:
+def _reinit(cluster: Cluster, args) -> int:
     result = backups.reinit(cluster, args.member)
     print(f"{result['member']} rebuilt in {result['seconds']}s (by {result['method']}), streaming from the leader")
     return 0

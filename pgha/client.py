@@ -9,19 +9,20 @@ from pathlib import Path
 
 import psycopg2
 
+from pgha.cluster import Cluster
 from pgha.errors import SwitchoverError
 from pgha.patroni import rest
 from pgha.pki.authority import client_ca
 from pgha.waiting import wait_for
 
 
-def tls_options(cluster) -> dict[str, str]:
+def tls_options(cluster: Cluster) -> dict[str, str]:
     """libpq's TLS options for every client connection from the control machine: the
     server's certificate and the name asked for are checked against the cluster CA."""
     return {"sslmode": "verify-full", "sslrootcert": str(client_ca(cluster))}
 
 
-def options(cluster, port_setting: str = "haproxy_rw_port", **extra) -> dict:
+def options(cluster: Cluster, port_setting: str = "haproxy_rw_port", **extra) -> dict:
     """The libpq options of a client connection, as a mapping: every Patroni node's
     ``port_setting`` (multi-host), the admin user and its password, TLS verify-full;
     ``extra`` overrides any of them (``host=..., port=...`` for one node). The one place
@@ -57,7 +58,7 @@ def shown_path(path: Path) -> str:
         return str(Path(path).resolve())
 
 
-def connection_strings(cluster) -> dict[str, str]:
+def connection_strings(cluster: Cluster) -> dict[str, str]:
     """The connection strings a user copies, complete: every node, its port, the database,
     the admin user, the session kind, verify-full against the CA's path as seen from here.
     The password is the admin_password secret (PGPASSWORD or a pgpass line): never printed."""
@@ -73,7 +74,7 @@ def connection_strings(cluster) -> dict[str, str]:
     }
 
 
-def connect_text(cluster) -> str:
+def connect_text(cluster: Cluster) -> str:
     """What the deploy says last and `pgha status --dsn` prints: the connection strings and
     where the password is."""
     from pgha import secrets
@@ -91,12 +92,12 @@ def format_dsn(opts: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in opts.items())
 
 
-def dsn(cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
+def dsn(cluster: Cluster, port_setting: str = "haproxy_rw_port", **extra) -> str:
     """A multi-host libpq connection string over every Patroni node's HAProxy."""
     return format_dsn(options(cluster, port_setting, **extra))
 
 
-def write_probe(cluster) -> str | None:
+def write_probe(cluster: Cluster) -> str | None:
     """The address of the server that accepted a write through HAProxy's 5432, or None."""
     try:
         with psycopg2.connect(dsn(cluster)) as conn, conn.cursor() as cur:
@@ -108,7 +109,7 @@ def write_probe(cluster) -> str | None:
         return None
 
 
-def switchover(cluster, candidate: str | None = None, timeout: float = 60) -> dict:
+def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 60) -> dict:
     """Move the leadership through Patroni (``POST /switchover``) to ``candidate`` (a
     Patroni name) or to any healthy replica, and wait until the new leader accepts writes
     through HAProxy. Returns ``{"from", "to", "seconds"}`` (seconds from the request to the

@@ -13,7 +13,7 @@ class Node:
     name: str  # inventory name (in the lab also the LXC container's)
     address: str
     groups: set[str] = field(default_factory=set)
-    patroni_name: str | None = None
+    patroni_name: str = ""  # its name in Patroni (a Patroni member only)
     aliases: list[str] = field(default_factory=list)
     dns_name: str | None = None
     ssh: dict[str, Any] = field(default_factory=dict)  # the host's ssh_* data (how pyinfra connects)

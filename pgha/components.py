@@ -16,8 +16,8 @@ its line in deploys/all.py, its defaults in group_data/all.py (see docs/architec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from pgha.backup import facts as backup_facts
 from pgha.backup import settings as backup_settings
@@ -148,7 +148,7 @@ def secrets() -> tuple[Secret, ...]:
     return tuple(s for c in COMPONENTS for s in c.secrets)
 
 
-def ports_of(cluster: Cluster, node: Node, audiences: tuple[str, ...] | None = None) -> dict[str, int]:
+def ports_of(cluster: Cluster, node: Node, audiences: tuple[str, ...] | None = None) -> dict[str, int | None]:
     """Every port ``node`` listens on, by setting name (only those for ``audiences``)."""
     return {
         setting: cluster.settings.get(setting)

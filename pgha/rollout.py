@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pyinfra import host, state
 from pyinfra.operations import server, systemd
 
-from pgha import SCRIPTS_DIR, components
+from pgha import SCRIPTS_DIR, client, components
 from pgha.backup import values as backup_values
 from pgha.backup.deploy import deploy_backup_hosts, stanza_and_check
-from pgha.cluster import Cluster
+from pgha.cluster import Cluster, Node
 from pgha.common import op_order, snapshot
 from pgha.common.operations import unit_state
 from pgha.etcd.deploy import deploy_etcd
@@ -42,7 +42,7 @@ HOLD = f"{haproxy_values.HOLD_SCRIPT} hold"
 RELEASE = f"{haproxy_values.HOLD_SCRIPT} release"
 
 
-def plan(cluster: Cluster, node) -> snapshot.Plan:
+def plan(cluster: Cluster, node: Node) -> snapshot.Plan:
     """What a converge reads of ``node`` in its snapshot: what every node has, and what each
     component that runs there observes."""
     base = snapshot.Plan(paths=(pki_values.TLS_DIR, firewall_values.DIRECTORY, SCRIPTS_DIR,
@@ -69,7 +69,7 @@ class DcsChange:
     scheme: bool  # some member's REST API still speaks another scheme than pgha's
 
 
-def dcs_change(cluster: Cluster, node) -> DcsChange:
+def dcs_change(cluster: Cluster, node: Node) -> DcsChange:
     anywhere = any(patroni_deploy.dcs_changed_on(cluster, other) for other in cluster.patroni)
     return DcsChange(
         anywhere=anywhere or patroni_deploy.owed("paused"),
@@ -107,7 +107,7 @@ def backup(cluster: Cluster) -> None:
     deploy_backup_hosts(cluster)
 
 
-def _restart_for_dcs_change(cluster: Cluster, node, change: DcsChange, was_running: bool, config) -> None:
+def _restart_for_dcs_change(cluster: Cluster, node: Node, change: DcsChange, was_running: bool, config) -> None:
     """Pause, hold HAProxy's view, let the running daemon take the new file by a reload
     (PostgreSQL's TLS, the REST API's scheme), reload HAProxy if the scheme moved, restart
     the daemon for its DCS section."""
@@ -144,7 +144,7 @@ def _restart_for_dcs_change(cluster: Cluster, node, change: DcsChange, was_runni
     patroni_deploy.note("restart", False, lambda: change.here)
 
 
-def _resume_after_dcs_change(cluster: Cluster, node, change: DcsChange) -> None:
+def _resume_after_dcs_change(cluster: Cluster, node: Node, change: DcsChange) -> None:
     s = cluster.settings
     first = node is cluster.patroni[0]
     patroni_ops.paused(name="patroni: resume", scope=s["patroni_scope"],
@@ -181,7 +181,7 @@ def patroni(cluster: Cluster) -> None:
     patroni_deploy.reloaded(cluster, was_running, change.here, config, pki.changed(certificate))
     _resume_after_dcs_change(cluster, node, change)
     patroni_deploy.dynamic_configuration(cluster, node, local_parameters)
-    patroni_deploy.check(cluster, node)
+    patroni_deploy.check(cluster, node, client.connect_text(cluster))
     patroni_deploy.role_passwords(cluster)
 
 

@@ -3,7 +3,8 @@ Used by every table pgha prints (the deploy's cluster summary, `pgha status`, `p
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def _text(value: Any) -> str:

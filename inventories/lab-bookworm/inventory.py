@@ -7,8 +7,8 @@ Usage (one lab at a time: `make teardown` first):
 or `make cluster INVENTORY=inventories/lab-bookworm/inventory.py`.
 """
 
-from pghalab import topology, values
 from pgha.settings.loader import check_inventory
+from pghalab import topology, values
 
 # pyinfra's groups as this module's names: all (the lab's data), lxc_hosts, etcd, patroni
 globals().update(topology.inventory_groups())

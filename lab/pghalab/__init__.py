@@ -7,7 +7,6 @@ Makefile, the tests and bench/. Importing it registers the lab with pgha's inven
 """
 
 from pgha.settings import extensions
-
 from pghalab import values
 
 extensions.register(extensions.Extension(

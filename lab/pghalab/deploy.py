@@ -11,10 +11,10 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, python, server
 
 from pgha.errors import WaitTimeout
+from pgha.waiting import wait_for
 from pghalab import operations as lxc
 from pghalab import values as lab
 from pghalab.facts import LxcContainers
-from pgha.waiting import wait_for
 
 HOST_PACKAGES = [
     "lxc",

@@ -8,8 +8,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pghalab.values import LAB_INVENTORY, LXC_PATH, lab_containers
 from pgha.settings.loader import load_cluster
+from pghalab.values import LAB_INVENTORY, LXC_PATH, lab_containers
 
 
 def teardown(containers: list[str]) -> None:

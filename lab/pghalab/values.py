@@ -4,7 +4,7 @@ Local state (outside git) is in .lab/ at the repository root: the SSH key pair p
 uses to reach the containers, each container's SSH host key (generated here, so the
 known_hosts file is exact and survives a rebuild of the lab) and that known_hosts file.
 
-Teardown: python -m pghalab.teardown (pgha/lab/teardown.py).
+Teardown: python -m pghalab.teardown (lab/pghalab/teardown.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import time
 from pgha import remote
 from pgha.backup import values
 from pgha.backup.facts import ARCHIVER_QUERY, parse_archiver, parse_history, parse_info
+from pgha.cluster import Cluster, Node
 from pgha.errors import BackupError
 from pgha.patroni import rest
 from pgha.patroni.facts import patronictl
@@ -17,18 +18,18 @@ from pgha.postgres.facts import make_psql_command
 from pgha.waiting import wait_for
 
 
-def repository(cluster):
+def repository(cluster: Cluster):
     if not values.enabled(cluster):
         raise BackupError("the inventory has no `backup` host: no repository, no backups")
     return cluster.backup[0]
 
 
-def pgbackrest(cluster, *args: str) -> str:
+def pgbackrest(cluster: Cluster, *args: str) -> str:
     """A pgbackrest command on the repository host, as the repository's user."""
     return values.make_pgbackrest_command(values.stanza(cluster.settings), *args, user=values.REPO_USER)
 
 
-def info(cluster, with_history: bool = False) -> dict:
+def info(cluster: Cluster, with_history: bool = False) -> dict:
     """parse_info of the repository (a BackupError when it does not answer); with
     ``with_history``, also its newest timeline and that timeline's history (the archived
     .history files), which a restore follows."""
@@ -47,7 +48,7 @@ def info(cluster, with_history: bool = False) -> dict:
     return found
 
 
-def take_backup(cluster, backup_type: str = "incr") -> dict:
+def take_backup(cluster: Cluster, backup_type: str = "incr") -> dict:
     """A backup now (from a standby when pgbackrest_backup_from_standby); the new backup's
     entry of info() with the seconds it took."""
     if backup_type not in values.BACKUP_TYPES:
@@ -62,14 +63,14 @@ def take_backup(cluster, backup_type: str = "incr") -> dict:
     return {**new[-1], "seconds": round(seconds, 1)}
 
 
-def archiver(cluster, node) -> dict | None:
+def archiver(cluster: Cluster, node: Node) -> dict | None:
     """pg_stat_archiver of ``node``'s PostgreSQL (asked as the superuser, on the node)."""
     s = cluster.settings
     command = make_psql_command(ARCHIVER_QUERY, s["postgresql_port"], user=s["patroni_superuser"])
     return parse_archiver(remote.run(node, command, timeout=30, check=False))
 
 
-def reinit(cluster, member: str, timeout: float = 3600) -> dict:
+def reinit(cluster: Cluster, member: str, timeout: float = 3600) -> dict:
     """Rebuild one replica on purpose (`patronictl reinit`): Patroni tries the repository
     first (create_replica_methods), a base backup from the leader only when that fails.
     Returns {"member", "seconds", "method"} (the method Patroni's log names)."""

@@ -6,12 +6,12 @@ after Patroni is up, the stanza and `pgbackrest check`."""
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.api import deploy
 from pyinfra.operations import systemd
 
 from pgha.backup import operations as backup_ops
 from pgha.backup import values
 from pgha.backup.facts import peers
+from pgha.cluster import Cluster, Node
 from pgha.common.deploy import (
     checked_file,
     install_packages_without_starting,
@@ -19,6 +19,7 @@ from pgha.common.deploy import (
     scripts_directory,
 )
 from pgha.common.operations import absent, directory_in_place, file_in_place, unit_running, unit_state
+from pgha.common.step import step
 from pgha.firewall import values as firewall_values
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.pki import deploy as pki
@@ -28,7 +29,7 @@ from pgha.rendering import render
 PACKAGES = ["pgbackrest", "nftables"]
 
 
-def _role(cluster) -> str | None:
+def _role(cluster: Cluster) -> str | None:
     if not values.enabled(cluster):
         return None
     if "backup" in host.groups:
@@ -36,16 +37,16 @@ def _role(cluster) -> str | None:
     return "member" if "patroni" in host.groups else None
 
 
-@deploy("pgbackrest: install")
-def install(cluster, node):
+@step("pgbackrest: install")
+def install(cluster: Cluster, node: Node):
     install_packages_without_starting("pgbackrest", PACKAGES, cluster.settings["debian_release"])
     if "backup" in node.groups:
         backup_ops.system_account(name=f"pgbackrest: system user {values.REPO_USER} (owns the repository)",
                                   user=values.REPO_USER, home=cluster.settings["pgbackrest_repo_path"])
 
 
-@deploy("pgbackrest: firewall")
-def firewall(cluster, node):
+@step("pgbackrest: firewall")
+def firewall(cluster: Cluster, node: Node):
     port = cluster.settings["pgbackrest_tls_port"]
     firewall_table("pgbackrest", firewall_values.table(
         "pgbackrest",
@@ -66,8 +67,8 @@ def validate_command(candidate: str) -> str:
     return f"cd /tmp && {checks}"
 
 
-@deploy("pgbackrest: configure")
-def configure(cluster, node, role: str):
+@step("pgbackrest: configure")
+def configure(cluster: Cluster, node: Node, role: str):
     user = values.user_of(node)
     if role == "repository":
         directory_in_place(name="pgbackrest: the repository", path=cluster.settings["pgbackrest_repo_path"],
@@ -91,8 +92,8 @@ def configure(cluster, node, role: str):
                         validate=validate_command, user="root", group=user, mode="640")
 
 
-@deploy("pgbackrest: TLS server")
-def tls_server(node, changes: list):
+@step("pgbackrest: TLS server")
+def tls_server(node: Node, changes: list):
     unit = file_in_place(name="pgbackrest: TLS server unit", path=values.SERVER_UNIT_FILE,
                          content=render(values.TEMPLATES / "server.service.j2", values.server_unit(node)))
     systemd.daemon_reload(name="pgbackrest: systemd reload (server unit)", _if=unit.did_change)
@@ -101,8 +102,8 @@ def tls_server(node, changes: list):
                           refresh="restarted")
 
 
-@deploy("pgbackrest: backup timers")
-def timers(cluster):
+@step("pgbackrest: backup timers")
+def timers(cluster: Cluster):
     scheduled = {timer["type"]: timer for timer in values.timers(cluster)}
     reload_needed = []
     for backup_type in values.BACKUP_TYPES:
@@ -129,7 +130,7 @@ def timers(cluster):
         unit_running(name=f"pgbackrest: {timer['name']}.timer enabled and active", unit=f"{timer['name']}.timer")
 
 
-def deploy_backup_hosts(cluster):
+def deploy_backup_hosts(cluster: Cluster):
     """Before Patroni: pgBackRest on the repository host and every Patroni node, each TLS
     server running, so that the first archived WAL file has somewhere to go."""
     role = _role(cluster)
@@ -149,8 +150,8 @@ def deploy_backup_hosts(cluster):
         timers(cluster)
 
 
-@deploy("pgbackrest: stanza and check")
-def stanza_and_check(cluster):
+@step("pgbackrest: stanza and check")
+def stanza_and_check(cluster: Cluster):
     """After Patroni: the stanza exists (created once, from the repository host) and
     `pgbackrest check` passes (a WAL file archived and found in the repository)."""
     if _role(cluster) != "repository":

@@ -12,6 +12,7 @@ from pyinfra.api import FactBase
 from pgha import SCRIPTS_DIR
 from pgha.backup import values
 from pgha.backup.values import REPO_USER, make_pgbackrest_command
+from pgha.cluster import Cluster, Node
 from pgha.common.snapshot import Plan, fact
 from pgha.firewall import values as firewall_values
 from pgha.postgres.facts import make_psql_command
@@ -24,12 +25,13 @@ NO_BACKUP = 2
 def _time(epoch) -> str | None:
     if epoch is None:
         return None
-    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
 
 
 def parse_info(text: str, stanza: str | None = None) -> dict | None:
     """``{"status": code, "message": str, "backups": [...], "wal": (first, last) or None}``
-    of ``stanza`` (default: the first, `info --stanza=` answers only for one); each backup ``{"label", "type", "start", "stop" (epoch seconds), "size",
+    of ``stanza`` (default: the first, `info --stanza=` answers only for one); each backup
+    ``{"label", "type", "start", "stop" (epoch seconds), "size",
     "delta", "repo_size", "wal_start", "wal_stop", "prior"}``. None: no answer for that stanza."""
     try:
         stanzas = json.loads(text)
@@ -193,13 +195,13 @@ class SystemAccount(FactBase):
         return {"user": name, "uid": int(uid), "group": output[1].strip(), "home": home, "shell": shell}
 
 
-def peers(cluster, node) -> dict[str, str]:
+def peers(cluster: Cluster, node: Node) -> dict[str, str]:
     """The other side of the repository, by the name pgBackRest connects to: name -> address."""
     others = cluster.patroni if "backup" in node.groups else cluster.backup
     return {values.tls_name(peer): peer.address for peer in others}
 
 
-def observed(cluster, node) -> Plan:
+def observed(cluster: Cluster, node: Node) -> Plan:
     """What a converge asks of the repository host or a Patroni node about pgBackRest."""
     s = cluster.settings
     role = "repository" if "backup" in node.groups else "member"

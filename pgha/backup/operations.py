@@ -19,9 +19,9 @@ from pgha.backup.facts import (
 from pgha.backup.report import backups_table
 from pgha.backup.values import REPO_USER, make_pgbackrest_command
 from pgha.common import snapshot
-from pgha.patroni.facts import PatroniRole
 from pgha.common.checks import executing
 from pgha.common.final import say_last
+from pgha.patroni.facts import PatroniRole
 
 
 @operation()

@@ -18,10 +18,11 @@ import time
 from pgha import remote
 from pgha.backup import commands, values
 from pgha.backup.facts import backup_for_time, human_time, in_history, restore_window
+from pgha.cluster import Cluster, Node
 from pgha.errors import BackupError, RemoteError
 from pgha.patroni import rest
 from pgha.patroni.facts import patronictl
-from pgha.patroni.values import config_file
+from pgha.patroni.values import ROLE_PASSWORDS, config_file, role_password_sql
 from pgha.postgres import bin_dir, data_dir
 from pgha.postgres.facts import make_psql_command
 from pgha.waiting import wait_for
@@ -42,7 +43,7 @@ def parse_time(text: str) -> datetime.datetime:
         raise BackupError(f"--time {text!r}: expected a time such as '{TIME_FORMAT}'") from None
     if moment.tzinfo is None:
         raise BackupError(f"--time {text!r} has no UTC offset: expected '{TIME_FORMAT}' (say which time zone)")
-    return moment.astimezone(datetime.timezone.utc)
+    return moment.astimezone(datetime.UTC)
 
 
 def plan(found: dict, now: float, at: str | None = None, latest: bool = False, label: str | None = None) -> dict:
@@ -74,8 +75,13 @@ def plan(found: dict, now: float, at: str | None = None, latest: bool = False, l
         newest = max(good, key=lambda b: b["stop"])
         return {"set": newest["label"], "args": ["--type=default"],
                 "target": "the last WAL the repository holds"}
+    if at is None:
+        raise BackupError("a restore needs --time, --latest or --label")
     moment = parse_time(at)
-    oldest, _ = restore_window(found, now)
+    window = restore_window(found, now)
+    if window is None:
+        raise BackupError("the repository holds no backup: nothing to restore to")
+    oldest, _ = window
     if moment.timestamp() > now:
         raise BackupError(f"--time {at!r} is in the future (now is {human_time(now)}): expected a past time")
     if moment.timestamp() < oldest:
@@ -84,29 +90,31 @@ def plan(found: dict, now: float, at: str | None = None, latest: bool = False, l
             f"from {human_time(oldest)} to now"
         )
     chosen = backup_for_time(found, moment.timestamp())
+    if chosen is None:
+        raise BackupError(f"no backup ended before {at!r}")
     target = moment.strftime("%Y-%m-%d %H:%M:%S.%f+00")
     return {"set": chosen["label"], "args": ["--type=time", f"--target={shlex.quote(target)}", "--target-action=promote"],
             "target": f"{target} (from backup {chosen['label']})"}
 
 
-def _postgres_running(cluster, node) -> bool:
+def _postgres_running(cluster: Cluster, node: Node) -> bool:
     status = f"runuser -u postgres -- {bin_dir(cluster.settings)}/pg_ctl -D {data_dir(cluster.settings)} status"
     return "server is running" in remote.run(node, status + " || true", timeout=30)
 
 
-def _stop_patroni(cluster, nodes) -> None:
+def _stop_patroni(cluster: Cluster, nodes) -> None:
     remote.run_on_each(nodes, lambda n: "systemctl stop patroni", timeout=180)
     still = [n.name for n in nodes if _postgres_running(cluster, n)]
     if still:
         raise BackupError(f"PostgreSQL still runs on {', '.join(still)} after Patroni stopped")
 
 
-def _restore_command(cluster, chosen: dict, *args: str) -> str:
+def _restore_command(cluster: Cluster, chosen: dict, *args: str) -> str:
     return values.make_pgbackrest_command(values.stanza(cluster.settings), "--delta", f"--set={chosen['set']}",
                                           *args, "restore", user=values.PG_USER)
 
 
-def _recover_alone(cluster, node, timeout: float) -> None:
+def _recover_alone(cluster: Cluster, node: Node, timeout: float) -> None:
     """PostgreSQL started by hand on the restored data: it replays to the target and
     promotes itself (a new timeline), then stops for Patroni to take over."""
     s = cluster.settings
@@ -121,7 +129,7 @@ def _recover_alone(cluster, node, timeout: float) -> None:
     remote.run(node, f"{pg_ctl} -m fast -w stop", timeout=120)
 
 
-def _remove_from_dcs(cluster, node, leader: dict | None) -> None:
+def _remove_from_dcs(cluster: Cluster, node: Node, leader: dict | None) -> None:
     """`patronictl remove`, its questions answered; nothing to remove is not an error (a
     restore run again after a failure)."""
     s = cluster.settings
@@ -134,7 +142,30 @@ def _remove_from_dcs(cluster, node, leader: dict | None) -> None:
             raise
 
 
-def restore(cluster, chosen: dict, say=print, timeout: float = 1800) -> dict:
+def _current_passwords(cluster: Cluster, leader) -> None:
+    """The roles' passwords of the secrets file, set again on the new leader: the restored
+    database holds those of the target time, older than a rotation since (the replicas,
+    restored next, could not log in with the current ones)."""
+    s = cluster.settings
+    for setting in ROLE_PASSWORDS:
+        remote.run(leader, make_psql_command(role_password_sql(cluster, setting), s["postgresql_port"],
+                                             user=s["patroni_superuser"]), timeout=60)
+
+
+def _checked(cluster: Cluster, tries: int = 5) -> None:
+    """`pgbackrest check` (a WAL file of the new leader archived and found), tried again for
+    a few seconds: right after Patroni takes the lock, pgBackRest may not find the primary yet."""
+    for attempt in range(tries):
+        try:
+            remote.run(commands.repository(cluster), commands.pgbackrest(cluster, "--backup-standby=n", "check"))
+            return
+        except RemoteError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(3)
+
+
+def restore(cluster: Cluster, chosen: dict, say=print, timeout: float = 1800) -> dict:
     """Run plan() ``chosen`` on the whole cluster; returns the seconds of each step. Every
     step can run again: after a failure, the same restore once the cause is fixed."""
     steps: dict[str, float] = {}
@@ -156,7 +187,7 @@ def restore(cluster, chosen: dict, say=print, timeout: float = 1800) -> dict:
         ) from None
 
 
-def _restore(cluster, chosen, say, timeout, step, steps, started) -> dict:
+def _restore(cluster: Cluster, chosen, say, timeout, step, steps, started) -> dict:
     for node in cluster.patroni + cluster.backup:
         remote.run(node, "true", timeout=30)  # every node answers before anything is touched
     members = {m["name"]: m for m in rest.members(cluster)}
@@ -167,7 +198,7 @@ def _restore(cluster, chosen, say, timeout, step, steps, started) -> dict:
         remote.run(commands.repository(cluster), commands.pgbackrest(cluster, "--backup-standby=n", "check"))
         step("current WAL archived")
     by_name = {n.patroni_name: n for n in cluster.patroni}
-    target = by_name.get(leader["name"]) if leader else cluster.patroni[0]
+    target = by_name.get(leader["name"], cluster.patroni[0]) if leader else cluster.patroni[0]
     others = [n for n in cluster.patroni if n is not target]
     say(f"stopping Patroni and PostgreSQL on {', '.join(n.patroni_name for n in others)}, then {target.patroni_name}")
     _stop_patroni(cluster, others)
@@ -181,11 +212,18 @@ def _restore(cluster, chosen, say, timeout, step, steps, started) -> dict:
     _recover_alone(cluster, target, timeout)
     step(f"{target.patroni_name} recovered to the target and promoted")
     remote.run(target, "systemctl start patroni", timeout=60)
-    if not wait_for(lambda: (rest.leader(cluster) or {}).get("name") == target.patroni_name, 120, interval=1):
+
+    def leads() -> bool:  # the lock, and PostgreSQL running under it (not still starting)
+        lead = rest.leader(cluster) or {}
+        return lead.get("name") == target.patroni_name and lead.get("state") == "running"
+
+    if not wait_for(leads, 120, interval=1):
         raise BackupError(f"Patroni on {target.patroni_name} did not take the leader lock within 120s")
     step(f"{target.patroni_name} leads the new cluster")
+    _current_passwords(cluster, target)
+    step("roles given their current passwords")
     # the new timeline's history file must be in the repository before the standbys look for it
-    remote.run(commands.repository(cluster), commands.pgbackrest(cluster, "--backup-standby=n", "check"))
+    _checked(cluster)
     say(f"restoring {', '.join(n.patroni_name for n in others)} from backup {chosen['set']} as standbys")
     remote.run_on_each(others, lambda n: _restore_command(cluster, chosen, "--type=standby") + " && systemctl start patroni",
                        timeout=timeout)

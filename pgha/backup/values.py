@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from pgha import SCRIPTS_DIR
+from pgha.cluster import Cluster, Node
 from pgha.pki import values as pki
 from pgha.postgres import SOCKET_DIR, data_dir
 
@@ -37,7 +38,7 @@ FIXED_REASON = ("the pgBackRest repository is encrypted with it for good; a new 
 OWNED_PARAMETERS = ("archive_mode", "archive_command", "archive_timeout", "restore_command")
 
 
-def enabled(cluster) -> bool:
+def enabled(cluster: Cluster) -> bool:
     """Archiving and backups need a repository host (the `backup` group)."""
     return bool(cluster.backup)
 
@@ -47,7 +48,7 @@ def stanza(settings) -> str:
     return settings["patroni_scope"]
 
 
-def user_of(node) -> str:
+def user_of(node: Node) -> str:
     return REPO_USER if "backup" in node.groups else PG_USER
 
 
@@ -61,7 +62,7 @@ def make_pgbackrest_command(stanza_name: str, *args: str, user: str | None = Non
     return f"runuser -u {user} -- {command}" if user else command
 
 
-def tls_name(node) -> str:
+def tls_name(node: Node) -> str:
     """The name a pgBackRest client connects to, checked against the certificate's DNS
     names: the node's DNS name, else its inventory name (the lab's /etc/hosts has both)."""
     return node.dns_name or node.name
@@ -99,12 +100,12 @@ def replica_restore_command(settings) -> str:
     return make_pgbackrest_command(stanza(settings), "--delta", "restore", program=IF_REACHABLE)
 
 
-def if_reachable_script(cluster) -> dict:
+def if_reachable_script(cluster: Cluster) -> dict:
     s = cluster.settings
     return {"host": tls_name(cluster.backup[0]), "port": s["pgbackrest_tls_port"], "seconds": REACHABLE_SECONDS}
 
 
-def patroni_config(cluster) -> dict:
+def patroni_config(cluster: Cluster) -> dict:
     """What patroni.yml adds when there is a repository (empty when there is none)."""
     if not enabled(cluster):
         return {}
@@ -157,7 +158,7 @@ def _pg_options(settings, index: int = 1) -> list[tuple[str, str]]:
     ]
 
 
-def repository_config(cluster, common_names: dict[str, str]) -> dict:
+def repository_config(cluster: Cluster, common_names: dict[str, str]) -> dict:
     """pgbackrest.conf of the repository host. ``common_names``: each node's certificate
     common name (pgha.pki.authority.common_names), which tls-server-auth matches."""
     s = cluster.settings
@@ -189,7 +190,7 @@ def repository_config(cluster, common_names: dict[str, str]) -> dict:
     }
 
 
-def member_config(cluster, common_names: dict[str, str]) -> dict:
+def member_config(cluster: Cluster, common_names: dict[str, str]) -> dict:
     """pgbackrest.conf of a Patroni node: the repository is the backup host; the node's own
     TLS server lets the backup host reach its PostgreSQL (backups, stanza checks)."""
     s = cluster.settings
@@ -217,7 +218,7 @@ def member_config(cluster, common_names: dict[str, str]) -> dict:
     }
 
 
-def server_unit(node) -> dict:
+def server_unit(node: Node) -> dict:
     return {"user": user_of(node), "config_file": CONFIG_FILE}
 
 
@@ -225,7 +226,7 @@ def timer_name(backup_type: str) -> str:
     return f"pgbackrest-{backup_type}"
 
 
-def timers(cluster) -> list[dict]:
+def timers(cluster: Cluster) -> list[dict]:
     """One systemd timer per scheduled backup type (a schedule set to None has none)."""
     s = cluster.settings
     return [
@@ -241,7 +242,7 @@ def timers(cluster) -> list[dict]:
     ]
 
 
-def firewall_sources(cluster, node) -> list[str]:
+def firewall_sources(cluster: Cluster, node: Node) -> list[str]:
     """Who may reach a node's pgBackRest TLS server: the repository host reaches the
     Patroni nodes, the Patroni nodes reach the repository host; nobody else."""
     peers = cluster.patroni if "backup" in node.groups else cluster.backup
@@ -266,7 +267,7 @@ def calendar_problem(setting: str, value) -> str | None:
     return None
 
 
-def problems(cluster) -> list[str]:
+def problems(cluster: Cluster) -> list[str]:
     """The repository's settings against the topology (types are checked by the schema)."""
     s = cluster.settings
     found = []

@@ -7,7 +7,7 @@ reports its finding with host.noop, so a converged cluster still counts zero cha
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pyinfra import host
 from pyinfra.api.exceptions import OperationError

@@ -4,7 +4,7 @@ first when it has a checker, a service running and refreshed only when its files
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pyinfra.operations import systemd
 
@@ -49,6 +49,7 @@ def running_and_refreshed(what: str, service: str, changed: Callable[[], bool],
         name=f"{what}: {refresh.removesuffix('ed')} (its configuration changed)",
         service=service,
         _if=lambda: was_running and changed(),
-        **{refresh: True},
+        reloaded=refresh == "reloaded",
+        restarted=refresh == "restarted",
         **arguments,
     )

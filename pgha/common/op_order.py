@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import sys
+from types import FrameType
 
 import pyinfra
 import pyinfra.api.operation
@@ -32,16 +33,15 @@ def source_digest(function) -> str:
 
 def get_operation_order_from_stack(state) -> list[int]:
     frames = []
-    frame = sys._getframe(1)  # from the caller: this frame is none of pyinfra's own stack
+    frame: FrameType | None = sys._getframe(1)  # from the caller: this frame is none of pyinfra's own stack
     while frame is not None:
         frames.append(frame)
         frame = frame.f_back
     frames.reverse()
     start = 0
-    if state.current_deploy_filename:
-        for start, item in enumerate(frames):
-            if item.f_code.co_filename == state.current_deploy_filename:
-                break
+    if state.current_deploy_filename:  # from the deploy file's first frame (the last frame if none)
+        start = next((i for i, item in enumerate(frames) if item.f_code.co_filename == state.current_deploy_filename),
+                     len(frames) - 1)
     line_numbers = [state.current_op_file_number] if pyinfra.is_cli else []
     line_numbers += [item.f_lineno for item in frames[start:]
                      if not item.f_code.co_filename.startswith(pyinfra_util.PYINFRA_INSTALL_DIR)]
@@ -50,9 +50,9 @@ def get_operation_order_from_stack(state) -> list[int]:
 
 def install() -> bool:
     """Put it in place of pyinfra's (once); False when pyinfra's is not the known one."""
-    if pyinfra_operation.get_operation_order_from_stack is get_operation_order_from_stack:
+    if getattr(pyinfra_operation, "get_operation_order_from_stack", None) is get_operation_order_from_stack:
         return True
     if source_digest(ORIGINAL) != ORIGINAL_SHA256:
         return False
-    pyinfra_operation.get_operation_order_from_stack = get_operation_order_from_stack
+    vars(pyinfra_operation)["get_operation_order_from_stack"] = get_operation_order_from_stack
     return True

@@ -51,7 +51,9 @@ def file_sha1(path: str) -> str | None:
 
 
 def _owned(found: dict | None, user: str, group: str, mode: str) -> bool:
-    return bool(found) and (found.get("user"), found.get("group"), str(found.get("mode"))) == (user, group, str(int(mode)))
+    if not found:
+        return False
+    return (found.get("user"), found.get("group"), str(found.get("mode"))) == (user, group, str(int(mode)))
 
 
 def candidate_of(path: str) -> str:

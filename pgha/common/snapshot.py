@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from dataclasses import dataclass, field
 from typing import Any
-
-import time
 
 import gevent
 import gevent.event
 import gevent.lock
-from pyinfra import logger
 from pyinfra import host as current_host
+from pyinfra import logger
 from pyinfra.api import FactBase
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.api.util import get_kwargs_str
@@ -124,7 +123,8 @@ def _files(sections: dict[str, list[str]]) -> dict[str, dict]:
 
 
 def _units(sections: dict[str, list[str]]) -> dict[str, dict]:
-    units, current = {}, {}
+    units: dict[str, dict] = {}
+    current: dict[str, str] = {}
     for line in sections.get("units", []) + [""]:
         if not line.strip():
             if current.get("Id"):

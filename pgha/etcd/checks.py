@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from pgha.cluster import Cluster
+
 logger = logging.getLogger("pgha")
 
 
-def problems(cluster) -> list[str]:
+def problems(cluster: Cluster) -> list[str]:
     s = cluster.settings
     count = len(cluster.etcd)
     if count < 2:

@@ -8,6 +8,7 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from pgha.cluster import Cluster, Node
 from pgha.common.snapshot import Plan, fact
 from pgha.etcd import values
 from pgha.firewall import values as firewall_values
@@ -22,7 +23,7 @@ def make_etcdctl_command(endpoints: str, *args: str, user: str | None = None, pa
     in ``password_file`` on the host, read by the shell into etcdctl's environment: the
     password is in no command line. A missing file gives an empty password, with which
     etcdctl does not log in (enough while authentication is still off)."""
-    login = f'ETCDCTL_USER={shlex.quote(user)}:"$(cat {shlex.quote(password_file)} 2>/dev/null)" ' if user else ""
+    login = f'ETCDCTL_USER={shlex.quote(user)}:"$(cat {shlex.quote(password_file or "")} 2>/dev/null)" ' if user else ""
     tls = f"--cacert={CA_FILE} " if "https://" in endpoints else ""
     return (
         f"{login}ETCDCTL_API=3 etcdctl --dial-timeout={dial_timeout}s --command-timeout={command_timeout}s "
@@ -178,7 +179,7 @@ def _text(value) -> str:
     return base64.b64decode(value).decode() if value else ""
 
 
-def observed(cluster, node) -> Plan:
+def observed(cluster: Cluster, node: Node) -> Plan:
     """What a converge asks of an etcd member, read in its snapshot (pgha.common.snapshot)."""
     endpoint = values.local_endpoint(cluster)
     first = []

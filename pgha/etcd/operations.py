@@ -6,6 +6,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import operation
+
 from pgha.common import snapshot
 from pgha.common.checks import check_until, executing
 from pgha.common.operations import file_sha1
@@ -19,7 +20,7 @@ CHANGE_TIMEOUT = 10
 @operation()
 def member_added(member: str, peer_url: str, endpoints: str, user: str, password_file: str):
     """``member`` is in the running cluster reached through ``endpoints`` (etcdctl member add)."""
-    login = {"user": user, "password_file": password_file}
+    login: dict = {"user": user, "password_file": password_file}
     members = snapshot.get(EtcdMembers, endpoints=endpoints, **login) or []
     if any(peer_url in m["peerURLs"] for m in members):
         host.noop(f"etcd member {member} ({peer_url}) is in the cluster")
@@ -32,7 +33,7 @@ def member_added(member: str, peer_url: str, endpoints: str, user: str, password
 @operation()
 def members_removed(peer_urls: list[str], endpoints: str, user: str, password_file: str):
     """No member of the running cluster advertises one of ``peer_urls`` (etcdctl member remove)."""
-    login = {"user": user, "password_file": password_file}
+    login: dict = {"user": user, "password_file": password_file}
     members = snapshot.get(EtcdMembers, endpoints=endpoints, **login) or []
     removed = [m for m in members if set(m["peerURLs"]) & set(peer_urls)]
     if not removed:
@@ -48,7 +49,7 @@ def restarted(member: str, peer_url: str, endpoints: str, user: str, password_fi
     quorum). A member whose peer URL is still plaintext gets ``peer_url`` first
     (etcdctl member update, through ``endpoints``, its own client URL as it runs now):
     etcd's documented way to move a running member's peer URL, taking effect at the restart."""
-    login = {"user": user, "password_file": password_file}
+    login: dict = {"user": user, "password_file": password_file}
     members = host.get_fact(EtcdMembers, endpoints=endpoints, **login) or []
     own = next((m for m in members if peer_address(peer_url) in map(peer_address, m["peerURLs"])), None)
     if own and peer_url not in own["peerURLs"]:
@@ -70,7 +71,7 @@ def role_present(role: str, grants: list[list[str]], endpoints: str, user: str, 
                  asked: dict | None = None):
     """etcd role ``role`` exists with exactly ``grants`` ([permission, key prefix], each
     granted with --prefix)."""
-    login = {"user": user, "password_file": password_file}
+    login: dict = {"user": user, "password_file": password_file}
     auth = _auth(endpoints, login, asked, [], [role])
     current = auth["roles"].get(role)
     wanted = [[permission, prefix, prefix_end(prefix)] for permission, prefix in grants]
@@ -96,7 +97,7 @@ def user_present(username: str, roles: list[str], wanted_file: str, current_file
     etcdctl's standard input, then ``wanted_file`` becomes ``current_file``. etcdctl logs in
     as ``user`` (``password_file``); for root's own rotation that is the old password,
     then the new one."""
-    login = {"user": user, "password_file": password_file}
+    login: dict = {"user": user, "password_file": password_file}
     auth = _auth(endpoints, login, asked, [username], [])
     current = auth["users"].get(username)
     rotated = file_sha1(wanted_file) != file_sha1(current_file)
@@ -130,7 +131,7 @@ def _range(key: str, end: str) -> list[str]:
 @operation()
 def auth_enabled(endpoints: str, user: str, password_file: str, asked: dict | None = None):
     """etcd refuses clients that do not log in (etcdctl auth enable; root must exist)."""
-    login = {"user": user, "password_file": password_file}
+    login: dict = {"user": user, "password_file": password_file}
     if _auth(endpoints, login, asked, [], [])["enabled"]:
         host.noop("etcd authentication is enabled")
         return
@@ -147,7 +148,7 @@ def cluster_healthy(expected: dict[str, str], endpoints: str, timeout: float, us
     if not executing():
         return
 
-    login = {"user": user, "password_file": password_file}
+    login: dict = {"user": user, "password_file": password_file}
     ask = snapshot.first_then_live()
 
     def probe():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgha.cluster import Cluster, Node
 from pgha.errors import EtcdPlanError
 from pgha.firewall import values as firewall_values
 from pgha.pki import values as pki
@@ -25,15 +26,15 @@ ROOT_USER = "root"
 PATRONI_NAMESPACE = "/service/"
 
 
-def peer_url(cluster, node) -> str:
+def peer_url(cluster: Cluster, node: Node) -> str:
     return f"https://{node.address}:{cluster.settings['etcd_peer_port']}"
 
 
-def client_url(cluster, node) -> str:
+def client_url(cluster: Cluster, node: Node) -> str:
     return f"https://{node.address}:{cluster.settings['etcd_client_port']}"
 
 
-def local_endpoint(cluster, tls: bool = True) -> str:
+def local_endpoint(cluster: Cluster, tls: bool = True) -> str:
     """A member's own client URL, as etcdctl on the member reaches it (``tls`` False: a
     member still running the plaintext configuration of an earlier version)."""
     return f"{'https' if tls else 'http'}://127.0.0.1:{cluster.settings['etcd_client_port']}"
@@ -51,18 +52,19 @@ def wanted_password_file(user: str) -> str:
 
 
 # etcdctl on a member logs in as root, with the password etcd has now
-ROOT_LOGIN = {"user": ROOT_USER, "password_file": password_file(ROOT_USER)}
+ROOT_PASSWORD_FILE = password_file(ROOT_USER)
+ROOT_LOGIN = {"user": ROOT_USER, "password_file": ROOT_PASSWORD_FILE}
 PACKAGES = ["etcd-server", "etcd-client", "nftables"]
 PACKAGE_DEFAULT_DATA = "/var/lib/etcd/default"  # the package's single-node instance, never kept
 UNIT = "etcd.service"
 
 
-def patroni_prefix(cluster) -> str:
+def patroni_prefix(cluster: Cluster) -> str:
     """Every key Patroni writes for this cluster starts with it."""
     return f"{PATRONI_NAMESPACE}{cluster.settings['patroni_scope']}/"
 
 
-def users(cluster) -> list[dict]:
+def users(cluster: Cluster) -> list[dict]:
     """etcd's users: root (the deploy's), and Patroni's, whose role of the same name may
     read and write this cluster's keys and nothing else."""
     s, secrets = cluster.settings, cluster.secrets
@@ -73,12 +75,12 @@ def users(cluster) -> list[dict]:
     ]
 
 
-def roles(cluster) -> dict[str, list[list[str]]]:
+def roles(cluster: Cluster) -> dict[str, list[list[str]]]:
     """Role: its [permission, key prefix] grants (root is etcd's built-in role)."""
     return {cluster.settings["etcd_patroni_user"]: [["readwrite", patroni_prefix(cluster)]]}
 
 
-def auth_asked(cluster) -> dict:
+def auth_asked(cluster: Cluster) -> dict:
     """Every user and role the deploy keeps: what the authentication steps ask etcd, at once."""
     return {"users": [u["name"] for u in users(cluster)], "roles": list(roles(cluster))}
 
@@ -88,15 +90,15 @@ def password(user: dict) -> dict:
     return {"password": user["password"]}
 
 
-def client_endpoints(cluster, nodes=None) -> str:
+def client_endpoints(cluster: Cluster, nodes=None) -> str:
     return ",".join(client_url(cluster, n) for n in (nodes or cluster.etcd))
 
 
-def initial_cluster(cluster, nodes) -> str:
+def initial_cluster(cluster: Cluster, nodes) -> str:
     return ",".join(f"{n.name}={peer_url(cluster, n)}" for n in nodes)
 
 
-def plan(cluster, states: dict[str, dict]) -> dict[str, dict]:
+def plan(cluster: Cluster, states: dict[str, dict]) -> dict[str, dict]:
     """How each inventory member gets its initial-* settings.
 
     ``states`` maps member name to its EtcdNodeState fact: ``has_data`` and the
@@ -146,7 +148,7 @@ HEADER = ["Managed by pgha (deploys/etcd.py) -- changes here are overwritten.",
           "initial-* are read only when the member bootstraps (empty data-dir)."]
 
 
-def config(cluster, node, initial: dict) -> dict:
+def config(cluster: Cluster, node: Node, initial: dict) -> dict:
     """/etc/etcd/etcd.conf.yml of one member, as etcd reads it: TLS for clients (who then
     authenticate with a user and password) and for peers (each presents its certificate,
     issued by the cluster CA). etcd reads the files again at each new TLS handshake. No
@@ -169,7 +171,7 @@ def config(cluster, node, initial: dict) -> dict:
     }
 
 
-def config_text(cluster, node, initial: dict) -> str:
+def config_text(cluster: Cluster, node: Node, initial: dict) -> str:
     return yaml_file(HEADER, config(cluster, node, initial))
 
 
@@ -178,18 +180,18 @@ def peer_address(url: str) -> str:
     return url.partition("://")[2] or url
 
 
-def extra_members(cluster, members: list[dict]) -> list[dict]:
+def extra_members(cluster: Cluster, members: list[dict]) -> list[dict]:
     """Members of the running cluster that the inventory no longer lists."""
     wanted = {peer_address(peer_url(cluster, n)) for n in cluster.etcd}
     return [m for m in members if not {peer_address(u) for u in m.get("peerURLs", [])} & wanted]
 
 
-def defaults_file(cluster) -> dict:
+def defaults_file(cluster: Cluster) -> dict:
     """/etc/default/etcd: Debian's etcd.service reads its arguments there."""
     return {"config_file": CONFIG_FILE}
 
 
-def firewall(cluster) -> dict:
+def firewall(cluster: Cluster) -> dict:
     """Who may reach etcd besides its own authentication: its client port the Patroni
     nodes, the etcd members and etcd_client_networks; its peer port the etcd members."""
     s = cluster.settings

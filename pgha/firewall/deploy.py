@@ -7,8 +7,8 @@ from pyinfra.operations import systemd
 
 from pgha.common.deploy import checked_file, running_and_refreshed
 from pgha.common.operations import directory_in_place
-from pgha.rendering import render
 from pgha.firewall import values
+from pgha.rendering import render
 
 
 def firewall(role: str, config: dict, before: str) -> None:

@@ -6,38 +6,39 @@ from __future__ import annotations
 import json
 
 from pyinfra import host
-from pyinfra.api import deploy
 
+from pgha.cluster import Cluster
 from pgha.common.deploy import checked_file, install_packages_without_starting, running_and_refreshed, scripts_directory
 from pgha.common.operations import file_in_place
+from pgha.common.step import step
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.haproxy import values
 from pgha.pki import deploy as pki
 from pgha.rendering import render
 
 
-@deploy("haproxy: install")
-def install(cluster):
+@step("haproxy: install")
+def install(cluster: Cluster):
     install_packages_without_starting("haproxy", values.PACKAGES, cluster.settings["debian_release"])
 
 
-@deploy("haproxy: configure")
-def configure(cluster):
+@step("haproxy: configure")
+def configure(cluster: Cluster):
     return checked_file("haproxy", values.CONFIG_FILE, render(values.TEMPLATES / "haproxy.cfg.j2", values.config(cluster)),
                         validate=lambda candidate: f"haproxy -c -q -f {candidate}",
                         user="root", group="haproxy", mode="640")
 
 
-@deploy("haproxy: start")
-def start(cluster, changes, defer_reload: bool):
+@step("haproxy: start")
+def start(cluster: Cluster, changes, defer_reload: bool):
     """``defer_reload``: Patroni's REST API still answers plain HTTP (a cluster deployed
     before TLS) and would fail the new HTTPS health checks: pgha.rollout reloads HAProxy
     right after Patroni switches."""
     running_and_refreshed("haproxy", "haproxy", lambda: not defer_reload and pki.changed(changes)())
 
 
-@deploy("haproxy: hold program")
-def hold_program(cluster):
+@step("haproxy: hold program")
+def hold_program(cluster: Cluster):
     scripts_directory("haproxy")
     file_in_place(name="haproxy: the program that keeps the members up while Patroni restarts paused",
                   path=values.HOLD_SCRIPT, content=values.HOLD_PROGRAM.read_bytes(), mode="755")
@@ -45,12 +46,12 @@ def hold_program(cluster):
                   content=json.dumps(values.hold_settings(cluster), indent=2, sort_keys=True) + "\n", mode="644")
 
 
-@deploy("haproxy: firewall")
-def firewall(cluster):
+@step("haproxy: firewall")
+def firewall(cluster: Cluster):
     firewall_table("haproxy", values.firewall(cluster), before=values.UNIT)
 
 
-def deploy_haproxy(cluster, defer_reload: bool = False):
+def deploy_haproxy(cluster: Cluster, defer_reload: bool = False):
     """The whole role on the current host, if it is a Patroni member."""
     if "patroni" not in host.groups:
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgha import SCRIPTS_DIR
+from pgha.cluster import Cluster
 from pgha.firewall import values as firewall_values
 from pgha.haproxy import hold
 from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
@@ -26,7 +27,7 @@ PACKAGES = ["haproxy", "nftables"]
 UNIT = "haproxy.service"
 
 
-def config(cluster) -> dict:
+def config(cluster: Cluster) -> dict:
     s = cluster.settings
     secrets = cluster.secrets
     return {
@@ -65,7 +66,7 @@ def config(cluster) -> dict:
     }
 
 
-def hold_settings(cluster) -> dict:
+def hold_settings(cluster: Cluster) -> dict:
     """The hold program's settings (its JSON file)."""
     return {
         "socket": ADMIN_SOCKET,
@@ -76,7 +77,7 @@ def hold_settings(cluster) -> dict:
     }
 
 
-def firewall(cluster) -> dict:
+def firewall(cluster: Cluster) -> dict:
     """The client boundary of a Patroni node: HAProxy's ports, PostgreSQL's and Patroni's
     REST API answer the Patroni nodes and client_networks only (HAProxy connects to
     PostgreSQL from the node's own address, which pg_hba trusts, so pg_hba alone cannot

@@ -4,13 +4,14 @@ the setting, the value and what is expected."""
 
 from __future__ import annotations
 
+from pgha.cluster import Cluster
 from pgha.patroni.settings import SETTINGS
 from pgha.postgres.parameters import parameter_problems
 from pgha.releases import RELEASES
 from pgha.validators import is_int
 
 
-def _pg_parameters(cluster) -> list[str]:
+def _pg_parameters(cluster: Cluster) -> list[str]:
     """Each value checked against PostgreSQL's own catalogue for the target version, and
     the combinations replication needs for this many members."""
     s = cluster.settings
@@ -22,21 +23,21 @@ def _pg_parameters(cluster) -> list[str]:
         version,
         patroni_members=len(cluster.patroni),
         synchronous_mode=s.get("patroni_synchronous_mode") is True,
-        synchronous_node_count=s.get("patroni_synchronous_node_count"),
+        synchronous_node_count=s.get("patroni_synchronous_node_count") or 1,
     )
 
 
-def _members(cluster) -> list[str]:
+def _members(cluster: Cluster) -> list[str]:
     s = cluster.settings
     found = []
     sync_count = s.get("patroni_synchronous_node_count")
-    if s.get("patroni_synchronous_mode") is True and is_int(1)(sync_count):
-        if sync_count > len(cluster.patroni) - 1:
-            found.append(
-                f"group_data: patroni_synchronous_node_count = {sync_count} with "
-                f"{len(cluster.patroni)} Patroni members: expected at most "
-                f"{len(cluster.patroni) - 1} (the members other than the leader)"
-            )
+    others = len(cluster.patroni) - 1
+    if s.get("patroni_synchronous_mode") is True and is_int(1)(sync_count) and int(sync_count or 0) > others:
+        found.append(
+            f"group_data: patroni_synchronous_node_count = {sync_count} with "
+            f"{len(cluster.patroni)} Patroni members: expected at most "
+            f"{others} (the members other than the leader)"
+        )
     if len(cluster.patroni) < 2:
         found.append(
             f"inventory: group 'patroni' has {len(cluster.patroni)} member(s): "
@@ -51,7 +52,9 @@ def _timings(s) -> list[str]:
         return []
     found = []
     shipped = RELEASES.get(s.get("debian_release"))
-    for key, minimum in (shipped.patroni_minimums.items() if shipped else ()):
+    if shipped is None:
+        return []  # reported by the type check
+    for key, minimum in shipped.patroni_minimums.items():
         if s[key] < minimum:
             patroni = ".".join(map(str, shipped.patroni))
             found.append(
@@ -86,5 +89,5 @@ def _users(s) -> list[str]:
     return found
 
 
-def problems(cluster) -> list[str]:
+def problems(cluster: Cluster) -> list[str]:
     return _members(cluster) + _users(cluster.settings) + _pg_parameters(cluster) + _timings(cluster.settings)

@@ -6,24 +6,24 @@ is pgha.rollout's, which calls these in order."""
 from __future__ import annotations
 
 from pyinfra import host, inventory
-from pyinfra.api import deploy
+from pyinfra.context import ctx_host
 from pyinfra.operations import server, systemd
 
-from pgha.client import connect_text
+from pgha.cluster import Cluster, Node
 from pgha.common import snapshot
 from pgha.common.deploy import checked_file, install_packages_without_starting, scripts_directory
 from pgha.common.operations import absent, directory_in_place, file_in_place, link_in_place, live_file, unit_running
+from pgha.common.step import step
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import TextFileHeader
-from pgha.pki import deploy as pki
 from pgha.postgres import data_dir
 from pgha.postgres.facts import make_psql_command
 from pgha.rendering import render
 
 
-@deploy("patroni: install")
-def install(cluster):
+@step("patroni: install")
+def install(cluster: Cluster):
     version = cluster.settings["postgresql_version"]
     directory_in_place(name=f"patroni: {patroni.CREATECLUSTER_DIR}", path=patroni.CREATECLUSTER_DIR)
     # read by pg_createcluster when postgresql-N is installed: no `main` cluster on 5432
@@ -66,8 +66,8 @@ def _secret_file(what: str, template: str, dest: str, config: dict) -> None:
                   user="postgres", group="postgres", mode="600")
 
 
-@deploy("patroni: configure")
-def configure(cluster, node, archiving: dict):
+@step("patroni: configure")
+def configure(cluster: Cluster, node: Node, archiving: dict):
     live = patroni.config_file(node)
     directory_in_place(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
     config = checked_file("patroni", live, patroni.config_text(cluster, node, archiving), validate=validate_command,
@@ -93,7 +93,7 @@ def configure(cluster, node, archiving: dict):
     return config
 
 
-def cluster_exists(cluster) -> bool:
+def cluster_exists(cluster: Cluster) -> bool:
     """Whether any member already has a data directory (then there is nothing to bootstrap)."""
     path = f"{data_dir(cluster.settings)}/PG_VERSION"
     return any(_on(n.name, live_file, path) for n in cluster.patroni)
@@ -102,32 +102,30 @@ def cluster_exists(cluster) -> bool:
 def _on(name: str, function, *args):
     """``function(*args)`` as seen from another host (its snapshot, else its facts)."""
     other = inventory.get_host(name)
-    from pyinfra.context import ctx_host
-
     with ctx_host.use(other):
         return function(*args)
 
 
-def header_of(cluster, node) -> dict:
+def header_of(cluster: Cluster, node: Node) -> dict:
     """The `# key: value` header of a member's live patroni.yml (its DCS digest, its REST API's scheme)."""
     return snapshot.get(TextFileHeader, host=inventory.get_host(node.name), path=patroni.config_file(node))
 
 
-def restapi_scheme_changes(cluster) -> bool:
+def restapi_scheme_changes(cluster: Cluster) -> bool:
     """Whether a running member's REST API still speaks another scheme than pgha's (plain
     HTTP before TLS): HAProxy's checks must switch with it, not before."""
     return any((live := header_of(cluster, other)) and live.get("restapi-scheme") != patroni.RESTAPI_SCHEME
                for other in cluster.patroni)
 
 
-def dcs_changed_on(cluster, other) -> bool:
+def dcs_changed_on(cluster: Cluster, other) -> bool:
     """Patroni reads its DCS section only at start: did it change in a running member's file?"""
     live = header_of(cluster, other)
     return bool(live) and live.get("dcs-digest") != patroni.dcs_digest(cluster)
 
 
-@deploy("patroni: start the members")
-def start_members(cluster, node):
+@step("patroni: start the members")
+def start_members(cluster: Cluster, node: Node):
     """The first member alone (it bootstraps a new cluster and takes the lock), then the
     others. Every step is registered on every member (skipped where it does not apply):
     pyinfra orders operations per host, so this is what makes "first member is leader" come
@@ -140,8 +138,8 @@ def start_members(cluster, node):
     unit_running(name="patroni: other members enabled and running", unit=patroni.UNIT, _if=lambda: not first)
 
 
-@deploy("patroni: reload for a changed file or certificate")
-def reloaded(cluster, was_running: bool, dcs_restart: bool, config, certificate_changed):
+@step("patroni: reload for a changed file or certificate")
+def reloaded(cluster: Cluster, was_running: bool, dcs_restart: bool, config, certificate_changed):
     """A reload for a change of the member's own file (its DCS section aside: that restarts
     it), and PostgreSQL reading its certificate again."""
     s = cluster.settings
@@ -158,8 +156,8 @@ def reloaded(cluster, was_running: bool, dcs_restart: bool, config, certificate_
     )
 
 
-@deploy("patroni: cluster-wide configuration")
-def dynamic_configuration(cluster, node, local_parameters: dict):
+@step("patroni: cluster-wide configuration")
+def dynamic_configuration(cluster: Cluster, node: Node, local_parameters: dict):
     s = cluster.settings
     only_first = lambda: node is cluster.patroni[0]  # noqa: E731
     live = patroni.config_file(node)
@@ -185,25 +183,26 @@ def dynamic_configuration(cluster, node, local_parameters: dict):
     )
 
 
-def members(cluster) -> list[dict]:
+def members(cluster: Cluster) -> list[dict]:
     """The inventory's Patroni members as the checks name them."""
     return [{"name": n.patroni_name, "host": n.address} for n in cluster.patroni]
 
 
-@deploy("patroni: check")
-def check(cluster, node):
+@step("patroni: check")
+def check(cluster: Cluster, node: Node, connect: str):
+    """``connect``: how clients connect (said last, with the member table)."""
     patroni_ops.cluster_healthy(
         name="patroni: exactly one leader, every replica streaming",
         expected=members(cluster),
         port=cluster.settings["patroni_restapi_port"],
         maximum_lag=cluster.settings["patroni_maximum_lag_on_failover"],
-        connect=connect_text(cluster),
+        connect=connect,
         _if=lambda: node is cluster.patroni[0],
     )
 
 
-@deploy("patroni: role passwords")
-def role_passwords(cluster):
+@step("patroni: role passwords")
+def role_passwords(cluster: Cluster):
     """On the leader: each role of ROLE_PASSWORDS logs in with its secret, else gets it
     (the admin role is created first: Patroni 4 dropped bootstrap.users). Run before
     Patroni reloads a changed configuration, so that a rotated password is in the database
@@ -236,5 +235,5 @@ def owed(what: str) -> bool:
     return bool(live_file(patroni.DCS_CHANGE_MARKERS[what]))
 
 
-def on_patroni_host(cluster) -> bool:
+def on_patroni_host(cluster: Cluster) -> bool:
     return "patroni" in host.groups

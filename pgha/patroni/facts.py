@@ -13,6 +13,7 @@ import shlex
 from pyinfra.api import FactBase
 
 from pgha import SCRIPTS_DIR
+from pgha.cluster import Cluster, Node
 from pgha.common.snapshot import Plan, fact
 from pgha.patroni import values
 from pgha.patroni.rest import RESTAPI_SCHEME, ROLE_ENDPOINTS, normalize_role, parse_cluster
@@ -72,6 +73,7 @@ class PatroniRole(FactBase):
                     status = json.loads(value)
                 except ValueError:
                     status = {}
+        role: str | None
         if codes.get("master") == 200 or codes.get("primary") == 200:
             role = "leader"
         elif codes.get("replica") == 200:
@@ -154,7 +156,7 @@ class PatroniPaused(FactBase):
         return {"paused": True, "managed": False}.get(text)
 
 
-def observed(cluster, node, local_parameters: dict) -> Plan:
+def observed(cluster: Cluster, node: Node, local_parameters: dict) -> Plan:
     """What a converge asks of a Patroni member, read in its snapshot (pgha.common.snapshot).
     ``local_parameters``: the PostgreSQL parameters of the member's own file."""
     s = cluster.settings

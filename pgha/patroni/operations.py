@@ -11,6 +11,7 @@ from pyinfra.api.exceptions import OperationError
 
 from pgha.common import snapshot
 from pgha.common.checks import check_until, executing
+from pgha.common.final import say_last
 from pgha.patroni.facts import (
     PatroniCluster,
     PatroniDynamicConfig,
@@ -19,7 +20,6 @@ from pgha.patroni.facts import (
     PatroniStatus,
     patronictl,
 )
-from pgha.common.final import say_last
 from pgha.patroni.rest import cluster_problems, member_rows, replication_states, summary
 from pgha.patroni.values import dynamic_config_changes
 from pgha.postgres.facts import PostgresSettings, PostmasterParameters, RoleLogin, make_psql_command
@@ -152,7 +152,7 @@ def pending_restarts_applied(scope: str, config_file: str, port: int, settle_sec
     if _flagged(port, snapshot.get):
         yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
         return
-    if executing() and local_parameters and _awaiting_restart(local_parameters, pg_port):
+    if executing() and local_parameters and pg_port and _awaiting_restart(local_parameters, pg_port):
         yield FunctionCommand(_restart_once_flagged, (scope, config_file, port, settle_seconds), {})
         return
     host.noop("no member waits for a restart")

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from pgha.cluster import Cluster, Node
 from pgha.pki.authority import client_ca
 from pgha.table import format_table
 
@@ -177,17 +178,17 @@ def parse_summary(text: str) -> list[dict[str, str]]:
 # --- from the control machine -----------------------------------------------------------------
 
 
-def url(cluster, address: str, path: str) -> str:
+def url(cluster: Cluster, address: str, path: str) -> str:
     return f"{RESTAPI_SCHEME}://{address}:{cluster.settings['patroni_restapi_port']}/{path.lstrip('/')}"
 
 
-def request(cluster, method: str, address: str, path: str, **arguments) -> requests.Response:
+def request(cluster: Cluster, method: str, address: str, path: str, **arguments) -> requests.Response:
     """One call to a member's REST API from the control machine, its certificate checked
     against the cluster CA (pgha.pki)."""
     return requests.request(method, url(cluster, address, path), verify=str(client_ca(cluster)), **arguments)
 
 
-def get_json(cluster, path: str, timeout: float = 2, address: str | None = None):
+def get_json(cluster: Cluster, path: str, timeout: float = 2, address: str | None = None):
     """``GET path`` as JSON from ``address``, or from the first member that answers; None."""
     addresses = [address] if address else [n.address for n in cluster.patroni]
     for each in addresses:
@@ -198,17 +199,17 @@ def get_json(cluster, path: str, timeout: float = 2, address: str | None = None)
     return None
 
 
-def members(cluster, timeout: float = 2, address: str | None = None) -> list[dict]:
+def members(cluster: Cluster, timeout: float = 2, address: str | None = None) -> list[dict]:
     """``/cluster`` from ``address`` or the first member that answers; [] if none does."""
     data = get_json(cluster, "cluster", timeout, address)
     return parse_cluster(data) if isinstance(data, dict) else []
 
 
-def leader(cluster) -> dict | None:
+def leader(cluster: Cluster) -> dict | None:
     return next((m for m in members(cluster) if m["role"] == "leader"), None)
 
 
-def health(cluster, timeout: float = 2) -> dict:
+def health(cluster: Cluster, timeout: float = 2) -> dict:
     """{"members", "leader", "replication", "problems"}: the deploy check's verdict, asked
     from the control machine."""
     found = get_json(cluster, "cluster", timeout)
@@ -227,10 +228,10 @@ def health(cluster, timeout: float = 2) -> dict:
     }
 
 
-def own_statuses(cluster, timeout: float = 2) -> dict[str, dict | None]:
+def own_statuses(cluster: Cluster, timeout: float = 2) -> dict[str, dict | None]:
     """Each inventory member's own GET /patroni, asked of it directly and all at once; None
     for a member whose REST API does not answer."""
-    def ask(node):
+    def ask(node: Node):
         answer = get_json(cluster, "patroni", timeout, address=node.address)
         return node.patroni_name, answer if isinstance(answer, dict) else None
 
@@ -238,7 +239,7 @@ def own_statuses(cluster, timeout: float = 2) -> dict[str, dict | None]:
         return dict(pool.map(ask, cluster.patroni))
 
 
-def status(cluster, timeout: float = 2) -> dict:
+def status(cluster: Cluster, timeout: float = 2) -> dict:
     """`pgha status`'s view: every inventory member as its own REST API and the DCS see it
     (member_rows), asked of all members at once, and what is wrong. A leader that does not
     answer leaves the replicas' streaming unknown (it is the one that knows)."""

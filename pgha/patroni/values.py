@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 from pgha import SCRIPTS_DIR
+from pgha.cluster import Cluster, Node
 from pgha.etcd import values as etcd_values
-from pgha.pki import values as pki
 from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
+from pgha.pki import values as pki
 from pgha.postgres import SOCKET_DIR, bin_dir, data_dir
 from pgha.rendering import yaml_file
 
@@ -50,11 +51,11 @@ TLS_PARAMETERS = {
 }
 
 
-def config_file(node) -> str:
+def config_file(node: Node) -> str:
     return f"/etc/patroni/{node.patroni_name}.yml"
 
 
-def dcs_hosts(cluster) -> list[str]:
+def dcs_hosts(cluster: Cluster) -> list[str]:
     """Where Patroni reaches etcd: the local HAProxy, or the etcd members themselves."""
     s = cluster.settings
     if s["patroni_dcs_via_local_proxy"]:
@@ -62,7 +63,7 @@ def dcs_hosts(cluster) -> list[str]:
     return [f"{n.address}:{s['etcd_client_port']}" for n in cluster.etcd]
 
 
-def dcs_login(cluster) -> dict:
+def dcs_login(cluster: Cluster) -> dict:
     """How Patroni talks to etcd: TLS checked against the cluster CA, as its own etcd user."""
     return {
         "protocol": "https",
@@ -72,7 +73,7 @@ def dcs_login(cluster) -> dict:
     }
 
 
-def dcs_digest(cluster) -> str:
+def dcs_digest(cluster: Cluster) -> str:
     """Patroni reads its DCS section only at start: a change of it needs a restart."""
     text = json.dumps([dcs_hosts(cluster), cluster.settings["patroni_dcs_via_local_proxy"], dcs_login(cluster)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -134,7 +135,7 @@ def dynamic_config_changes(wanted: dict, current: dict) -> dict[str, object]:
     return changes
 
 
-def pg_hba(cluster) -> list[str]:
+def pg_hba(cluster: Cluster) -> list[str]:
     """scram-sha-256 only; over the network TLS only (hostssl; a plaintext connection from
     anywhere is rejected), replication and clients limited to the nodes and client_networks.
     Loopback and the local socket stay plaintext: they never leave the node."""
@@ -165,7 +166,7 @@ def local_parameters(archiving: dict | None) -> dict:
     return {**TLS_PARAMETERS, **((archiving or {}).get("parameters") or {})}
 
 
-def config(cluster, node, archiving: dict | None = None) -> dict:
+def config(cluster: Cluster, node: Node, archiving: dict | None = None) -> dict:
     """The values of /etc/patroni/<name>.yml for one member. ``archiving``: what the backup
     component adds when there is a repository (pgha.backup.values.patroni_config)."""
     s = cluster.settings
@@ -261,7 +262,7 @@ def document(config: dict) -> dict:
     }
 
 
-def config_text(cluster, node, archiving: dict | None = None) -> str:
+def config_text(cluster: Cluster, node: Node, archiving: dict | None = None) -> str:
     """The file itself: its header (what the deploy reads back: TextFileHeader), then YAML."""
     values = config(cluster, node, archiving)
     header = ["Managed by pgha (deploys/patroni.py) -- changes here are overwritten.",
@@ -280,7 +281,7 @@ ROLE_PASSWORDS = {
 }
 
 
-def role_pgpass(cluster, setting: str = "patroni_admin_user") -> dict:
+def role_pgpass(cluster: Cluster, setting: str = "patroni_admin_user") -> dict:
     """A role's pgpass line: 127.0.0.1, PostgreSQL's port, any database. The secrets and
     role names are URL-safe (pgha.secrets, the settings check): nothing to escape."""
     s = cluster.settings
@@ -297,7 +298,7 @@ def _literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def role_password_sql(cluster, setting: str = "patroni_admin_user") -> str:
+def role_password_sql(cluster: Cluster, setting: str = "patroni_admin_user") -> str:
     """One statement, run as the superuser on the leader: the role given the password of
     its pgpass file (and, for the admin role, created if missing and given LOGIN and its
     attributes). The password is read by the server (pg_read_file), so it is on no command
@@ -320,13 +321,14 @@ def role_password_sql(cluster, setting: str = "patroni_admin_user") -> str:
         f"WHERE starts_with(line, {_literal(prefix)}); "
         f"IF coalesce(secret, '') = '' THEN RAISE EXCEPTION 'no password line in %', {_literal(passfile)}; END IF; "
         + create
-        + f"EXECUTE format('ALTER ROLE %I WITH {with_attributes + ' ' if with_attributes else ''}PASSWORD %L', {_literal(role)}, secret); "
+        + f"EXECUTE format('ALTER ROLE %I WITH {with_attributes + ' ' if with_attributes else ''}PASSWORD %L', "
+        + f"{_literal(role)}, secret); "
         f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'role %: %', {_literal(role)}, SQLERRM; "
         "END $pgha$"
     )
 
 
-def restapi_credentials(cluster) -> dict:
+def restapi_credentials(cluster: Cluster) -> dict:
     """curl -K file for the stop-time switchover (the REST API's unsafe methods)."""
     return {
         "username": cluster.settings["patroni_restapi_username"],
@@ -334,7 +336,7 @@ def restapi_credentials(cluster) -> dict:
     }
 
 
-def handover_script(cluster, node) -> dict:
+def handover_script(cluster: Cluster, node: Node) -> dict:
     return {
         "api": f"{RESTAPI_SCHEME}://127.0.0.1:{cluster.settings['patroni_restapi_port']}",
         "ca_file": pki.CA_FILE,
@@ -344,7 +346,7 @@ def handover_script(cluster, node) -> dict:
     }
 
 
-def systemd_unit(cluster, node) -> dict:
+def systemd_unit(cluster: Cluster, node: Node) -> dict:
     return {
         "scope": cluster.settings["patroni_scope"],
         "member": node.patroni_name,

@@ -27,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pgha import PROJECT_ROOT
 from pgha.private_file import write_private
 from pgha.pki.values import RENEW_DAYS, subject_names
+from pgha.cluster import Cluster, Node
 
 ENV_VAR = "PGHA_PKI"
 CA_DAYS = 3650
@@ -181,18 +182,18 @@ def issue(folder: Path, name: str, dns: list[str], ips: list[str], ca_cert, ca_k
     return HostFiles(folder / "ca.crt", cert_path, key_path)
 
 
-def own_files(cluster, node) -> HostFiles:
+def own_files(cluster: Cluster, node: Node) -> HostFiles:
     return HostFiles(
-        Path(cluster.settings["tls_ca_file"]), Path(node.tls_cert_file), Path(node.tls_key_file)
+        Path(cluster.settings["tls_ca_file"]), Path(node.tls_cert_file or ""), Path(node.tls_key_file or "")
     )
 
 
-def client_ca(cluster) -> Path:
+def client_ca(cluster: Cluster) -> Path:
     """The CA certificate clients on the control machine verify the cluster with."""
     return Path(cluster.settings.get("tls_ca_file") or directory() / "ca.crt")
 
 
-def host_files(cluster) -> dict[str, HostFiles]:
+def host_files(cluster: Cluster) -> dict[str, HostFiles]:
     """Every node's TLS files on the control machine: the user's own (tls_ca_file), or the
     cluster CA's, created and issued as needed."""
     if cluster.settings.get("tls_ca_file"):
@@ -205,7 +206,7 @@ def host_files(cluster) -> dict[str, HostFiles]:
     }
 
 
-def problems(cluster) -> list[str]:
+def problems(cluster: Cluster) -> list[str]:
     """What is wrong with the user's own TLS files (tls_ca_file): each message names the
     host, the file and what is expected. The cluster CA's own files need no check."""
     ca_file = cluster.settings.get("tls_ca_file")
@@ -253,11 +254,11 @@ def problems(cluster) -> list[str]:
     return found
 
 
-def common_names(cluster) -> dict[str, str]:
+def common_names(cluster: Cluster) -> dict[str, str]:
     """Each node's certificate common name (what pgBackRest's tls-server-auth matches), by
     node name: read from the certificate, so your own CA's naming is followed too."""
-    names = {}
+    names: dict[str, str] = {}
     for name, files in cluster.tls.items():
         attributes = _load_cert(files.cert).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        names[name] = attributes[0].value if attributes else name
+        names[name] = str(attributes[0].value) if attributes else name
     return names

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from pgha.common.operations import directory_in_place, file_in_place
 from pgha.pki import values
+from pgha.cluster import Cluster, Node
 
 
-def ca_certificate(cluster, node):
+def ca_certificate(cluster: Cluster, node: Node):
     directory_in_place(name="tls: directory", path=values.TLS_DIR, mode="755")
     return file_in_place(name=f"tls: {values.CA_FILE}", path=values.CA_FILE,
                          content=cluster.tls[node.name].ca.read_bytes(), mode="644")
 
 
-def certificate(cluster, node, service: str, user: str, group: str, combined: bool = False) -> list:
+def certificate(cluster: Cluster, node: Node, service: str, user: str, group: str, combined: bool = False) -> list:
     """The CA certificate and ``service``'s copy of the node's certificate and key (0600,
     owned by ``user``), or one PEM of both for HAProxy (``combined``). Returns the
     operations: any did_change() means the daemon must load its files again."""

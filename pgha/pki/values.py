@@ -5,6 +5,7 @@ certificates on the control machine; pgha.pki.deploy puts them on the hosts.
 """
 
 from __future__ import annotations
+from pgha.cluster import Cluster, Node
 
 TLS_DIR = "/etc/pgha/tls"
 CA_FILE = f"{TLS_DIR}/ca.crt"
@@ -25,7 +26,7 @@ def pem_file(service: str) -> str:
     return f"{TLS_DIR}/{service}.pem"
 
 
-def subject_names(cluster, node) -> tuple[list[str], list[str]]:
+def subject_names(cluster: Cluster, node: Node) -> tuple[list[str], list[str]]:
     """(DNS names, IP addresses) a node's certificate must hold: every name and address of
     the node, localhost and 127.0.0.1 (local proxies and tools connect there). A Patroni
     node's certificate also holds every Patroni node's names and addresses and the

@@ -1,5 +1,5 @@
 """postgresql_parameters checked against PostgreSQL's own parameter catalogue of the target
-major version (catalogue/<major>.json, made by catalogue/generate.py from the packaged
+major version (catalogue/<major>.json, made by pghalab.catalogue, lab/pghalab/catalogue.py, from the packaged
 server), before any host is touched.
 
 Values are read the way PostgreSQL reads them (guc.c: parse_bool, parse_int, parse_real,
@@ -86,7 +86,7 @@ def versions() -> list[int]:
     return sorted(int(p.stem) for p in CATALOGUE_DIR.glob("*.json") if p.stem.isdigit())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(version: int) -> dict:
     path = CATALOGUE_DIR / f"{int(version)}.json"
     if not path.is_file():
@@ -101,7 +101,7 @@ def catalogue(version: int) -> dict[str, dict]:
     return _load(version)["parameters"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _by_lower(version: int) -> dict[str, str]:
     return {name.lower(): name for name in catalogue(version)}
 
@@ -140,7 +140,7 @@ def _strtod(text: str) -> tuple[float, int] | None:
     literal = m.group(0).strip()
     body = literal.lstrip("+-")
     value = float.fromhex(literal) if body[:2].lower() == "0x" else float(literal)
-    if math.isinf(value) and not body[:1].lower() == "i":
+    if math.isinf(value) and body[:1].lower() != "i":
         return None  # overflow: ERANGE
     return value, m.end()
 
@@ -354,12 +354,12 @@ def parameter_problems(parameters, version, patroni_members: int, synchronous_mo
         if key.lower() in PATRONI_MANAGED:
             problem(key, value, f"expected no value here: {PATRONI_MANAGED[key.lower()]}")
             continue
-        entry = _lookup(key, version)
-        if entry is None:
+        found_entry = _lookup(key, version)
+        if found_entry is None:
             problem(key, value, f"unknown parameter: expected a PostgreSQL {version} "
                     f"parameter{_unknown_hint(key, version)}")
             continue
-        name, entry = entry
+        name, entry = found_entry
         if entry["context"] == "internal":
             problem(key, value, f"expected no value here: {name} is fixed when PostgreSQL is "
                     "built or initdb runs (context internal), and a server whose "

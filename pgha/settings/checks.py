@@ -19,6 +19,7 @@ from pgha.settings.schema import RENAMED_SETTINGS, all_settings, cluster_setting
 from pgha.settings.topology import host_entries, nodes_from_groups
 from pgha.validators import is_port
 
+
 def _check_types(data: dict[str, Any], schema: dict, problems: list[str]) -> None:
     for key in sorted(schema):
         is_valid, expected = schema[key]
@@ -45,7 +46,7 @@ def _check_unknown_keys(data: dict[str, Any], problems: list[str]) -> None:
         else:
             close = difflib.get_close_matches(key, pg_names + list(RENAMED), n=1, cutoff=0.8)
             name = RENAMED.get(close[0], close[0]) if close else None
-            hint = f"{name}, inside postgresql_parameters" if name else None
+            hint = f"{name}, inside postgresql_parameters" if name else ""
         if hint:
             problems.append(f"group_data: unknown setting {key!r}: did you mean {hint}?")
 
@@ -79,7 +80,7 @@ def _check_topology(cluster: Cluster, problems: list[str]) -> None:
     for node in nodes:
         by_port: dict[int, str] = {}
         for setting, port in components.ports_of(cluster, node).items():
-            if not is_port(port):
+            if port is None or not is_port(port):
                 continue  # already reported by the type check
             if port in by_port:
                 problems.append(

@@ -6,8 +6,8 @@ imports it and a user's inventory never meets it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from pgha.validators import Setting
 

@@ -7,6 +7,7 @@ import difflib
 from typing import Any
 
 from pgha.components import GROUPS
+from pgha.remote import REFUSED as REFUSED_SSH
 from pgha.settings import extensions
 from pgha.settings.schema import all_settings, cluster_settings, host_data, ssh_data_keys
 from pgha.settings.topology import host_entries
@@ -38,7 +39,12 @@ def host_data_problems(groups: dict[str, Any]) -> list[str]:
             for key, value in data.items():
                 if key.startswith("_"):
                     continue  # pyinfra's own arguments (_sudo, ...)
-                if key in settings:
+                if key in REFUSED_SSH:
+                    problems.append(
+                        f"inventory: host {name!r} sets {key}: pgha's commands over SSH (pgha backup, "
+                        f"restore, reinit, status) cannot be given {REFUSED_SSH[key]}"
+                    )
+                elif key in settings:
                     problems.append(
                         f"inventory: host {name!r} sets {key!r} in its host data: expected it in "
                         "group_data (a setting of the whole cluster, not of one host)"

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from pgha import PROJECT_ROOT, secrets
-from pgha.errors import ConfigError
-from pgha.pki import authority
-from pgha.settings.checks import check
-from pgha.settings.hosts import cluster_data
 from pgha.cluster import Cluster
 from pgha.components import GROUPS
+from pgha.errors import ConfigError
+from pgha.pki import authority
 from pgha.settings import extensions
+from pgha.settings.checks import check
+from pgha.settings.hosts import cluster_data
 
 # The defaults every inventory shares (ports, timings, PostgreSQL parameters): the lowest layer
 DEFAULTS_DIR = PROJECT_ROOT / "group_data"
@@ -79,7 +79,7 @@ def _python_error(error: BaseException, inventory_file: str) -> ConfigError:
 
 
 def _imported_names(source: str) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
@@ -233,7 +233,7 @@ def checked_cluster(groups: dict[str, Any], data: dict[str, Any], extension_data
     problems += secrets.problems()
     if cluster is not None:
         problems += authority.problems(cluster)
-    if problems:
+    if problems or cluster is None:
         raise ConfigError(problems)
     cluster.secrets = secrets.read()
     cluster.tls = authority.host_files(cluster)

@@ -43,7 +43,8 @@ def defaults(path: Path = DEFAULTS_FILE) -> dict[str, tuple[str, str]]:
         value = ast.get_source_segment(source, node.value) or ""
         said = [comments[node.lineno]] if node.lineno in comments and not lines[node.lineno - 1].lstrip().startswith("#") else []
         if not said:
-            above, line = [], node.lineno - 1
+            above: list[str] = []
+            line = node.lineno - 1
             while line in comments and lines[line - 1].lstrip().startswith("#") and not comments[line].startswith("---"):
                 above.insert(0, comments[line])
                 line -= 1

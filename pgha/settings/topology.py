@@ -35,7 +35,7 @@ def nodes_from_groups(groups: dict[str, Any], problems: list[str]) -> dict[str, 
     for group in GROUPS:
         for name, data in host_entries(groups.get(group, [])):
             address = data.get("address") or data.get("ssh_hostname")
-            if not is_ipv4(address):
+            if not isinstance(address, str) or not is_ipv4(address):
                 problems.append(
                     f"inventory: host {name!r} has address {address!r}: expected an IPv4 address"
                 )

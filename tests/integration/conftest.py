@@ -19,8 +19,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import helpers  # noqa: E402
-from pghalab import values as lab  # noqa: E402
 import safety  # noqa: E402
+
+from pghalab import values as lab  # noqa: E402
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -96,6 +97,12 @@ NODE_NAMES = [n.name for n in CLUSTER.nodes]
 def cluster():
     """The real topology: the checked pgha.cluster.Cluster."""
     return CLUSTER
+
+
+@pytest.fixture(scope="session")
+def passwords() -> dict[str, str]:
+    """The cluster's secrets (secrets.json, checked with the settings)."""
+    return CLUSTER.secrets
 
 
 @pytest.fixture(scope="session")

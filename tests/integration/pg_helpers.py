@@ -11,8 +11,6 @@ from __future__ import annotations
 import uuid
 
 import psycopg2
-import pytest
-import requests
 from helpers import CLUSTER
 
 from pgha import client
@@ -41,12 +39,6 @@ CA = str(client_ca(CLUSTER))  # the cluster CA's certificate on this machine
 
 TEST_SCHEMA = "pgha_test"
 PROBE_TABLE = f"{TEST_SCHEMA}.probe"
-
-
-@pytest.fixture(scope="module")
-def passwords() -> dict[str, str]:
-    """The cluster's secrets (secrets.json, checked with the settings)."""
-    return CLUSTER.secrets
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

@@ -13,9 +13,8 @@ import datetime
 import subprocess
 import time
 
-import pytest
-
 import helpers
+import pytest
 from helpers import CLUSTER
 from pg_helpers import (
     ADMIN,
@@ -102,7 +101,7 @@ def test_the_repository_serves_only_this_stanza_to_certificates_of_the_cluster_c
     host = lab_hosts[cluster.patroni[0].name]
     assert "status: ok" in _pgbackrest_info_from(host)
     # another stanza: tls-server-auth gives each node's certificate this cluster's stanza only
-    other = host.run(f"cd /tmp && runuser -u postgres -- pgbackrest --stanza=intruder info")
+    other = host.run("cd /tmp && runuser -u postgres -- pgbackrest --stanza=intruder info")
     assert "access denied" in other.stdout + other.stderr, other.stdout + other.stderr
     # a certificate with the same name from another CA
     ca_cert, ca_key = authority.ensure_ca(tmp_path / "other", "some other CA")
@@ -143,7 +142,7 @@ def test_pgha_backup_takes_a_backup_from_a_standby(lab_hosts):
     assert label in after and label not in before, (proc.stdout, sorted(after))
     assert after[label]["type"] == "full"
     log = lab_hosts[REPO.name].run(f"cat /var/log/pgbackrest/{STANZA}-backup.log").stdout
-    this_run = log.split(f"--type=full")[-1]
+    this_run = log.split("--type=full")[-1]
     assert "replay on the standby reached" in this_run, this_run[-1500:]
 
 
@@ -200,7 +199,7 @@ def test_a_replica_is_rebuilt_from_the_repository_not_the_leader(lab_hosts):
     superuser_sql(f"create schema if not exists {TEST_SCHEMA} authorization {ADMIN}")
     superuser_sql(f"drop table if exists {TEST_SCHEMA}.filler; create table {TEST_SCHEMA}.filler as "
                   "select g, repeat('x', 1000) as pad from generate_series(1, 100000) g")
-    size = superuser_sql(f"select pg_database_size('postgres')")[0][0]
+    size = superuser_sql("select pg_database_size('postgres')")[0][0]
     assert pgha("backup", "--type", "incr").returncode == 0
     target = replicas[-1]
     sent_before = _tx_bytes(lab_hosts[leader.name])
@@ -254,17 +253,17 @@ def test_repository_down_a_minute_blocks_no_write(lab_hosts):
 
 
 def _utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
 @pytest.mark.destructive
 def test_restore_refuses_before_touching_anything(lab_hosts):
     leader, _ = roles()
     timeline = superuser_sql("select timeline_id from pg_control_checkpoint()")[0][0]
-    future = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime(
+    future = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).strftime(
         "%Y-%m-%d %H:%M:%S+00")
     oldest = min(b["stop"] for b in repository_info(lab_hosts)["backups"])
-    too_old = datetime.datetime.fromtimestamp(oldest - 3600, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+    too_old = datetime.datetime.fromtimestamp(oldest - 3600, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
     cases = {
         "in the future": ["--time", future, "--yes"],
         "before the end of the oldest backup": ["--time", too_old, "--yes"],

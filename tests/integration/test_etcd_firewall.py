@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import subprocess
 
+import helpers
 import pytest
 from conftest import CLUSTER
-
-import helpers
 
 from pgha.pki.values import CA_FILE
 

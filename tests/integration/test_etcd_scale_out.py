@@ -24,10 +24,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import helpers
 import pytest
 from conftest import CLUSTER, LAB_NAMES
 
-import helpers
 from pghalab.values import container_host_data
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]

@@ -8,15 +8,13 @@ Nothing here changes the cluster: the keys it writes are its own and deleted aga
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import uuid
 
+import helpers
 import pytest
 import requests
+import yaml
 from conftest import CLUSTER, ETCD_NAMES, PATRONI_NAMES
-
-import helpers
 
 from pgha.etcd import values as etcd
 from pgha.etcd.facts import make_etcdctl_command
@@ -171,7 +169,8 @@ def test_patroni_logs_in_over_tls(patroni_hosts, name):
     host = patroni_hosts[name]
     f = host.file(f"/etc/patroni/{CLUSTER.node(name).patroni_name}.yml")
     assert (f.user, f.mode) == ("postgres", 0o600)
-    assert f.contains("^  protocol: https$") and f.contains(f"^  username: '{PATRONI_USER}'$")
+    dcs = yaml.safe_load(f.content_string)["etcd3"]
+    assert (dcs["protocol"], dcs["username"]) == ("https", PATRONI_USER)
     assert host.file(CA_FILE).exists
 
 

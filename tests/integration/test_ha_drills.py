@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import helpers
 import pytest
 
-import helpers
 from pgha import client
-from pghalab import drills
 from pgha.patroni import rest
 from pgha.settings.loader import load_cluster
 from pgha.waiting import wait_for
+from pghalab import drills
 
 INVENTORY = Path(os.environ.get("PGHA_INVENTORY", helpers.INVENTORY)).resolve()
 CLUSTER = load_cluster(INVENTORY)

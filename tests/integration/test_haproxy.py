@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 
+import helpers
 import psycopg2
 import pytest
 import requests
 from conftest import CLUSTER, ETCD_NAMES, PATRONI_NAMES
-from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
+from pg_helpers import (
     ADDRESSES,
     ADMIN,
     CA,
@@ -28,14 +29,11 @@ from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
     STATS_USER,
     connect,
     ensure_probe_table,
-    passwords,
     query,
     roles,
     server_identity,
     unique_value,
 )
-
-import helpers
 
 from pgha.pki.values import CA_FILE
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 
+import helpers
 import pytest
 from conftest import CLUSTER, LAB_NAMES, lab_params
-
-import helpers
 
 pytestmark = pytest.mark.needs_lxc
 

@@ -21,14 +21,14 @@ import re
 import shutil
 import subprocess
 
+import helpers
 import psycopg2
 import pytest
 from conftest import CLUSTER
 
-import helpers
+from pgha.patroni import rest
 from pghalab import values as lab
 from pghalab.deploy import answers_ssh
-from pgha.patroni import rest
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
@@ -88,19 +88,20 @@ def _make_machine(name: str, address: str, public_key: str) -> None:
     assert prepared.returncode == 0, prepared.stdout + prepared.stderr
 
 
-def _inventory(directory, key) -> "os.PathLike":
+def _inventory(directory, key) -> os.PathLike:
     """The example inventory, edited as a user edits it."""
     shutil.copytree(EXAMPLE, directory, dirs_exist_ok=True)
     inventory = directory / "inventory.py"
     text = inventory.read_text()
-    for example, (name, address) in MACHINES.items():
+    for example, (_, address) in MACHINES.items():
         text = text.replace(f'"{example}"', f'"{address}"')
     text = text.replace('"ssh_key": "~/.ssh/id_ed25519"', f'"ssh_key": "{key}"')
     assert "192.0.2." not in text and str(key) in text, "the example inventory's layout changed"
     inventory.write_text(text)
     group_data = directory / "group_data" / "all.py"
     text = group_data.read_text()
-    text, count = re.subn(r"^client_networks = .*$", f'client_networks = ["{CLUSTER.settings["lab_gateway"]}/32"]', text, flags=re.M)
+    mine = f'client_networks = ["{CLUSTER.settings["lab_gateway"]}/32"]'
+    text, count = re.subn(r"^client_networks = .*$", mine, text, flags=re.M)
     assert count == 1, "the example group_data no longer sets client_networks"
     text += "".join(f"{setting} = {port}\n" for setting, port in PORTS.items())
     group_data.write_text(text)

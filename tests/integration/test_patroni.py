@@ -16,24 +16,23 @@ import shlex
 import subprocess
 import uuid
 
+import helpers
 import psycopg2
 import pytest
 import requests
 from conftest import CLUSTER, PATRONI_NAMES
-from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
+from pg_helpers import (
     ADMIN,
     CA,
     PG_PORT,
     PROBE_TABLE,
     REST_USER,
-    RO_PORT,
     RW_PORT,
     S,
     connect,
     count_value,
     ensure_probe_table,
     options_status,
-    passwords,
     query,
     replication_states,
     rest_cluster,
@@ -43,7 +42,6 @@ from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
     wait_for_healthy_cluster,
 )
 
-import helpers
 from pgha.patroni import rest
 
 DEPLOY = "deploys/patroni.py"
@@ -198,8 +196,7 @@ def test_pyinfra_parses_data_integers_as_int():
     this process (gevent)."""
     result = subprocess.run(
         [str(helpers.PYTHON), "-c",
-         "from pyinfra_cli.util import parse_cli_arg as p; v = p(%r); print(type(v).__name__, v)"
-         % str(TTL_CHANGED)],
+         f"from pyinfra_cli.util import parse_cli_arg as p; v = p({str(TTL_CHANGED)!r}); print(type(v).__name__, v)"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
@@ -366,34 +363,20 @@ def test_rest_patch_config_with_the_right_password_is_accepted(passwords):
 # --- the deploy: summary and idempotence ----------------------------------------------------
 
 
-def _summary_rows(output: str) -> list[list[str]]:
-    lines = output.splitlines()
-    starts = [i for i, line in enumerate(lines) if "--> Cluster status" in line]
-    assert starts, "no '--> Cluster status' in the deploy's output:\n" + helpers.tail(output)
-    rows = []
-    body = lines[starts[-1] + 1:]
-    header = next(i for i, line in enumerate(body) if line.strip().startswith("member"))
-    for line in body[header + 2:]:
-        cells = line.split()
-        if not cells or cells[0] not in PG_NAMES:
-            break
-        rows.append(cells)
-    return rows
-
-
 @pytest.mark.destructive
 def test_deploy_summary_shows_one_leader_and_the_connection_strings(converged):
-    rows = _summary_rows(converged)
-    assert sorted(r[0] for r in rows) == sorted(PG_NAMES), rows
-    assert [r[2] for r in rows].count("leader") == 1, rows
-    replicas = [r for r in rows if r[2] == "replica"]
-    assert len(replicas) == 2 and all(r[-1] == "streaming" for r in replicas), rows
+    """Said last, after pyinfra's results: the member table, then the connection strings,
+    the same as `pgha status --dsn` prints from the same directory."""
+    last = converged.split("--> Results:")[-1]
+    rows = rest.parse_summary(last.split("--> Cluster status")[-1])
+    assert sorted(r["member"] for r in rows) == sorted(PG_NAMES), helpers.tail(converged)
+    assert [r["role"] for r in rows].count("leader") == 1, rows
+    assert all(r["replication"] == "streaming" for r in rows if r["role"] == "replica"), rows
+    said = last.split("--> Connect")[-1].strip()
+    assert said == helpers.pgha("status", "--dsn").stdout.strip()
     names = ",".join(n.connect_name for n in CLUSTER.patroni)  # addresses (or DNS names)
-    assert f"read-write: host={names} port={RW_PORT} target_session_attrs=read-write" in converged
-    assert f"user {CLUSTER.settings['patroni_admin_user']}" in converged
-    assert re.search(rf"read-only:\s+host={re.escape(names)} port={RO_PORT}\b", converged), (
-        helpers.tail(converged)
-    )
+    assert (f"read-write: host={names} port={RW_PORT} dbname=postgres user={ADMIN} "
+            "target_session_attrs=read-write sslmode=verify-full sslrootcert=") in said
 
 
 @pytest.mark.destructive

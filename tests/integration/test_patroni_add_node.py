@@ -9,13 +9,10 @@ the deploy is run with a 2-member inventory, then with the real one.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-
-import pytest
 
 import helpers
+import pytest
 from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
 from pgha.patroni import rest
@@ -44,7 +41,7 @@ def _wait(predicate, timeout: float, what: str):
 def _two_member_inventory(tmp_path):
     (tmp_path / "group_data").mkdir()
     shutil.copy(GROUP_DATA, tmp_path / "group_data" / "all.py")
-    # the lab's inventory without pg_patroni3 (pgha/lab/topology.py holds the nodes)
+    # the lab's inventory without pg_patroni3 (lab/pghalab/topology.py holds the nodes)
     text = (
         "from pghalab import topology\n"
         "from pgha.settings.loader import check_inventory\n"
@@ -70,7 +67,7 @@ def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_other
 ):
     removed = patroni_hosts[REMOVED]
     data_dir = f"/var/lib/postgresql/{cluster.settings['postgresql_version']}/{cluster.settings['patroni_scope']}"
-    if REMOVED_MEMBER == next(m for m in _members(leader_address).values() if m["host"] == leader_address)["name"]:
+    if next(m for m in _members(leader_address).values() if m["host"] == leader_address)["name"] == REMOVED_MEMBER:
         pytest.fail("pg-3 leads: this test expects it to be a replica (run after a fresh deploy)")
 
     # 1. take pg_patroni3 out: Patroni and PostgreSQL stopped, data and config gone

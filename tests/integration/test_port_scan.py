@@ -14,10 +14,9 @@ import select
 import socket
 import time
 
+import helpers
 import pytest
 from conftest import CLUSTER
-
-import helpers
 
 pytestmark = pytest.mark.needs_lxc
 

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import time
 
+import helpers
 import pytest
 from conftest import PATRONI_NAMES
-from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
+from pg_helpers import (
     ADDRESSES,
     RO_PORT,
-    passwords,
     replication_states,
     roles,
     try_server_identity,
     wait_for_healthy_cluster,
 )
-
-import helpers
 
 pytestmark = pytest.mark.destructive
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 
+import helpers
 import psycopg2
 import pytest
 import requests
 from conftest import CLUSTER
 from pg_helpers import CA, PG_PORT, STATS_PORT, STATS_USER, connect, roles
 
-import helpers
 from pgha import secrets
-from pghalab.drills import under_writes
 from pgha.patroni import rest
 from pgha.waiting import wait_for
+from pghalab.drills import under_writes
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 import requests
 from conftest import CLUSTER, PATRONI_NAMES
-from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
+from pg_helpers import (
     CA,
     PG_PORT,
     REST_PORT,
@@ -26,7 +26,6 @@ from pg_helpers import (  # noqa: F401 - `passwords` is a fixture
     STATS_PORT,
     STATS_USER,
     connect,
-    passwords,
     query,
     roles,
 )

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from pgha import rendering
+from pgha.settings.loader import load_group_data
 from pghalab import topology
 from pghalab import values as lab
 from pghalab.topology import CLIENTS, ETCD_NODES, LAB_SETTINGS, PATRONI_NODES  # noqa: F401
-from pgha import rendering
-from pgha.settings.loader import load_group_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP_DATA_DIR = REPO_ROOT / "group_data"
@@ -38,7 +38,7 @@ def group_data() -> dict:
 
 @pytest.fixture
 def groups() -> dict[str, list[tuple[str, dict]]]:
-    """The inventory groups of inventory.py (pgha/lab/topology.py)."""
+    """The inventory groups of inventory.py (lab/pghalab/topology.py)."""
     return topology.groups()
 
 
@@ -60,9 +60,7 @@ def pki_path(tmp_path, monkeypatch) -> Path:
 
 # --- shared by the template and fact tests (added for test_*_config.py, test_facts_*.py) ---
 
-import os  # noqa: E402
 
-import jinja2  # noqa: E402
 
 from pgha import PROJECT_ROOT, secrets  # noqa: E402
 

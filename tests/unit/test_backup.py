@@ -11,13 +11,12 @@ import shutil
 
 import pytest
 
-from pgha import secrets
-from pgha import components
-from pgha.postgres import data_dir
+from pgha import components, secrets
 from pgha.backup import values
 from pgha.errors import ConfigError
-from pghalab import topology
 from pgha.patroni import values as patroni
+from pgha.postgres import data_dir
+from pghalab import topology
 
 from .conftest import FAKE_SECRETS, cluster_with
 

@@ -23,7 +23,7 @@ INCR = "20261126-040913F_20261126-041453I"
 FULL_STOP = 1795666156  # 2026-11-26 04:09:16 UTC
 INCR_STOP = 1795666494  # 2026-11-26 04:14:54 UTC
 NOW = 1795667000  # 2026-11-26 04:23:20 UTC
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 @pytest.fixture
@@ -327,7 +327,7 @@ def test_only_backups_on_the_timelines_history_serve_latest_and_time():
     assert [b["label"] for b in BRANCHED["backups"] if facts.in_history(b, 7, BRANCHED["history"])] == [
         "A-before-the-branch"]
     assert restore.plan(BRANCHED, NOW, latest=True)["set"] == "A-before-the-branch"
-    at = datetime.datetime.fromtimestamp(NOW - 100, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+    at = datetime.datetime.fromtimestamp(NOW - 100, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
     assert restore.plan(BRANCHED, NOW, at=at)["set"] == "A-before-the-branch"
     # --label still reaches a backup on a left branch, on its own timeline
     assert "--target-timeline=current" in restore.plan(BRANCHED, NOW, label="C-left-branch")["args"]

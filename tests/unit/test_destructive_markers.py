@@ -74,9 +74,9 @@ def _marked(decorators) -> bool:
 
 def _module_marked(tree: ast.Module) -> bool:
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets):
-            if f"mark.{safety.MARKER}" in ast.unparse(node.value):
-                return True
+        marks = isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
+        if marks and f"mark.{safety.MARKER}" in ast.unparse(node.value):
+            return True
     return False
 
 
@@ -147,7 +147,8 @@ def test_every_integration_test_that_changes_the_cluster_is_marked():
     "def test_x():\n    pgha('restore', '--time', t, '--yes')\n",
     "def test_x():\n    subprocess.run(['lxc-stop', '-k', '-n', name])\n",
     "def test_x():\n    helper()\n\ndef helper():\n    host.run('patronictl edit-config --force -s ttl=31')\n",
-    "@pytest.fixture(scope='module', autouse=True)\ndef converged():\n    run_pyinfra(INVENTORY, DEPLOY)\n\ndef test_x():\n    pass\n",
+    "@pytest.fixture(scope='module', autouse=True)\ndef converged():\n    run_pyinfra(INVENTORY, DEPLOY)\n"
+    "\ndef test_x():\n    pass\n",
 ])
 def test_an_unmarked_destructive_test_is_found(tmp_path, source):
     path = tmp_path / "test_case.py"

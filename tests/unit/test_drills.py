@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from pgha.cluster import Cluster, Node
+from pgha.patroni import rest
 from pghalab import drills
 from pghalab.drills import scenarios, state
-from pgha.patroni import rest
-from pgha.cluster import Cluster, Node
 
 SETTINGS = {
     "postgresql_port": 5434,

@@ -11,11 +11,10 @@ import shlex
 import pytest
 import yaml
 
-from pgha.etcd import values as etcd_config
 from pgha.errors import EtcdPlanError
-from pgha.etcd.values import client_endpoints, extra_members, plan
+from pgha.etcd import values as etcd_config
 from pgha.etcd.facts import EtcdMembers, EtcdNodeState
-
+from pgha.etcd.values import client_endpoints, extra_members, plan
 from pgha.releases import RELEASES
 
 from .conftest import ETCD_NODES, cluster_with, recorded, render

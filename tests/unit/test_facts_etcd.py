@@ -1,4 +1,4 @@
-"""pgha.facts.etcd: parsing the recorded etcdctl 3.4 output (member list, endpoint health) and
+"""pgha.etcd.facts: parsing the recorded etcdctl 3.4 output (member list, endpoint health) and
 the member state. No etcd runs here."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from pgha.etcd import values as etcd_config
 from pgha.etcd.facts import EtcdHealth, EtcdMembers, EtcdNodeState
 
-from .conftest import recorded, render
+from .conftest import recorded
 
 TWO = "etcd1=http://10.0.3.64:2380,etcd2=http://10.0.3.78:2380"
 

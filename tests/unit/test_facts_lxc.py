@@ -1,4 +1,4 @@
-"""pgha.facts.lxc: parsing recorded command output (no command is run)."""
+"""pghalab.facts: parsing recorded command output (no command is run)."""
 
 from __future__ import annotations
 

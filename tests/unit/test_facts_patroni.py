@@ -1,11 +1,10 @@
-"""pgha.facts.patroni and pgha.operations.patroni's cluster check: parsing the recorded answers
+"""pgha.patroni.facts and pgha.patroni.rest (the cluster check and the member table): parsing the recorded answers
 of Patroni 3.0.2 (the lab) and answers written in Patroni 4.x's shape. No Patroni runs here."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 

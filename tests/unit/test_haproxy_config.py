@@ -170,11 +170,11 @@ def test_check_timing_with_the_seed_values(groups, group_data):
         groups, group_data, haproxy_check_inter="2s", haproxy_check_fastinter="1s", haproxy_check_rise=2,
         haproxy_check_fall=1,
     )
-    line = next(l for l in sections(render_cfg(cluster))["listen primary"] if l.startswith("default-server"))
+    line = next(each for each in sections(render_cfg(cluster))["listen primary"] if each.startswith("default-server"))
     pairs = default_server([line])
     assert (pairs["inter"], pairs["fastinter"], pairs["rise"], pairs["fall"]) == ("2s", "1s", "2", "1")
     if "downinter" not in pairs:
-        assert "default-server inter 2s fastinter 1s rise 2 fall 1 on-marked-down shutdown-sessions" == line
+        assert line == "default-server inter 2s fastinter 1s rise 2 fall 1 on-marked-down shutdown-sessions"
 
 
 def test_check_timing_follows_a_change(groups, group_data):

@@ -130,6 +130,8 @@ BAD = [
     ("parameter-typo", {"all_py": CLIENTS + "postgresql_parameters = {'shared_bufers': '1GB'}\n"}, "did you mean 'shared_buffers'"),
     ("check-timeout-zero", {"all_py": CLIENTS + "etcd_check_timeout = 0\n"}, "etcd_check_timeout = 0"),
     ("duration-bad", {"all_py": CLIENTS + "haproxy_check_inter = 'soon'\n"}, "haproxy_check_inter = 'soon'"),
+    ("ssh-password", {"p1": ', ssh_password="hunter2"'}, "host 'p1' sets ssh_password: pgha's commands over SSH"),
+    ("ssh-key-password", {"p1": ', ssh_key_password="x"'}, "expected the key loaded in an ssh-agent"),
 ]
 
 
@@ -287,3 +289,23 @@ def test_the_readme_gives_the_strings_the_lab_deploy_prints(in_repo, lab_ca):
     readme = (REPO_ROOT / "README.md").read_text()
     for dsn in client.connection_strings(loader.load_cluster(REPO_ROOT / "inventory.py")).values():
         assert dsn in readme, dsn
+
+
+def test_pgha_reaches_a_host_with_the_ssh_settings_pyinfra_uses():
+    """Every ssh_* key pyinfra's connector reads is given to OpenSSH, read otherwise, or
+    refused by the settings check: none is silently ignored."""
+    from pyinfra.connectors.ssh import connector_data_meta
+
+    from pgha import remote
+    from pgha.cluster import Node
+
+    handled = set(remote.SSH_OPTIONS) | remote.USED_OTHERWISE | set(remote.REFUSED)
+    assert set(connector_data_meta) == handled
+    node = Node("pg-a", "192.0.2.21", ssh={"ssh_hostname": "pg-a.example.net", "ssh_user": "admin", "ssh_port": 2222,
+                                           "ssh_key": "/k", "ssh_config_file": "/c", "ssh_allow_agent": False,
+                                           "ssh_connect_retries": 2})
+    command = remote.ssh_command(node, "true")
+    assert command[-2:] == ["admin@pg-a.example.net", "sudo -n sh -c true"]
+    for expected in (["-p", "2222"], ["-i", "/k"], ["-F", "/c"], ["-o", "IdentityAgent=none"],
+                     ["-o", "ConnectionAttempts=3"]):
+        assert any(command[i:i + 2] == expected for i in range(len(command))), (expected, command)

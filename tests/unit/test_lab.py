@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from pghalab import values as lab
 from pgha.releases import RELEASES
 from pgha.settings.checks import check
+from pghalab import values as lab
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ import yaml
 from pgha.backup import values as backup_values
 from pgha.patroni import values as patroni
 from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
-from pgha.patroni.values import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
-
 from pgha.patroni.rest import LEADER_CHECK
+from pgha.patroni.values import dcs_digest, dcs_hosts, dynamic_config, dynamic_config_changes, pg_hba
 from pgha.postgres.facts import make_psql_command
 from pgha.releases import RELEASES
 from pgha.settings.loader import load_group_data
 
-from .conftest import GROUP_DATA_DIR, ETCD_NODES, FAKE_SECRETS, PATRONI_NODES, cluster_with, recorded, render
+from .conftest import ETCD_NODES, FAKE_SECRETS, GROUP_DATA_DIR, PATRONI_NODES, cluster_with, recorded, render
 
 PATRONI_BY_NAME = {pg: address for (address, pg, _aliases) in PATRONI_NODES.values()}
 

@@ -13,9 +13,8 @@ import json
 import pytest
 
 from pgha.postgres import parameters as P
-from pghalab import catalogue as generate
-
 from pgha.settings.loader import load_group_data
+from pghalab import catalogue as generate
 
 from .conftest import GROUP_DATA_DIR, recorded
 

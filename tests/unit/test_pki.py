@@ -78,7 +78,7 @@ def test_a_new_name_issues_that_node_again_and_keeps_the_ca(groups, group_data, 
 def test_a_certificate_near_its_end_is_issued_again(cluster, monkeypatch):
     node = cluster.node("etcd1")
     old = authority.host_files(cluster)[node.name].cert.read_bytes()
-    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=authority.HOST_DAYS - 20)
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=authority.HOST_DAYS - 20)
     monkeypatch.setattr(authority, "_now", lambda: later)
     assert authority.host_files(cluster)[node.name].cert.read_bytes() != old
 

@@ -10,15 +10,15 @@ import os
 import pytest
 
 from pgha import secrets
+from pgha.cluster import Cluster
 from pgha.errors import ConfigError
 from pgha.settings.checks import check
 from pgha.settings.loader import checked_cluster
 from pgha.settings.schema import all_settings
 
-SETTINGS = all_settings()
-from pgha.cluster import Cluster
+from .conftest import etcd_host
 
-from .conftest import etcd_host, patroni_host
+SETTINGS = all_settings()
 
 # --- helpers ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ Modules, in the order a drill uses them:
 - ``runner``: ``run_drill(cluster, drill)`` runs one and returns its figures.
 """
 
+from pgha.errors import DrillError
 from pghalab.drills.monitor import Monitor
 from pghalab.drills.runner import log, run_drill
 from pghalab.drills.scenarios import (
@@ -41,7 +42,6 @@ from pghalab.drills.scenarios import (
 )
 from pghalab.drills.state import cluster_state, dynamic_config, sync_standbys, wait_healthy
 from pghalab.drills.writer import WRITES_TABLE, Writer, missing_ids, setup_table
-from pgha.errors import DrillError
 
 __all__ = [
     "DRILLS",

@@ -29,7 +29,7 @@ class Monitor:
             for n in cluster.patroni
         ]
 
-    def start(self) -> "Monitor":
+    def start(self) -> Monitor:
         for t in self._threads:
             t.start()
         return self

@@ -7,12 +7,12 @@ import sys
 import time
 from typing import Any
 
+from pgha.errors import DrillError
+from pgha.waiting import wait_for
 from pghalab.drills.monitor import Monitor
 from pghalab.drills.scenarios import DRILLS, Context, Drill
 from pghalab.drills.state import dynamic_config, wait_healthy
 from pghalab.drills.writer import Writer, missing_ids, setup_table
-from pgha.errors import DrillError
-from pgha.waiting import wait_for
 
 
 def log(message: str) -> None:

@@ -9,19 +9,20 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pgha import client
+from pgha.errors import DrillError
+from pgha.patroni import rest
+from pgha.waiting import wait_for
 from pghalab.drills.faults import attach, container, etcd_leader_first, local_is_primary, run, veth
 from pghalab.drills.monitor import Monitor
 from pghalab.drills.state import sync_standbys
 from pghalab.drills.writer import Writer
-from pgha.errors import DrillError
-from pgha.patroni import rest
-from pgha.waiting import wait_for
 
 
 @dataclass

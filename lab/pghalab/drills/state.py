@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from pghalab.drills.libpq import try_query
 from pgha.patroni import rest
 from pgha.waiting import wait_for
+from pghalab.drills.libpq import try_query
 
 
 def dynamic_config(cluster) -> dict | None:

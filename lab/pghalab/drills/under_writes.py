@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
+from pgha.patroni import rest
 from pghalab.drills.monitor import Monitor
 from pghalab.drills.writer import Writer, missing_ids, setup_table
-from pgha.patroni import rest
 
 
 def measure(cluster, action: Callable[[], object], label: str = "action",

@@ -15,10 +15,10 @@ from contextlib import closing
 import psycopg2
 
 from pgha import client
-from pghalab.drills.libpq import superuser_dsn, try_query
 from pgha.errors import DrillError, WaitTimeout
 from pgha.patroni import rest
 from pgha.waiting import poll
+from pghalab.drills.libpq import superuser_dsn, try_query
 
 DRILL_SCHEMA = "pgha_drill"
 WRITES_TABLE = f"{DRILL_SCHEMA}.writes"

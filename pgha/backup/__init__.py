@@ -1,0 +1,1 @@
+"""pgBackRest: the repository host, WAL archiving, backups, point-in-time recovery."""

@@ -1,0 +1,1 @@
+"""What every component uses: the snapshot, the file/package/unit operations, the checks, the final report."""

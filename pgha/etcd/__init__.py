@@ -1,0 +1,1 @@
+"""etcd: the DCS, three (or five) members, TLS and logins."""

@@ -1,0 +1,1 @@
+"""PostgreSQL and Patroni on the patroni group."""

@@ -1,0 +1,1 @@
+"""The cluster CA and the certificates on the nodes."""
