@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from choices import comma_list  # noqa: E402
 
 from pgha.releases import RELEASES, Release  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
@@ -182,18 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the rows of the previous run (OUTPUT with .json) that this run does not redo")
     args = parser.parse_args(argv)
     inventory = Path(args.inventory).resolve()
-    chosen = [p for p in args.profiles.split(",") if p]
-    modes = [m for m in args.modes.split(",") if m]
-    names = [d for d in args.drills.split(",") if d]
-    for p in chosen:
-        if p not in PROFILE_NAMES:
-            parser.error(f"unknown profile {p!r}: expected one of {', '.join(PROFILE_NAMES)}")
-    for m in modes:
-        if m not in MODES:
-            parser.error(f"unknown mode {m!r}: expected one of {', '.join(MODES)}")
-    for d in names:
-        if d not in drills.DRILLS:
-            parser.error(f"unknown drill {d!r}: expected one of {', '.join(drills.DRILLS)}")
+    chosen = comma_list(parser, args.profiles, PROFILE_NAMES, "profile")
+    modes = comma_list(parser, args.modes, MODES, "mode")
+    names = comma_list(parser, args.drills, drills.DRILLS, "drill")
 
     cluster = load_cluster(inventory)
     timings = profiles(RELEASES[cluster.settings["debian_release"]])

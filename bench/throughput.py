@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
+from choices import comma_list  # noqa: E402
 from throughput_report import (  # noqa: E402
     BY_NAME,
     DATABASE,
@@ -300,14 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default=",".join(t.name for t in TARGETS))
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "throughput.md"))
     args = parser.parse_args(argv)
-    modes = [m for m in args.modes.split(",") if m]
-    names = [n for n in args.targets.split(",") if n]
-    for m in modes:
-        if m not in MODES:
-            parser.error(f"unknown mode {m!r}: expected one of {', '.join(MODES)}")
-    for n in names:
-        if n not in BY_NAME:
-            parser.error(f"unknown target {n!r}: expected one of {', '.join(BY_NAME)}")
+    modes = comma_list(parser, args.modes, MODES, "mode")
+    names = comma_list(parser, args.targets, BY_NAME, "target")
     for key in ("scale", "rounds", "seconds", "clients", "jobs"):
         if getattr(args, key) < 1:
             parser.error(f"--{key} must be at least 1")

@@ -12,18 +12,22 @@ CA_FILE = f"{TLS_DIR}/ca.crt"
 RENEW_DAYS = 30  # a certificate with fewer days left is issued again
 
 
+def tls_file(service: str, kind: str) -> str:
+    """Each daemon gets its own copy of the host's certificate (``kind`` crt) and key (key),
+    owned by its user, or both in one file (pem: HAProxy's `crt`)."""
+    return f"{TLS_DIR}/{service}.{kind}"
+
+
 def cert_file(service: str) -> str:
-    """Each daemon gets its own copy of the host's certificate and key, owned by its user."""
-    return f"{TLS_DIR}/{service}.crt"
+    return tls_file(service, "crt")
 
 
 def key_file(service: str) -> str:
-    return f"{TLS_DIR}/{service}.key"
+    return tls_file(service, "key")
 
 
 def pem_file(service: str) -> str:
-    """Certificate and key in one file (HAProxy's `crt`)."""
-    return f"{TLS_DIR}/{service}.pem"
+    return tls_file(service, "pem")
 
 
 def subject_names(cluster: Cluster, node: Node) -> tuple[list[str], list[str]]:

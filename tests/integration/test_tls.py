@@ -17,18 +17,7 @@ import psycopg2
 import pytest
 import requests
 from conftest import CLUSTER, PATRONI_NAMES
-from pg_helpers import (
-    CA,
-    PG_PORT,
-    REST_PORT,
-    RO_PORT,
-    RW_PORT,
-    STATS_PORT,
-    STATS_USER,
-    connect,
-    query,
-    roles,
-)
+from pg_helpers import CA, PG_PORT, REST_PORT, RO_PORT, RW_PORT, STATS_PORT, STATS_USER, connect, query, roles
 
 from pgha.pki import values as pki
 

@@ -101,11 +101,17 @@ def test_etcd_proxy(cluster):
     assert servers(etcd) == ETCD_SERVERS
 
 
+def listen(cluster, name: str, port: int, check: str) -> list[str]:
+    """A listen section, bound to ``port``, checking the members with OPTIONS ``check``."""
+    lines = sections(render_cfg(cluster))[f"listen {name}"]
+    assert f"bind *:{port}" in lines
+    assert f"option httpchk OPTIONS {check}" in lines and "http-check expect status 200" in lines
+    assert servers(lines) == PG_SERVERS
+    return lines
+
+
 def test_primary(cluster):
-    primary = sections(render_cfg(cluster))["listen primary"]
-    assert "bind *:5432" in primary
-    assert "option httpchk OPTIONS /primary" in primary
-    assert "http-check expect status 200" in primary
+    primary = listen(cluster, "primary", 5432, "/primary")
     # a refused connection fails at once and marks the old leader down (fast switchover)
     assert "retries 0" in primary
     assert default_server(primary) == {
@@ -114,7 +120,6 @@ def test_primary(cluster):
         "error-limit": "1",
         "on-error": "mark-down",
     }
-    assert servers(primary) == PG_SERVERS
 
 
 def checked_endpoint(lines: list[str]) -> str:
@@ -149,13 +154,9 @@ def test_health_checks_come_from_the_rest_module(cluster):
 
 
 def test_replicas(cluster):
-    replicas = sections(render_cfg(cluster))["listen replicas"]
-    assert "bind *:5433" in replicas
+    replicas = listen(cluster, "replicas", 5433, "/replica")
     assert "balance roundrobin" in replicas
-    assert "option httpchk OPTIONS /replica" in replicas
-    assert "http-check expect status 200" in replicas
     assert default_server(replicas) == check_options(cluster.settings)
-    assert servers(replicas) == PG_SERVERS
 
 
 def test_check_timing_from_group_data(cluster, group_data):
