@@ -15,6 +15,7 @@ from pgha.settings.loader import current
 cluster = current()
 
 rollout.begin(cluster)
+rollout.packages(cluster)
 rollout.pause_before_dcs_change(cluster)
 rollout.etcd(cluster)
 barrier(name="etcd is healthy on every member", what="etcd ready")

@@ -27,8 +27,10 @@ from pgha.common.snapshot import Plan
 from pgha.etcd import checks as etcd_checks
 from pgha.etcd import facts as etcd_facts
 from pgha.etcd import settings as etcd_settings
+from pgha.etcd import values as etcd_values
 from pgha.haproxy import facts as haproxy_facts
 from pgha.haproxy import settings as haproxy_settings
+from pgha.haproxy import values as haproxy_values
 from pgha.patroni import checks as patroni_checks
 from pgha.patroni import facts as patroni_facts
 from pgha.patroni import settings as patroni_settings
@@ -59,6 +61,8 @@ class Component:
     problems: Callable[[Cluster], list[str]] | None = None
     # what a converge reads of a node where it runs, in one round trip (pgha.common.snapshot)
     observe: Callable[[Cluster, Node], Plan] | None = None
+    # the Debian packages it installs where it runs (pgha.rollout installs them all at once)
+    packages: Callable[[Cluster], list[str]] = lambda cluster: []
     operations: str | None = None  # the module of its @operation()s
     deploy: str = ""  # its deploy file, from the repository root
 
@@ -87,6 +91,7 @@ COMPONENTS: tuple[Component, ...] = (
         secrets=(Secret("etcd_root_password", added_later=True), Secret("etcd_patroni_password", added_later=True)),
         problems=etcd_checks.problems,
         observe=etcd_facts.observed,
+        packages=lambda cluster: etcd_values.PACKAGES,
         operations="pgha.etcd.operations",
         deploy="deploys/etcd.py",
     ),
@@ -100,6 +105,7 @@ COMPONENTS: tuple[Component, ...] = (
                "haproxy_etcd_port": LOOPBACK},
         secrets=(Secret("haproxy_stats_password"),),
         observe=haproxy_facts.observed,
+        packages=lambda cluster: haproxy_values.PACKAGES,
         deploy="deploys/haproxy.py",
     ),
     Component(
@@ -113,6 +119,7 @@ COMPONENTS: tuple[Component, ...] = (
                  Secret("restapi_password")),
         problems=patroni_checks.problems,
         observe=_patroni_observed,
+        packages=lambda cluster: patroni_values.packages(cluster.settings),
         operations="pgha.patroni.operations",
         deploy="deploys/patroni.py",
     ),
@@ -126,6 +133,7 @@ COMPONENTS: tuple[Component, ...] = (
         secrets=(Secret(backup_values.SECRET_KEY, added_later=True, fixed=backup_values.FIXED_REASON),),
         problems=backup_values.problems,
         observe=backup_facts.observed,
+        packages=lambda cluster: backup_values.PACKAGES,
         operations="pgha.backup.operations",
         deploy="deploys/backup.py",
     ),
@@ -146,6 +154,11 @@ def settings() -> dict[str, Setting]:
 
 def secrets() -> tuple[Secret, ...]:
     return tuple(s for c in COMPONENTS for s in c.secrets)
+
+
+def packages_of(cluster: Cluster, node: Node) -> list[str]:
+    """Every Debian package the components that run on ``node`` install."""
+    return list(dict.fromkeys(p for c in COMPONENTS if c.runs_on(cluster, node) for p in c.packages(cluster)))
 
 
 def ports_of(cluster: Cluster, node: Node, audiences: tuple[str, ...] | None = None) -> dict[str, int | None]:

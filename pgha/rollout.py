@@ -27,6 +27,7 @@ from pgha.backup import values as backup_values
 from pgha.backup.deploy import deploy_backup_hosts, stanza_and_check
 from pgha.cluster import Cluster, Node
 from pgha.common import op_order, snapshot
+from pgha.common.deploy import install_packages_without_starting
 from pgha.common.operations import unit_state
 from pgha.etcd.deploy import deploy_etcd
 from pgha.firewall import values as firewall_values
@@ -76,6 +77,19 @@ def dcs_change(cluster: Cluster, node: Node) -> DcsChange:
         here=patroni_deploy.dcs_changed_on(cluster, node) or patroni_deploy.owed("restart"),
         scheme=patroni_deploy.restapi_scheme_changes(cluster),
     )
+
+
+def packages(cluster: Cluster) -> None:
+    """Every package the node's components install, in one step on every node at once: one
+    `apt-get update` and one download a node instead of one a component (each component's
+    own install step then finds them there)."""
+    if host.name not in {n.name for n in cluster.nodes}:
+        return
+    node = cluster.node(host.name)
+    if components.component("patroni").runs_on(cluster, node):
+        patroni_deploy.no_default_cluster()
+    wanted = components.packages_of(cluster, node)
+    install_packages_without_starting("packages", wanted, cluster.settings["debian_release"])
 
 
 def pause_before_dcs_change(cluster: Cluster) -> None:

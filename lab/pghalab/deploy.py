@@ -25,6 +25,7 @@ HOST_PACKAGES = [
     "rsync",
     "iptables",
     "openssh-client",
+    "apt-cacher-ng",  # the containers' package cache (pghalab.values.package_cache)
 ]
 SSH_WAIT_SECONDS = 120
 
@@ -55,6 +56,8 @@ def network(cluster):
         gateway=s["lab_gateway"],
         dhcp_range=s["lab_dhcp_range"],
     )
+    lxc.package_cache(name=f"the containers' package cache answers on {s['lab_package_cache_port']}",
+                      port=s["lab_package_cache_port"])
     return defaults
 
 
@@ -67,6 +70,7 @@ def base_container(cluster):
         release=s["debian_release"],
         packages=s["lab_base_packages"],
         recipe=lab.base_recipe(s["debian_release"], s["lab_base_packages"]),
+        package_cache=lab.package_cache(s),
     )
 
 

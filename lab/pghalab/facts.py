@@ -45,6 +45,30 @@ class LxcBaseRecipe(FactBase):
         return text or None
 
 
+# the mirror LXC's Debian template builds containers from (read on the host, never written here)
+TEMPLATE_MIRROR = "sed -n 's/^DEBIAN_MIRROR=//p' /usr/share/lxc/templates/lxc-debian"
+CACHE_BACKEND = "/etc/apt-cacher-ng/backends_debian"
+CACHE_CONFIG = "/etc/apt-cacher-ng/zzz_pgha.conf"
+
+
+class PackageCache(FactBase):
+    """apt-cacher-ng on the LXC host: ``{"answers": listening on ``port``, "backend": it
+    fetches Debian from the template's mirror, "port": its configured port is ``port``}``."""
+
+    def command(self, port: int) -> str:
+        return (
+            f"echo answers: $(ss -Hltn 'sport = :{int(port)}' | grep -c . ); "
+            f'echo backend: $([ "$(cat {CACHE_BACKEND} 2>/dev/null)" = "$({TEMPLATE_MIRROR})/" ] && echo yes); '
+            f"echo port: $(grep -c '^Port: {int(port)}$' {CACHE_CONFIG} 2>/dev/null)"
+        )
+
+    def process(self, output):
+        found = dict(line.partition(": ")[::2] for line in output)
+        return {"answers": found.get("answers", "0").strip() not in ("", "0"),
+                "backend": found.get("backend", "").strip() == "yes",
+                "port": found.get("port", "0").strip() not in ("", "0")}
+
+
 class LxcNetwork(FactBase):
     """The bridge's IPv4 addresses and the DHCP range dnsmasq serves on it."""
 

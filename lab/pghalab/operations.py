@@ -7,12 +7,39 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from pghalab.facts import LxcBaseRecipe, LxcContainers, LxcNetwork
+from pghalab.facts import (
+    CACHE_BACKEND,
+    CACHE_CONFIG,
+    TEMPLATE_MIRROR,
+    LxcBaseRecipe,
+    LxcContainers,
+    LxcNetwork,
+    PackageCache,
+)
 
 RUN_LXC_NET = (
     "if [ -d /run/systemd/system ]; then systemctl {action} lxc-net; "
     "else /usr/libexec/lxc/lxc-net {action}; fi"
 )
+
+
+RUN_CACHE = (
+    "if [ -d /run/systemd/system ]; then systemctl {action} apt-cacher-ng; "
+    "else /etc/init.d/apt-cacher-ng {action}; fi"
+)
+
+
+@operation()
+def package_cache(port: int):
+    """apt-cacher-ng answers on ``port`` and fetches Debian's packages from the mirror the LXC
+    template uses (its default backends are other mirrors, which this host may not reach)."""
+    state = host.get_fact(PackageCache, port=port)
+    if state["answers"] and state["backend"] and state["port"]:
+        host.noop(f"the package cache answers on {port}")
+        return
+    yield f"echo \"$({TEMPLATE_MIRROR})/\" > {CACHE_BACKEND}"
+    yield f"printf '# Managed by pgha (the lab)\\nPort: {int(port)}\\n' > {CACHE_CONFIG}"
+    yield RUN_CACHE.format(action="restart")
 
 
 @operation()
@@ -29,8 +56,10 @@ def network(bridge: str, gateway: str, dhcp_range: list[str]):
 
 
 @operation()
-def base_container(container: str, release: str, packages: list[str], recipe: str):
-    """The cached base container, (re)built when its recipe digest differs."""
+def base_container(container: str, release: str, packages: list[str], recipe: str, package_cache: str):
+    """The cached base container, (re)built when its recipe digest differs. ``package_cache``:
+    the lab host's apt cache (http://address:port), which the build and every container's apt
+    go through, so that seven containers download each package once."""
     exists = container in host.get_fact(LxcContainers)
     if exists and host.get_fact(LxcBaseRecipe, container=container) == recipe:
         host.noop(f"base container {container} is built from recipe {recipe}")
@@ -41,9 +70,11 @@ def base_container(container: str, release: str, packages: list[str], recipe: st
         yield f"lxc-stop -k -n {quoted} >/dev/null 2>&1 || true"
         yield f"lxc-destroy -n {quoted}"
     yield (
-        f"lxc-create -n {quoted} -t debian -- -r {shlex.quote(release)} "
+        f"http_proxy={shlex.quote(package_cache)} lxc-create -n {quoted} -t debian -- -r {shlex.quote(release)} "
         f"--packages={shlex.quote(','.join(packages))}"
     )
+    yield (f"echo {shlex.quote(f'Acquire::http::Proxy {chr(34)}{package_cache}{chr(34)};')} "
+           f"> {rootfs}/etc/apt/apt.conf.d/00pgha-lab-package-cache")
     # Each clone gets its own host key (from .lab/) and its own machine id at first boot.
     yield f"rm -f {rootfs}/etc/ssh/ssh_host_* {rootfs}/var/lib/dbus/machine-id"
     yield f": > {rootfs}/etc/machine-id"

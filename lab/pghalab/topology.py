@@ -18,6 +18,9 @@ LAB_SETTINGS = {
     "lab_base_container": "pgha-base",
     # packages baked into the base container (the roles install the rest)
     "lab_base_packages": ["openssh-server", "python3", "iproute2", "ca-certificates", "curl"],
+    # apt-cacher-ng on the LXC host: the base container's build and every container's apt go
+    # through it, so that the seven containers download each package once
+    "lab_package_cache_port": 3142,
 }
 # The lab's clients run on the LXC host itself (the bridge's address); other containers
 # (the etcd members) are not clients of PostgreSQL.

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from pgha import PROJECT_ROOT
-from pgha.validators import Setting, is_ipv4, is_ipv4_network, is_list_of, is_name
+from pgha.validators import Setting, is_ipv4, is_ipv4_network, is_list_of, is_name, is_port
 
 LAB_DIR = PROJECT_ROOT / ".lab"
 # the lab's inventory: what the Makefile, the benchmarks and the tests default to
@@ -26,7 +26,7 @@ HOST_KEYS = LAB_DIR / "host_keys"
 LXC_PATH = Path("/var/lib/lxc")
 LXC_NET_DEFAULTS = Path("/etc/default/lxc-net")
 # Bump when the base container's build steps change (the package list is hashed too).
-BASE_RECIPE_VERSION = 1
+BASE_RECIPE_VERSION = 2  # 2: apt goes through the lab host's package cache
 # the lab's builder: this machine, in its own inventory group
 LAB_GROUP = "lxc_hosts"
 
@@ -43,6 +43,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     "lab_base_container": (is_name, "a container name"),
     "lab_base_packages": (is_list_of(is_name), "a list of Debian package names"),
+    "lab_package_cache_port": (is_port, "an integer port number from 1 to 65535"),
 }
 # the host data of a lab node
 HOST_DATA: dict[str, Setting] = {"lxc_container": (is_name, "an LXC container name")}
@@ -76,6 +77,11 @@ def base_container(settings: dict) -> str:
     (``pgha-base-bookworm``, ``pgha-base-trixie``), so switching debian_release back and
     forth rebuilds nothing."""
     return f"{settings['lab_base_container']}-{settings['debian_release']}"
+
+
+def package_cache(settings: dict) -> str:
+    """The lab host's apt cache (apt-cacher-ng), as a proxy URL on the bridge."""
+    return f"http://{settings['lab_gateway']}:{settings['lab_package_cache_port']}"
 
 
 def base_recipe(release: str, packages: list[str]) -> str:

@@ -26,8 +26,6 @@ from pgha.pki import deploy as pki
 from pgha.pki.authority import common_names
 from pgha.rendering import render
 
-PACKAGES = ["pgbackrest", "nftables"]
-
 
 def _role(cluster: Cluster) -> str | None:
     if not values.enabled(cluster):
@@ -39,7 +37,7 @@ def _role(cluster: Cluster) -> str | None:
 
 @step("pgbackrest: install")
 def install(cluster: Cluster, node: Node):
-    install_packages_without_starting("pgbackrest", PACKAGES, cluster.settings["debian_release"])
+    install_packages_without_starting("pgbackrest", values.PACKAGES, cluster.settings["debian_release"])
     if "backup" in node.groups:
         backup_ops.system_account(name=f"pgbackrest: system user {values.REPO_USER} (owns the repository)",
                                   user=values.REPO_USER, home=cluster.settings["pgbackrest_repo_path"])

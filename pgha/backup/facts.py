@@ -216,4 +216,4 @@ def observed(cluster: Cluster, node: Node) -> Plan:
     else:
         paths += [values.SPOOL_PATH, SCRIPTS_DIR]
         facts += [fact(ArchiverStatus, port=s["postgresql_port"], superuser=s["patroni_superuser"])]
-    return Plan(paths=tuple(paths), units=tuple(units), packages=("pgbackrest", "nftables"), facts=tuple(facts))
+    return Plan(paths=tuple(paths), units=tuple(units), packages=tuple(values.PACKAGES), facts=tuple(facts))

@@ -21,6 +21,7 @@ from pgha.pki import values as pki
 from pgha.postgres import SOCKET_DIR, data_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+PACKAGES = ["pgbackrest", "nftables"]
 CONFIG_FILE = "/etc/pgbackrest/pgbackrest.conf"
 REPO_USER = "pgbackrest"  # owns the repository on the backup host
 PG_USER = "postgres"  # pgBackRest on a Patroni node runs as PostgreSQL's user

@@ -22,13 +22,18 @@ from pgha.postgres.facts import make_psql_command
 from pgha.rendering import render
 
 
+def no_default_cluster() -> None:
+    """Read by pg_createcluster when postgresql-N is installed: no `main` cluster on 5432.
+    In place before any install of PostgreSQL's packages."""
+    directory_in_place(name=f"patroni: {patroni.CREATECLUSTER_DIR}", path=patroni.CREATECLUSTER_DIR)
+    file_in_place(name="patroni: PostgreSQL packages create no default cluster", path=patroni.CREATECLUSTER_FILE,
+                  content="# Managed by pgha: Patroni creates the cluster\ncreate_main_cluster = false\n")
+
+
 @step("patroni: install")
 def install(cluster: Cluster):
     version = cluster.settings["postgresql_version"]
-    directory_in_place(name=f"patroni: {patroni.CREATECLUSTER_DIR}", path=patroni.CREATECLUSTER_DIR)
-    # read by pg_createcluster when postgresql-N is installed: no `main` cluster on 5432
-    file_in_place(name="patroni: PostgreSQL packages create no default cluster", path=patroni.CREATECLUSTER_FILE,
-                  content="# Managed by pgha: Patroni creates the cluster\ncreate_main_cluster = false\n")
+    no_default_cluster()
     install_packages_without_starting("patroni", patroni.packages(cluster.settings), cluster.settings["debian_release"])
     main_start_conf = f"/etc/postgresql/{version}/main/start.conf"
     if live_file(main_start_conf):
