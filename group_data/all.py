@@ -121,3 +121,39 @@ haproxy_check_fastinter = "100ms"  # interval while a server changes state
 haproxy_check_downinter = "250ms"  # interval between checks of a server that is down
 haproxy_check_rise = 2  # successful checks to mark a server up
 haproxy_check_fall = 2  # failed checks to mark a server down
+
+# --- Monitoring: Prometheus and Alertmanager (only with a host in the inventory group `monitor`)
+# Every exporter, Prometheus and Alertmanager speak TLS (the cluster CA) and ask for basic auth:
+# user monitoring_user, password `monitoring_password` in the secrets file. Each exporter
+# answers the monitoring host only; Prometheus and Alertmanager answer client_networks.
+node_exporter_port = 9100  # on every node
+postgres_exporter_port = 9187  # on every Patroni node
+pgbackrest_exporter_port = 9854  # on the repository host (trixie; bookworm: a node exporter text file)
+etcd_metrics_port = 2381  # etcd's /metrics, on every etcd member
+haproxy_metrics_port = 8405  # HAProxy's own exporter, on every Patroni node
+prometheus_port = 9090  # on the monitoring host: its pages, its API, the overview /consoles/pgha.html
+alertmanager_port = 9093  # on the monitoring host
+blackbox_exporter_port = 9115  # on the monitoring host's loopback: the TLS probes
+monitoring_user = "admin"
+monitoring_postgres_role = "pgha_monitor"  # the PostgreSQL exporter's role (pg_monitor, no password)
+monitoring_scrape_interval = "15s"  # also how often the rules are evaluated
+monitoring_retention = "15d"  # how long Prometheus keeps its samples
+# Where Alertmanager sends the alerts (and their resolution). Neither set: the alerts show in
+# Prometheus, Alertmanager and `pgha status` only.
+alert_webhook_url = None  # e.g. "https://chat.example.net/hooks/pgha"
+alert_email_to = None  # e.g. "dba@example.net", with the two below
+alert_email_from = None
+alert_email_smarthost = None  # "smtp.example.net:587"
+alert_email_require_tls = True
+alert_repeat_interval = "4h"  # a firing alert is sent again this often
+# How long a fault lasts before its alert fires
+alert_down_for = "1m"  # a member, an etcd member, an exporter down; a replica not streaming or lagging
+alert_paused_for = "30m"  # Patroni paused (maintenance mode)
+alert_pending_restart_for = "1h"  # a parameter waiting for a restart
+alert_failover_window = "15m"  # how long "the primary changed" stays firing after a failover
+# The newest backup may be this old; None: the longest gap between the scheduled backups
+# (pgbackrest_schedule_*) plus alert_backup_grace
+alert_backup_max_age = None
+alert_backup_grace = "2h"
+alert_certificate_days = 30  # a TLS certificate expiring within this many days (a deploy renews it)
+alert_filesystem_free_percent = 10  # a filesystem with less free space than this

@@ -31,6 +31,12 @@ from pgha.etcd import values as etcd_values
 from pgha.haproxy import facts as haproxy_facts
 from pgha.haproxy import settings as haproxy_settings
 from pgha.haproxy import values as haproxy_values
+from pgha.monitor import exporters as monitor_exporters
+from pgha.monitor import facts as monitor_facts
+from pgha.monitor import rules as monitor_rules
+from pgha.monitor import server as monitor_server
+from pgha.monitor import settings as monitor_settings
+from pgha.monitor import values as monitor_values
 from pgha.patroni import checks as patroni_checks
 from pgha.patroni import facts as patroni_facts
 from pgha.patroni import settings as patroni_settings
@@ -38,8 +44,22 @@ from pgha.patroni import values as patroni_values
 from pgha.validators import Setting
 
 # Who may reach a port: the networks of client_networks, those of etcd_client_networks (and
-# the Patroni nodes), the cluster's own nodes only, or nobody but the host itself.
-CLIENTS, ETCD_CLIENTS, MEMBERS, LOOPBACK = "clients", "etcd clients", "members", "loopback"
+# the Patroni nodes), the cluster's own nodes only, the monitoring host only, or nobody but
+# the host itself.
+CLIENTS, ETCD_CLIENTS, MEMBERS, MONITOR, LOOPBACK = "clients", "etcd clients", "members", "monitoring host", "loopback"
+AUDIENCES = (CLIENTS, ETCD_CLIENTS, MEMBERS, MONITOR, LOOPBACK)
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port only some of a component's nodes listen on."""
+
+    audience: str
+    where: Callable[[Cluster, Node], bool]
+
+
+def audience_of(port: str | Port) -> str:
+    return port.audience if isinstance(port, Port) else port
 
 
 @dataclass(frozen=True)
@@ -56,13 +76,14 @@ class Component:
     groups: tuple[str, ...]  # the inventory groups it brings
     runs_on: Callable[[Cluster, Node], bool]
     settings: dict[str, Setting]
-    ports: dict[str, str] = field(default_factory=dict)  # port setting -> who may reach it
+    # port setting -> who may reach it (a Port: and on which of its nodes it listens)
+    ports: dict[str, str | Port] = field(default_factory=dict)
     secrets: tuple[Secret, ...] = ()
     problems: Callable[[Cluster], list[str]] | None = None
     # what a converge reads of a node where it runs, in one round trip (pgha.common.snapshot)
     observe: Callable[[Cluster, Node], Plan] | None = None
     # the Debian packages it installs where it runs (pgha.rollout installs them all at once)
-    packages: Callable[[Cluster], list[str]] = lambda cluster: []
+    packages: Callable[[Cluster, Node], list[str]] = lambda cluster, node: []
     operations: str | None = None  # the module of its @operation()s
     deploy: str = ""  # its deploy file, from the repository root
 
@@ -91,7 +112,7 @@ COMPONENTS: tuple[Component, ...] = (
         secrets=(Secret("etcd_root_password", added_later=True), Secret("etcd_patroni_password", added_later=True)),
         problems=etcd_checks.problems,
         observe=etcd_facts.observed,
-        packages=lambda cluster: etcd_values.PACKAGES,
+        packages=lambda cluster, node: etcd_values.PACKAGES,
         operations="pgha.etcd.operations",
         deploy="deploys/etcd.py",
     ),
@@ -105,7 +126,7 @@ COMPONENTS: tuple[Component, ...] = (
                "haproxy_etcd_port": LOOPBACK},
         secrets=(Secret("haproxy_stats_password"),),
         observe=haproxy_facts.observed,
-        packages=lambda cluster: haproxy_values.PACKAGES,
+        packages=lambda cluster, node: haproxy_values.PACKAGES,
         deploy="deploys/haproxy.py",
     ),
     Component(
@@ -119,7 +140,7 @@ COMPONENTS: tuple[Component, ...] = (
                  Secret("restapi_password")),
         problems=patroni_checks.problems,
         observe=_patroni_observed,
-        packages=lambda cluster: patroni_values.packages(cluster.settings),
+        packages=lambda cluster, node: patroni_values.packages(cluster.settings),
         operations="pgha.patroni.operations",
         deploy="deploys/patroni.py",
     ),
@@ -133,9 +154,41 @@ COMPONENTS: tuple[Component, ...] = (
         secrets=(Secret(backup_values.SECRET_KEY, added_later=True, fixed=backup_values.FIXED_REASON),),
         problems=backup_values.problems,
         observe=backup_facts.observed,
-        packages=lambda cluster: backup_values.PACKAGES,
+        packages=lambda cluster, node: backup_values.PACKAGES,
         operations="pgha.backup.operations",
         deploy="deploys/backup.py",
+    ),
+    Component(
+        name="exporters",
+        summary="with a monitoring host: the exporters on every node, etcd's and HAProxy's metrics",
+        groups=(),
+        runs_on=lambda cluster, node: monitor_values.enabled(cluster),
+        settings=monitor_settings.EXPORTER_SETTINGS,
+        ports={"node_exporter_port": MONITOR,
+               "postgres_exporter_port": Port(MONITOR, _in("patroni")),
+               "pgbackrest_exporter_port": Port(MONITOR, lambda cluster, node: "backup" in node.groups
+                                                and monitor_exporters.has_pgbackrest_exporter(cluster)),
+               "etcd_metrics_port": Port(MONITOR, _in("etcd")),
+               "haproxy_metrics_port": Port(MONITOR, _in("patroni"))},
+        secrets=(Secret(monitor_values.SECRET_KEY, added_later=True),),
+        problems=monitor_values.problems,
+        observe=monitor_facts.observed,
+        packages=monitor_exporters.packages,
+        operations="pgha.monitor.operations",
+        deploy="deploys/exporters.py",
+    ),
+    Component(
+        name="monitor",
+        summary="Prometheus, Alertmanager and the TLS probes on the `monitor` host; the overview page",
+        groups=("monitor",),
+        runs_on=_in("monitor"),
+        settings=monitor_settings.MONITOR_SETTINGS,
+        ports={"prometheus_port": CLIENTS, "alertmanager_port": CLIENTS, "blackbox_exporter_port": LOOPBACK},
+        problems=monitor_rules.problems,
+        observe=monitor_facts.monitor_observed,
+        packages=lambda cluster, node: [d.package for d in monitor_server.daemons(cluster, node)],
+        operations="pgha.monitor.operations",
+        deploy="deploys/monitor.py",
     ),
 )
 
@@ -158,7 +211,7 @@ def secrets() -> tuple[Secret, ...]:
 
 def packages_of(cluster: Cluster, node: Node) -> list[str]:
     """Every Debian package the components that run on ``node`` install."""
-    return list(dict.fromkeys(p for c in COMPONENTS if c.runs_on(cluster, node) for p in c.packages(cluster)))
+    return list(dict.fromkeys(p for c in COMPONENTS if c.runs_on(cluster, node) for p in c.packages(cluster, node)))
 
 
 def ports_of(cluster: Cluster, node: Node, audiences: tuple[str, ...] | None = None) -> dict[str, int | None]:
@@ -166,8 +219,9 @@ def ports_of(cluster: Cluster, node: Node, audiences: tuple[str, ...] | None = N
     return {
         setting: cluster.settings.get(setting)
         for c in COMPONENTS if c.runs_on(cluster, node)
-        for setting, audience in c.ports.items()
-        if audiences is None or audience in audiences
+        for setting, port in c.ports.items()
+        if (not isinstance(port, Port) or port.where(cluster, node))
+        and (audiences is None or audience_of(port) in audiences)
     }
 
 

@@ -10,7 +10,9 @@ another is here:
   HAProxy holds its view of the members meanwhile (their REST API is silent while they
   restart), resumed and released once every daemon runs the new section;
 - Patroni's REST API moving to HTTPS: HAProxy reloads its checks right after Patroni does;
-- Patroni's archiving and replica creation come from the backup component.
+- Patroni's archiving and replica creation come from the backup component;
+- with a monitoring host, the exporters come after Patroni (the PostgreSQL exporter's role is
+  made on the leader), Prometheus last.
 
 ``begin`` primes every host's snapshot (pgha.common.snapshot) from the registry.
 """
@@ -33,6 +35,7 @@ from pgha.etcd.deploy import deploy_etcd
 from pgha.firewall import values as firewall_values
 from pgha.haproxy import values as haproxy_values
 from pgha.haproxy.deploy import deploy_haproxy
+from pgha.monitor.deploy import deploy_exporters, deploy_monitor
 from pgha.patroni import deploy as patroni_deploy
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni_values
@@ -202,3 +205,15 @@ def patroni(cluster: Cluster) -> None:
 def backup_checks(cluster: Cluster) -> None:
     """After Patroni: the stanza, its first backup, `pgbackrest check`."""
     stanza_and_check(cluster)
+
+
+def exporters(cluster: Cluster) -> None:
+    """After Patroni (the PostgreSQL exporter's role is made on the leader): the exporters of
+    every node, when there is a monitoring host."""
+    deploy_exporters(cluster)
+
+
+def monitor(cluster: Cluster) -> None:
+    """Last: Prometheus, Alertmanager and the TLS probes on the monitoring host, which then
+    sees every target up."""
+    deploy_monitor(cluster)

@@ -170,6 +170,30 @@ def containers(cluster):
     )
 
 
+@deploy("The lab's alert receiver")
+def alert_receiver(cluster):
+    """On the monitoring container's loopback: what Alertmanager delivers, for the tests."""
+    for node in cluster.groups.get("monitor", []):
+        name = lab.container(node)
+        if not name:
+            continue
+        root = lab.rootfs(name)
+        unit = "pgha-lab-webhook.service"
+        changes = [
+            files.put(name=f"{name}: the lab's alert receiver", src=str(lab.WEBHOOK_PROGRAM),
+                      dest=f"{root}{lab.WEBHOOK_PATH}", mode="755"),
+            files.put(name=f"{name}: {unit}", src=StringIO(lab.webhook_unit(cluster.settings)),
+                      dest=f"{root}/etc/systemd/system/{unit}", mode="644"),
+        ]
+        server.shell(
+            name=f"{name}: {unit} enabled and running",
+            commands=[f"lxc-attach -n {name} -- sh -c 'systemctl daemon-reload && systemctl enable {unit} "
+                      f"&& systemctl restart {unit}'"],
+            _if=lambda changes=changes, name=name, unit=unit: any(c.did_change() for c in changes)
+            or not lab.unit_active(name, unit),
+        )
+
+
 def build(cluster):
     """The whole lab, on the LXC host only (every other host skips it)."""
     if lab.LAB_GROUP not in host.groups:
@@ -178,3 +202,4 @@ def build(cluster):
     network(cluster)
     base_container(cluster)
     containers(cluster)
+    alert_receiver(cluster)

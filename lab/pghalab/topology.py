@@ -21,6 +21,9 @@ LAB_SETTINGS = {
     # apt-cacher-ng on the LXC host: the base container's build and every container's apt go
     # through it, so that the seven containers download each package once
     "lab_package_cache_port": 3142,
+    # the lab's own alert receiver on the monitoring host's loopback (pghalab.webhook): the
+    # tests read what Alertmanager delivered
+    "lab_webhook_port": 9095,
 }
 # The lab's clients run on the LXC host itself (the bridge's address); other containers
 # (the etcd members) are not clients of PostgreSQL.
@@ -46,9 +49,25 @@ BACKUP_NODES = {
     "backup1": "10.0.3.100",
 }
 
+# Prometheus and Alertmanager
+MONITOR_NODES = {
+    "monitor1": "10.0.3.101",
+}
+
+# The lab's monitoring sees a fault within seconds (the tests cause each alert's fault and
+# wait for it): short intervals, and the lab's own receiver
+LAB_MONITORING = {
+    "monitoring_scrape_interval": "5s",
+    "alert_down_for": "10s",
+    "alert_paused_for": "20s",
+    "alert_pending_restart_for": "10s",
+    "alert_failover_window": "1m",
+    "alert_webhook_url": f"http://127.0.0.1:{LAB_SETTINGS['lab_webhook_port']}/alerts",
+}
+
 
 def groups(etcd_nodes: dict | None = None, patroni_nodes: dict | None = None,
-           backup_nodes: dict | None = None) -> dict[str, list | tuple]:
+           backup_nodes: dict | None = None, monitor_nodes: dict | None = None) -> dict[str, list | tuple]:
     """pyinfra inventory groups: the LXC host (this machine), the containers, and `all`
     carrying the lab's settings and client networks."""
     etcd = [(n, container_host_data(n, a)) for n, a in (etcd_nodes or ETCD_NODES).items()]
@@ -57,14 +76,17 @@ def groups(etcd_nodes: dict | None = None, patroni_nodes: dict | None = None,
         for n, (a, pg, al) in (patroni_nodes or PATRONI_NODES).items()
     ]
     backup = [(n, container_host_data(n, a)) for n, a in (BACKUP_NODES if backup_nodes is None else backup_nodes).items()]
+    monitor = [(n, container_host_data(n, a))
+               for n, a in (MONITOR_NODES if monitor_nodes is None else monitor_nodes).items()]
     lab = [("@local", {})]
-    names = list(dict.fromkeys(name for name, _ in lab + etcd + patroni + backup))
+    names = list(dict.fromkeys(name for name, _ in lab + etcd + patroni + backup + monitor))
     return {
         "all": (names, {**LAB_SETTINGS, **CLIENTS}),
         LAB_GROUP: lab,
         "etcd": etcd,
         "patroni": patroni,
         "backup": backup,
+        "monitor": monitor,
     }
 
 
@@ -73,6 +95,6 @@ def inventory_groups(**nodes) -> dict[str, list | tuple]:
     marked test_cluster (a group's own data wins over group_data/all.py's default, False),
     so the destructive drills accept the lab."""
     found = groups(**nodes)
-    for group in ("etcd", "patroni", "backup"):
-        found[group] = (found[group], {"test_cluster": True})
+    for group in ("etcd", "patroni", "backup", "monitor"):
+        found[group] = (found[group], {"test_cluster": True, **LAB_MONITORING})
     return found

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pgha import PROJECT_ROOT
 from pgha.validators import Setting, is_ipv4, is_ipv4_network, is_list_of, is_name, is_port
+from pghalab import webhook
 
 LAB_DIR = PROJECT_ROOT / ".lab"
 # the lab's inventory: what the Makefile, the benchmarks and the tests default to
@@ -44,9 +45,29 @@ SETTINGS: dict[str, Setting] = {
     "lab_base_container": (is_name, "a container name"),
     "lab_base_packages": (is_list_of(is_name), "a list of Debian package names"),
     "lab_package_cache_port": (is_port, "an integer port number from 1 to 65535"),
+    "lab_webhook_port": (is_port, "an integer port number from 1 to 65535"),
 }
 # the host data of a lab node
 HOST_DATA: dict[str, Setting] = {"lxc_container": (is_name, "an LXC container name")}
+
+
+WEBHOOK_PROGRAM = Path(__file__).resolve().parent / "webhook.py"
+WEBHOOK_PATH = "/usr/local/lib/pgha-lab/webhook.py"
+WEBHOOK_LOG = webhook.LOG
+
+
+def webhook_unit(settings: dict) -> str:
+    return ("# Managed by the pgha lab: the alert receiver the tests read\n[Unit]\nDescription=pgha lab: alert receiver\n"
+            f"After=network.target\n\n[Service]\nExecStart=/usr/bin/python3 {WEBHOOK_PATH} {settings['lab_webhook_port']}\n"
+            "Restart=always\n\n[Install]\nWantedBy=multi-user.target\n")
+
+
+def unit_active(container: str, unit: str) -> bool:
+    """Whether ``unit`` is active inside the running ``container`` (asked as the deploy runs)."""
+    import subprocess
+    proc = subprocess.run(["lxc-attach", "-n", container, "--", "systemctl", "is-active", "--quiet", unit],
+                          capture_output=True, check=False)
+    return proc.returncode == 0
 
 
 def container(node) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.operations import systemd
 
+from pgha import monitoring
 from pgha.backup import operations as backup_ops
 from pgha.backup import values
 from pgha.backup.facts import peers
@@ -49,8 +50,8 @@ def firewall(cluster: Cluster, node: Node):
     firewall_table("pgbackrest", firewall_values.table(
         "pgbackrest",
         "pgBackRest's TLS server answers the other side of the repository only (the "
-        "repository host reaches the Patroni nodes, they reach it).",
-        {"peers": ([port], values.firewall_sources(cluster, node))},
+        "repository host reaches the Patroni nodes, they reach it; the monitoring host probes its TLS).",
+        {"peers": ([port], values.firewall_sources(cluster, node)), **monitoring.monitoring_set(cluster, [port])},
     ), before=f"{values.SERVER_UNIT}.service")
 
 

@@ -11,6 +11,7 @@ from the cluster CA: each side accepts only the other's certificate (tls-server-
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import subprocess
 from pathlib import Path
@@ -299,3 +300,36 @@ def problems(cluster: Cluster) -> list[str]:
                     "archive_timeout is pgbackrest_archive_timeout)"
                 )
     return found
+
+
+def schedules(settings) -> list[str]:
+    return [settings[f"pgbackrest_schedule_{t}"] for t in BACKUP_TYPES if settings.get(f"pgbackrest_schedule_{t}")]
+
+
+def longest_gap_seconds(calendars: list[str], iterations: int = 60) -> float | None:
+    """The longest time between two backups the timers start (any type: each is the newest
+    backup when it ends), over the next ``iterations`` of each schedule; None without
+    systemd-analyze or a schedule."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None or not calendars:
+        return None
+    proc = subprocess.run([analyze, "calendar", f"--iterations={iterations}", *calendars],
+                          capture_output=True, text=True, check=False, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"})
+    if proc.returncode != 0:
+        return None
+    each = [_moments(block) for block in proc.stdout.split("\n\n") if "Normalized form:" in block]
+    # up to the end of the shortest listed span, every schedule's moments are listed
+    end = min(max(moments) for moments in each if moments)
+    moments = sorted({m for ms in each for m in ms if m <= end})
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(moments, moments[1:])]
+    return max(gaps) if gaps else None
+
+
+def _moments(block: str) -> list[datetime.datetime]:
+    """The moments systemd-analyze lists in one expression's block ("Iter. #2: Sun 2026-12-13 01:00:00 UTC")."""
+    return [
+        datetime.datetime.strptime(line.split(":", 1)[1].split()[1] + " " + line.split(":", 1)[1].split()[2],
+                                   "%Y-%m-%d %H:%M:%S")
+        for line in block.splitlines()
+        if line.strip().startswith(("Next elapse:", "Iter. #"))
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgha import monitoring
 from pgha.cluster import Cluster, Node
 from pgha.errors import EtcdPlanError
 from pgha.firewall import values as firewall_values
@@ -164,11 +165,20 @@ def config(cluster: Cluster, node: Node, initial: dict) -> dict:
         "client-transport-security": {"cert-file": CERT_FILE, "key-file": KEY_FILE},
         "peer-transport-security": {"cert-file": CERT_FILE, "key-file": KEY_FILE, "trusted-ca-file": pki.CA_FILE,
                                     "client-cert-auth": True},
+        **metrics_listener(cluster, node),
         "initial-cluster": initial["initial_cluster"],
         "initial-cluster-token": cluster.settings["etcd_cluster_token"],
         "initial-cluster-state": initial["initial_cluster_state"],
         **DAEMON_SETTINGS,
     }
+
+
+def metrics_listener(cluster: Cluster, node: Node) -> dict:
+    """With a monitoring host: /metrics (and /health) on a port of their own, over the client
+    TLS (etcd has no password for them: the firewall lets the monitoring host alone reach it)."""
+    if not monitoring.enabled(cluster):
+        return {}
+    return {"listen-metrics-urls": f"https://{node.address}:{cluster.settings['etcd_metrics_port']}"}
 
 
 def config_text(cluster: Cluster, node: Node, initial: dict) -> str:
@@ -202,5 +212,6 @@ def firewall(cluster: Cluster) -> dict:
         "a second fence besides etcd's TLS, users and peer certificates: its client port answers "
         "the Patroni nodes, the etcd members and etcd_client_networks only; its peer port the "
         "etcd members only.",
-        {"clients": ([s["etcd_client_port"]], clients), "peers": ([s["etcd_peer_port"]], members)},
+        {"clients": ([s["etcd_client_port"]], clients), "peers": ([s["etcd_peer_port"]], members),
+         **monitoring.monitoring_set(cluster, [s["etcd_client_port"], s["etcd_metrics_port"]])},
     )

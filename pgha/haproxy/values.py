@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgha import SCRIPTS_DIR
+from pgha import SCRIPTS_DIR, monitoring
 from pgha.cluster import Cluster
 from pgha.firewall import values as firewall_values
 from pgha.haproxy import hold
@@ -58,11 +58,25 @@ def config(cluster: Cluster) -> dict:
             }
             for n in cluster.patroni
         ],
+        "metrics": metrics_frontend(cluster),
         "check": (
             f"inter {s['haproxy_check_inter']} fastinter {s['haproxy_check_fastinter']} "
             f"downinter {s['haproxy_check_downinter']} "
             f"rise {s['haproxy_check_rise']} fall {s['haproxy_check_fall']}"
         ),
+    }
+
+
+def metrics_frontend(cluster: Cluster) -> dict | None:
+    """With a monitoring host: HAProxy's own Prometheus exporter on a port of its own, TLS
+    and basic auth. The password is compared as is (like the stats page's): a bcrypt hash
+    would cost HAProxy's event loop tens of milliseconds at every scrape."""
+    if not monitoring.enabled(cluster):
+        return None
+    return {
+        "port": cluster.settings["haproxy_metrics_port"],
+        "user": cluster.settings["monitoring_user"],
+        "password": cluster.secrets[monitoring.SECRET_KEY],
     }
 
 
@@ -89,9 +103,10 @@ def firewall(cluster: Cluster) -> dict:
         s["postgresql_port"], s["patroni_restapi_port"],
     ]
     sources = [n.address for n in cluster.patroni] + list(s["client_networks"])
+    probed = [s["postgresql_port"], s["patroni_restapi_port"], s["haproxy_stats_port"], s["haproxy_metrics_port"]]
     return firewall_values.table(
         "haproxy",
         "The Patroni node's client ports (HAProxy, PostgreSQL, Patroni's REST API) answer the "
-        "Patroni nodes and client_networks only.",
-        {"clients": (ports, sources)},
+        "Patroni nodes and client_networks only (and the monitoring host: metrics, TLS probes).",
+        {"clients": (ports, sources), **monitoring.monitoring_set(cluster, probed)},
     )

@@ -9,7 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pgha import SCRIPTS_DIR
+from pgha import SCRIPTS_DIR, monitoring
 from pgha.cluster import Cluster, Node
 from pgha.etcd import values as etcd_values
 from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
@@ -143,6 +143,8 @@ def pg_hba(cluster: Cluster) -> list[str]:
     node_networks = [f"{n.address}/32" for n in cluster.patroni]
     rules = [
         f"local all {s['patroni_superuser']} peer",
+        # the PostgreSQL exporter's OS user as its pg_monitor role (with a monitoring host)
+        *monitoring.postgres_access(cluster)["pg_hba"],
         "local all all scram-sha-256",
         "host all all 127.0.0.1/32 scram-sha-256",
         # Patroni checks a member's own timeline over a local replication connection
@@ -202,6 +204,7 @@ def config(cluster: Cluster, node: Node, archiving: dict | None = None) -> dict:
         "replication_user": s["patroni_replication_user"],
         "replication_password": secrets["replication_password"],
         "pg_hba": pg_hba(cluster),
+        "pg_ident": monitoring.postgres_access(cluster)["pg_ident"],
         "etcd_endpoints": etcd_values.client_endpoints(cluster),
     }
 
@@ -225,6 +228,8 @@ def document(config: dict) -> dict:
         "parameters": {"unix_socket_directories": c["socket_dir"], **c["local_parameters"]},
         "pg_hba": c["pg_hba"],
     }
+    if c["pg_ident"]:
+        postgresql["pg_ident"] = c["pg_ident"]
     archiving = c["archiving"]
     if archiving:
         postgresql.update({

@@ -254,7 +254,7 @@ def test_firewall_sources(cluster):
 
 
 def test_two_backup_hosts_are_refused(group_data):
-    groups = topology.groups(backup_nodes={"backup1": "10.0.3.100", "backup2": "10.0.3.101"})
+    groups = topology.groups(backup_nodes={"backup1": "10.0.3.100", "backup2": "10.0.3.102"})
     assert problems_of(groups, group_data) == [
         "inventory: group 'backup' has 2 hosts (backup1, backup2): expected one repository host (or none)"
     ]

@@ -65,21 +65,20 @@ def test_settings_ports_and_secrets_belong_to_one_component():
     assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
     keys = [s.key for s in components.secrets()]
     assert len(keys) == len(set(keys))
-    audiences = {components.CLIENTS, components.ETCD_CLIENTS, components.MEMBERS, components.LOOPBACK}
-    assert all(a in audiences for c in components.COMPONENTS for a in c.ports.values())
+    assert all(components.audience_of(p) in components.AUDIENCES for c in components.COMPONENTS for p in c.ports.values())
 
 
 def test_groups_come_from_the_registry():
-    assert components.GROUPS == ("etcd", "patroni", "backup")
+    assert components.GROUPS == ("etcd", "patroni", "backup", "monitor")
 
 
 # --- a half-registered component is found ------------------------------------------------------
 
 NEXT = components.Component(
-    name="monitor", summary="Prometheus on the monitoring host", groups=("monitor",),
-    runs_on=lambda cluster, node: "monitor" in node.groups,
-    settings={"prometheus_port": components.component("etcd").settings["etcd_client_port"]},
-    ports={"prometheus_port": components.CLIENTS}, deploy="deploys/monitor.py",
+    name="pooler", summary="PgBouncer on every Patroni node", groups=(),
+    runs_on=lambda cluster, node: "patroni" in node.groups,
+    settings={"pgbouncer_port": components.component("etcd").settings["etcd_client_port"]},
+    ports={"pgbouncer_port": components.CLIENTS}, deploy="deploys/pooler.py",
     observe=lambda cluster, node: None,
 )
 
@@ -87,17 +86,17 @@ NEXT = components.Component(
 def test_a_component_without_its_deploy_file_line_defaults_or_doc_row_is_found():
     problems = registration_problems(NEXT)
     assert problems == [
-        "monitor: no deploy file 'deploys/monitor.py'",
-        "monitor: deploys/all.py does not run rollout.monitor(cluster)",
-        "monitor: setting prometheus_port has no default in group_data/all.py",
-        "monitor: setting prometheus_port has no row in docs/settings.md",
+        "pooler: no deploy file 'deploys/pooler.py'",
+        "pooler: deploys/all.py does not run rollout.pooler(cluster)",
+        "pooler: setting pgbouncer_port has no default in group_data/all.py",
+        "pooler: setting pgbouncer_port has no row in docs/settings.md",
     ]
 
 
 @pytest.mark.parametrize("change, problem", [
-    ({"ports": {"grafana_port": components.CLIENTS}}, "monitor: port grafana_port is not one of its settings"),
-    ({"operations": "pgha.monitor.operations"}, "monitor: no operations module pgha.monitor.operations"),
-    ({"observe": None}, "monitor: nothing observed for its snapshot (observe)"),
+    ({"ports": {"pgbouncer_admin_port": components.CLIENTS}}, "pooler: port pgbouncer_admin_port is not one of its settings"),
+    ({"operations": "pgha.pooler.operations"}, "pooler: no operations module pgha.pooler.operations"),
+    ({"observe": None}, "pooler: nothing observed for its snapshot (observe)"),
 ])
 def test_each_missing_part_is_named(change, problem):
     assert problem in registration_problems(dataclasses.replace(NEXT, **change))
@@ -107,8 +106,8 @@ def test_a_complete_component_passes(tmp_path):
     """The same component with its files in a copy of the house: nothing is missing."""
     for name in ("deploys", "group_data", "docs"):
         (tmp_path / name).mkdir()
-    (tmp_path / "deploys" / "monitor.py").write_text('"""Usage: pyinfra -y inventory.py deploys/monitor.py"""\n')
-    (tmp_path / "deploys" / "all.py").write_text((ROOT / "deploys" / "all.py").read_text() + "rollout.monitor(cluster)\n")
-    (tmp_path / "group_data" / "all.py").write_text("prometheus_port = 9090  # Prometheus\n")
-    (tmp_path / "docs" / "settings.md").write_text("| `prometheus_port` | `9090` | a port | Prometheus |\n")
+    (tmp_path / "deploys" / "pooler.py").write_text('"""Usage: pyinfra -y inventory.py deploys/pooler.py"""\n')
+    (tmp_path / "deploys" / "all.py").write_text((ROOT / "deploys" / "all.py").read_text() + "rollout.pooler(cluster)\n")
+    (tmp_path / "group_data" / "all.py").write_text("pgbouncer_port = 6432  # PgBouncer\n")
+    (tmp_path / "docs" / "settings.md").write_text("| `pgbouncer_port` | `6432` | a port | PgBouncer |\n")
     assert registration_problems(NEXT, tmp_path) == []

@@ -29,6 +29,7 @@ CONFIG_KEYS = {
     "listen-client-urls",
     "initial-advertise-peer-urls",
     "advertise-client-urls",
+    "listen-metrics-urls",  # with a monitoring host
     "client-transport-security",
     "peer-transport-security",
     "initial-cluster",
@@ -368,5 +369,6 @@ def test_firewall_rules_render_and_replace_only_their_own_table(cluster):
     assert "elements = { 10.0.3.64, 10.0.3.78, 10.0.3.32 }" in lines
     assert "tcp dport 2379 ip saddr @clients accept" in lines
     assert "tcp dport 2380 ip saddr @peers accept" in lines
-    assert "tcp dport { 2379, 2380 } reject with tcp reset" in lines
-    assert lines.index('iif "lo" accept') < lines.index("tcp dport { 2379, 2380 } reject with tcp reset")
+    assert "tcp dport { 2379, 2381 } ip saddr @monitoring accept" in lines  # the TLS probe, the metrics
+    assert "tcp dport { 2379, 2380, 2381 } reject with tcp reset" in lines
+    assert lines.index('iif "lo" accept') < lines.index("tcp dport { 2379, 2380, 2381 } reject with tcp reset")

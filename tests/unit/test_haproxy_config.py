@@ -73,6 +73,8 @@ def test_sections(cluster):
         "global",
         "defaults",
         "listen stats",
+        "userlist pgha_monitoring",
+        "frontend metrics",
         "listen etcd",
         "listen primary",
         "listen replicas",
@@ -228,12 +230,27 @@ def test_servers_follow_the_inventory(groups, group_data):
     assert servers(parsed["listen replicas"]) == PG_SERVERS[:2]
 
 
-def test_only_the_stats_password_is_in_the_file(cluster):
+def test_only_the_stats_and_metrics_passwords_are_in_the_file(cluster):
     text = render_cfg(cluster)
-    assert text.count(FAKE_SECRETS["haproxy_stats_password"]) == 1
+    own = ("haproxy_stats_password", "monitoring_password")
+    assert [text.count(FAKE_SECRETS[key]) for key in own] == [1, 1]
     for key, value in FAKE_SECRETS.items():
-        if key != "haproxy_stats_password":
+        if key not in own:
             assert value not in text, key
+
+
+def test_the_metrics_frontend_asks_for_the_monitoring_login_over_tls(cluster):
+    metrics = sections(render_cfg(cluster))["frontend metrics"]
+    assert metrics[:2] == ["mode http", "bind *:8405 ssl crt /etc/pgha/tls/haproxy.pem"]
+    assert "http-request auth realm metrics unless { http_auth(pgha_monitoring) }" in metrics
+    assert metrics[-2:] == ["http-request use-service prometheus-exporter if { path /metrics }", "http-request deny"]
+
+
+def test_no_metrics_frontend_without_a_monitoring_host(group_data):
+    from pghalab import topology
+
+    text = render_cfg(cluster_with(topology.groups(monitor_nodes={}), group_data))
+    assert "frontend metrics" not in text and "userlist" not in text
 
 
 def test_rendered_file_ends_with_a_newline(cluster):
@@ -262,12 +279,14 @@ def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster
     from pgha.haproxy import values as haproxy_values
 
     config = haproxy_values.firewall(cluster)
-    (clients,) = config["sets"]
+    clients, monitoring = config["sets"]
     assert clients["ports"] == "{ 5432, 5433, 7000, 5434, 8008 }"
     assert clients["elements"] == ["10.0.3.141", "10.0.3.201", "10.0.3.68", "10.0.3.1/32"]
+    # the monitoring host: the TLS probes of PostgreSQL, the REST API, the stats page; the metrics
+    assert (monitoring["ports"], monitoring["elements"]) == ("{ 5434, 8008, 7000, 8405 }", ["10.0.3.101"])
     lines = [line.strip() for line in render("firewall/table.nft.j2", config).splitlines()]
     assert "tcp dport { 5432, 5433, 7000, 5434, 8008 } ip saddr @clients accept" in lines
-    assert lines[-3] == "tcp dport { 5432, 5433, 7000, 5434, 8008 } reject with tcp reset"
+    assert lines[-3] == "tcp dport { 5432, 5433, 7000, 5434, 8008, 8405 } reject with tcp reset"
     assert "delete table inet pgha_haproxy" in lines
 
 

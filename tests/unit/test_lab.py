@@ -225,5 +225,5 @@ def test_container_host_data():
 
 def test_lab_containers_are_the_nodes_in_order(cluster):
     assert lab.lab_containers(cluster) == [
-        "etcd1", "etcd2", "etcd3", "pg_patroni1", "pg_patroni2", "pg_patroni3", "backup1",
+        "etcd1", "etcd2", "etcd3", "pg_patroni1", "pg_patroni2", "pg_patroni3", "backup1", "monitor1",
     ]

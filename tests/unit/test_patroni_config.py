@@ -305,6 +305,8 @@ def test_pg_hba_uses_scram_except_local_postgres_peer(cluster):
     not_scram = [rule for rule in rules if method(rule) != "scram-sha-256"]
     assert not_scram == [
         "local all postgres peer",
+        # the PostgreSQL exporter (pg_monitor), from its OS user only
+        "local postgres pgha_monitor peer map=pgha_monitoring",
         "hostnossl all all 0.0.0.0/0 reject",
         "hostnossl replication all 0.0.0.0/0 reject",
     ]

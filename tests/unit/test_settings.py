@@ -73,7 +73,8 @@ def test_valid_config_passes(groups, group_data, caplog):
     assert [n.patroni_name for n in cluster.patroni] == ["pg-1", "pg-2", "pg-3"]
     assert cluster.node("pg-2").all_names == ["pg_patroni2", "pg-2", "p2"]
     assert [n.name for n in cluster.backup] == ["backup1"]
-    assert len(cluster.nodes) == 7
+    assert [n.name for n in cluster.monitor] == ["monitor1"]
+    assert len(cluster.nodes) == 8
     assert cluster.settings["postgresql_port"] == group_data["postgresql_port"]
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
@@ -294,7 +295,7 @@ def test_shared_host_with_distinct_ports_is_accepted(groups, group_data):
     group_data["haproxy_etcd_port"] = 2391
     cluster = check(groups, group_data)
     assert cluster.node("pg_patroni1").groups == {"etcd", "patroni"}
-    assert len(cluster.nodes) == 6  # 3 shared hosts, 2 Patroni-only, the repository host
+    assert len(cluster.nodes) == 7  # 3 shared hosts, 2 Patroni-only, the repository host, the monitor
 
 
 @pytest.mark.parametrize("value", [0, -1, 65536, 70000, "5432", 5432.0, True, None])
@@ -524,7 +525,7 @@ def test_check_without_secrets_does_not_look_at_them(groups, group_data, secrets
     monkeypatch.setattr(secrets, "path", forbidden)
     monkeypatch.setattr(secrets, "ensure", forbidden)
     cluster = check(groups, group_data)
-    assert len(cluster.nodes) == 7
+    assert len(cluster.nodes) == 8
     assert secrets_path.read_text() == "not json at all"
 
 

@@ -12,6 +12,8 @@ from pgha.backup import values as backup
 from pgha.etcd import values as etcd
 from pgha.firewall import values as firewall
 from pgha.haproxy import values as haproxy
+from pgha.monitor import exporters, server
+from pgha.monitor.daemons import dropin
 from pgha.patroni import values as patroni
 
 from .conftest import render, template_path
@@ -35,6 +37,10 @@ def template_data(cluster) -> dict[str, dict]:
         "backup/backup.service.j2": backup.timers(cluster)[0],
         "backup/backup.timer.j2": backup.timers(cluster)[0],
         "backup/if-reachable.sh.j2": backup.if_reachable_script(cluster),
+        "monitor/dropin.conf.j2": dropin(server.daemons(cluster, cluster.node("monitor1"))[0]),
+        "monitor/pgbackrest-metrics.sh.j2": exporters.textfile_values(cluster),
+        "monitor/pgbackrest-metrics.service.j2": exporters.textfile_values(cluster),
+        "monitor/pgbackrest-metrics.timer.j2": exporters.textfile_values(cluster),
     }
 
 
@@ -67,6 +73,9 @@ def test_every_template_is_covered(cluster):
         "backup/server.service.j2",
         "backup/backup.service.j2",
         "backup/backup.timer.j2",
+        "monitor/dropin.conf.j2",
+        "monitor/pgbackrest-metrics.sh.j2",
+        "monitor/pgbackrest-metrics.timer.j2",
     ],
 )
 def test_render_is_pyinfra_rendering(cluster, template):
