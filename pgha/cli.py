@@ -23,13 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-from pgha import PROJECT_ROOT, client, secrets
+from pgha import PROJECT_ROOT, client, monitoring, secrets
 from pgha.backup import commands as backups
 from pgha.backup import report
 from pgha.backup import restore as whole_cluster
 from pgha.backup.facts import human_time
 from pgha.cluster import Cluster
 from pgha.errors import BackupError, ConfigError, RemoteError, SwitchoverError
+from pgha.monitor import api as monitor_api
 from pgha.patroni import rest
 from pgha.settings.loader import INVENTORY_VARIABLE, inventory_path, load_cluster
 
@@ -106,6 +107,10 @@ def _status(cluster: Cluster, args) -> int:
         print(report.archiving_line(archiving))
         if archiving is None or archiving["failing"]:
             seen["problems"].append("WAL archiving to the repository " + ("fails" if archiving else "is unknown"))
+    if monitoring.enabled(cluster):
+        lines, problems = monitor_api.firing_report(cluster)
+        print("\n".join(lines))
+        seen["problems"] += problems
     if seen["problems"]:
         print("problems:\n" + "\n".join(f"  - {p}" for p in seen["problems"]))
     if not seen["answered"]:

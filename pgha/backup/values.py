@@ -12,6 +12,7 @@ from the cluster CA: each side accepts only the other's certificate (tls-server-
 from __future__ import annotations
 
 import datetime
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -307,6 +308,11 @@ def schedules(settings) -> list[str]:
 
 
 def longest_gap_seconds(calendars: list[str], iterations: int = 60) -> float | None:
+    return _longest_gap(tuple(calendars), iterations)
+
+
+@functools.lru_cache(maxsize=8)
+def _longest_gap(calendars: tuple[str, ...], iterations: int) -> float | None:
     """The longest time between two backups the timers start (any type: each is the newest
     backup when it ends), over the next ``iterations`` of each schedule; None without
     systemd-analyze or a schedule."""

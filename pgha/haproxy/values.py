@@ -103,7 +103,7 @@ def firewall(cluster: Cluster) -> dict:
         s["postgresql_port"], s["patroni_restapi_port"],
     ]
     sources = [n.address for n in cluster.patroni] + list(s["client_networks"])
-    probed = [s["postgresql_port"], s["patroni_restapi_port"], s["haproxy_stats_port"], s["haproxy_metrics_port"]]
+    probed = [s["patroni_restapi_port"], s["haproxy_stats_port"], s["haproxy_metrics_port"]]
     return firewall_values.table(
         "haproxy",
         "The Patroni node's client ports (HAProxy, PostgreSQL, Patroni's REST API) answer the "

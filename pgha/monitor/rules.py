@@ -81,7 +81,7 @@ def rules(cluster: Cluster) -> list[Rule]:
              "a replica cut off from the primary while the primary writes", down),
         Rule("PatroniFailover",
              f"max(patroni_postgres_timeline) > max(patroni_postgres_timeline offset {s['alert_failover_window']})",
-             "warning", "the primary changed (new timeline) within the last " + s["alert_failover_window"],
+             "info", "the primary changed (new timeline) within the last " + s["alert_failover_window"],
              "a switchover or a failover", "0s"),
         Rule("PatroniPaused", "max(patroni_is_paused) == 1", "warning",
              "Patroni is paused (maintenance mode): no failover happens", "patronictl pause",

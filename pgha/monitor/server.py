@@ -25,10 +25,9 @@ CONSOLE_LIBRARIES_DIR = config_path("console_libraries")
 OVERVIEW_PAGE = "pgha.html"  # the cluster overview, at /consoles/pgha.html
 HEADER = ["Managed by pgha (deploys/monitor.py) -- changes here are overwritten."]
 
-# the TLS probes (blackbox exporter modules): a TLS handshake, certificate checked against the
-# cluster CA; PostgreSQL's after its SSLRequest (TLS inside its own protocol)
-TLS_MODULE, POSTGRES_TLS_MODULE = "tls", "postgres_tls"
-SSL_REQUEST = "\x00\x00\x00\x08\x04\xd2\x16\x2f"
+# the TLS probe (a blackbox exporter module): a TLS handshake, certificate checked against the
+# cluster CA
+TLS_MODULE = "tls"
 
 
 def _labels(node: Node) -> dict:
@@ -77,14 +76,16 @@ def scrape_jobs(cluster: Cluster) -> list[dict]:
 def tls_endpoints(cluster: Cluster, node: Node) -> list[tuple[str, int, str]]:
     """(what, port, module) of every TLS endpoint of ``node`` the monitoring host may reach.
     etcd's peer port carries the same certificate file as its client port and answers the
-    members only: it is probed through the client port."""
+    members only: it is probed through the client port. PostgreSQL's TLS starts inside its own
+    protocol (after an SSLRequest), which the blackbox exporter's line-based exchange cannot
+    follow: PostgreSQL serves the same certificate file as Patroni's REST API, and both load
+    it again at the same reload, so the REST API's probe stands for it."""
     s = cluster.settings
     found = [("node exporter", s["node_exporter_port"], TLS_MODULE)]
     if "etcd" in node.groups:
         found += [("etcd", s["etcd_client_port"], TLS_MODULE), ("etcd metrics", s["etcd_metrics_port"], TLS_MODULE)]
     if "patroni" in node.groups:
-        found += [("postgresql", s["postgresql_port"], POSTGRES_TLS_MODULE),
-                  ("patroni", s["patroni_restapi_port"], TLS_MODULE),
+        found += [("patroni", s["patroni_restapi_port"], TLS_MODULE),
                   ("haproxy stats", s["haproxy_stats_port"], TLS_MODULE),
                   ("haproxy metrics", s["haproxy_metrics_port"], TLS_MODULE),
                   ("postgres exporter", s["postgres_exporter_port"], TLS_MODULE)]
@@ -142,13 +143,7 @@ def prometheus_config(cluster: Cluster) -> str:
 
 def blackbox_config() -> str:
     tls = {"ca_file": pki.CA_FILE}
-    document = {"modules": {
-        TLS_MODULE: {"prober": "tcp", "timeout": "5s", "tcp": {"tls": True, "tls_config": tls}},
-        POSTGRES_TLS_MODULE: {"prober": "tcp", "timeout": "5s", "tcp": {
-            "query_response": [{"send": SSL_REQUEST}, {"expect": "^S"}, {"starttls": True}],
-            "tls_config": tls,
-        }},
-    }}
+    document = {"modules": {TLS_MODULE: {"prober": "tcp", "timeout": "5s", "tcp": {"tls": True, "tls_config": tls}}}}
     return yaml_file(HEADER, document)
 
 

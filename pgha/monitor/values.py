@@ -14,6 +14,7 @@ monitoring host and the cluster's own clients only.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from pathlib import Path
@@ -36,6 +37,7 @@ def monitor_host(cluster: Cluster) -> Node:
     return cluster.groups[GROUP][0]
 
 
+@functools.lru_cache(maxsize=8)
 def password_hash(password: str) -> str:
     """bcrypt of the monitoring password, with a salt drawn from the password itself: the same
     password gives the same file (a second deploy changes nothing), a new one a new salt."""

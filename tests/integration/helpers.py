@@ -318,11 +318,11 @@ def tcp_connect_command(address: str, port: int, seconds: int = 3) -> str:
 
 def https_get_through(ssh_config: Path, via: str, address: str, port: int, path: str, ca: str | Path,
                       cert: str | Path | None = None, key: str | Path | None = None,
-                      timeout: float = 10) -> str:
+                      timeout: float = 10, login: tuple[str, str] | None = None) -> str:
     """``GET path`` over TLS to address:port, from the control machine through an SSH tunnel
     to ``via`` (`ssh -W`: the connection leaves from that node, as its firewall allows), the
     server checked against ``ca``; ``cert``/``key`` (on this machine) present a client
-    certificate. Returns the response's first line, or "tls: <reason>" when the TLS layer
+    certificate, ``login`` (user, password) asks with basic auth. Returns the response's first line, or "tls: <reason>" when the TLS layer
     refuses (a missing client certificate shows after the handshake, in TLS 1.3)."""
     import ssl
     import time
@@ -356,7 +356,11 @@ def https_get_through(ssh_config: Path, via: str, address: str, port: int, path:
 
     try:
         pump(tls.do_handshake)
-        pump(lambda: tls.write(f"GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n".encode()))
+        auth = ""
+        if login:
+            import base64
+            auth = "Authorization: Basic " + base64.b64encode(":".join(login).encode()).decode() + "\r\n"
+        pump(lambda: tls.write(f"GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n".encode()))
         return pump(lambda: tls.read(4096)).decode(errors="replace").splitlines()[0]
     except ssl.SSLError as error:
         return f"tls: {error.reason or error}"

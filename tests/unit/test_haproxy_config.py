@@ -282,8 +282,8 @@ def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster
     clients, monitoring = config["sets"]
     assert clients["ports"] == "{ 5432, 5433, 7000, 5434, 8008 }"
     assert clients["elements"] == ["10.0.3.141", "10.0.3.201", "10.0.3.68", "10.0.3.1/32"]
-    # the monitoring host: the TLS probes of PostgreSQL, the REST API, the stats page; the metrics
-    assert (monitoring["ports"], monitoring["elements"]) == ("{ 5434, 8008, 7000, 8405 }", ["10.0.3.101"])
+    # the monitoring host: Patroni's metrics and the TLS probes of the REST API and the stats page
+    assert (monitoring["ports"], monitoring["elements"]) == ("{ 8008, 7000, 8405 }", ["10.0.3.101"])
     lines = [line.strip() for line in render("firewall/table.nft.j2", config).splitlines()]
     assert "tcp dport { 5432, 5433, 7000, 5434, 8008 } ip saddr @clients accept" in lines
     assert lines[-3] == "tcp dport { 5432, 5433, 7000, 5434, 8008, 8405 } reject with tcp reset"

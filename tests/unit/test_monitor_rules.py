@@ -109,7 +109,7 @@ FAULTS = {
         "for a failover"),
     "PatroniFailover": (
         [series("patroni_postgres_timeline", {**PATRONI, **PG1}, "3x80 4x200")], "25m",
-        [labels(severity="warning")], "the primary changed (new timeline) within the last 15m"),
+        [labels(severity="info")], "the primary changed (new timeline) within the last 15m"),
     "PatroniPaused": (
         [series("patroni_is_paused", {**PATRONI, **PG1}, "0x8 1x200")], "35m", [labels(severity="warning")],
         "Patroni is paused (maintenance mode): no failover happens"),
