@@ -102,6 +102,18 @@ def lag_text(lag, maximum: int | None) -> str:
     return text
 
 
+def live_lag(leader_status: dict | None, replica_status: dict | None) -> int | None:
+    """Bytes a replica is behind, from the two members' own GET /patroni asked at the same
+    moment (the DCS's figure is as old as each member's last loop: right after a WAL switch it
+    shows the whole segment); None when either does not say."""
+    location = ((leader_status or {}).get("xlog") or {}).get("location")
+    xlog = (replica_status or {}).get("xlog") or {}
+    positions = [p for p in (xlog.get("received_location"), xlog.get("replayed_location")) if isinstance(p, int)]
+    if not isinstance(location, int) or not positions:
+        return None
+    return max(0, location - max(positions))
+
+
 SUMMARY_HEADERS = ("member", "host", "role", "state", "TL", "lag", "replication", "note")
 
 
@@ -113,6 +125,7 @@ def member_rows(expected: list[dict], members: list[dict] | None, replication: d
     it does not answer). A member whose REST API is silent is "unreachable", whatever the
     DCS still says (its leader key lives until the ttl runs out)."""
     by_name = {m["name"]: m for m in members or []}
+    leader_status = next((own.get(m["name"]) for m in members or [] if m["role"] == "leader"), None)
     rows = []
     for node in expected:
         dcs, status = by_name.get(node["name"]), own.get(node["name"])
@@ -130,7 +143,8 @@ def member_rows(expected: list[dict], members: list[dict] | None, replication: d
             if dcs is None:
                 row["note"] = "absent from Patroni's member list (not in the DCS)"
         if dcs is not None and dcs["role"] != "leader":
-            row["lag"] = lag_text(dcs.get("lag"), maximum_lag)
+            lag = live_lag(leader_status, status)
+            row["lag"] = lag_text(dcs.get("lag") if lag is None else lag, maximum_lag)
         if row["role"] == "replica":
             row["replication"] = replication.get(node["name"], "not connected")
         rows.append(row)

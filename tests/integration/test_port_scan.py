@@ -1,5 +1,6 @@
 """Every TCP port of every node scanned (issue 13): from this machine (in client_networks and
-etcd_client_networks) exactly the cluster's service ports and SSH answer; from an address
+etcd_client_networks) exactly the cluster's service ports and SSH answer (the exporters' ports
+answer the monitoring host only: test_monitoring.py reaches them from there); from an address
 outside every allowed network, only SSH does.
 
 A full connect scan (1-65535) per node, 2000 connections at once (about 5-10 s a node): a
@@ -38,6 +39,8 @@ def expected_from_clients(node) -> set[int]:
     if "patroni" in node.groups:
         ports |= {S[k] for k in ("haproxy_rw_port", "haproxy_ro_port", "haproxy_stats_port",
                                  "postgresql_port", "patroni_restapi_port")}
+    if "monitor" in node.groups:
+        ports |= {S["prometheus_port"], S["alertmanager_port"]}
     return ports
 
 

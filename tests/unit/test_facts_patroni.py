@@ -481,6 +481,20 @@ def test_lag_has_its_unit_and_is_weighed_against_maximum_lag_on_failover():
     assert lag_text(1048576, 1048576) == "1.0 MiB"
 
 
+def test_lag_is_read_live_from_the_members_when_they_say():
+    """Right after a WAL switch the DCS still holds each member's position of its last loop:
+    the members' own /patroni, asked at the same moment, give the lag as it is."""
+    members = recorded_members()
+    members[2]["lag"] = 16777216  # the DCS's stale figure
+    own = _own(members)
+    own["pg-1"]["xlog"] = {"location": 117440512}
+    own["pg-2"]["xlog"] = {"received_location": 117440000, "replayed_location": 117439000}
+    own["pg-3"]["xlog"] = {"received_location": 117440512, "replayed_location": 117440512}
+    rows = _table(member_rows(_expected(members), members, {}, own, maximum_lag=1048576))
+    assert rows["pg-3"]["lag"] == "0 B"
+    assert rows["pg-2"]["lag"] == "512 B"
+
+
 def test_a_silent_leader_is_unreachable_not_running():
     """The machine is gone: the DCS still names it leader until the ttl runs out."""
     members = recorded_members()

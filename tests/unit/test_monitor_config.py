@@ -46,6 +46,29 @@ def test_prometheus_config_passes_promtool(cluster, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def overview_queries() -> list[str]:
+    """Every PromQL expression of the overview page (a `%s` of printf stands for an instance)."""
+    import re
+
+    page = (REPO_ROOT / "pgha" / "monitor" / "templates" / server.OVERVIEW_PAGE).read_text()
+    quoted = re.findall(r'query "((?:[^"\\]|\\.)*)"', page)
+    raw = re.findall(r"printf `([^`]*)`", page)
+    return [q.replace('\\"', '"') for q in quoted] + [q.replace("%s", "pg_patroni1") for q in raw]
+
+
+def test_every_query_of_the_overview_page_parses(tmp_path):
+    """Prometheus renders the page at each request: a query it cannot parse is an error page
+    (promtool parses each one as a recording rule's expression)."""
+    queries = overview_queries()
+    assert len(queries) >= 12
+    rules = {"groups": [{"name": "page", "rules": [{"record": f"page:query{i}", "expr": q}
+                                                   for i, q in enumerate(queries)]}]}
+    path = tmp_path / "page.yml"
+    path.write_text(yaml.safe_dump(rules))
+    proc = tool("promtool", "check", "rules", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_alertmanager_config_passes_amtool(cluster, tmp_path, group_data, groups):
     for case in (cluster, cluster_with(groups, group_data, alert_webhook_url=None, alert_email_to="dba@example.net",
                                        alert_email_from="pgha@example.net", alert_email_smarthost="smtp.example.net:587")):
