@@ -58,13 +58,16 @@ def rules(cluster: Cluster) -> list[Rule]:
     s = cluster.settings
     down = s["alert_down_for"]
     scope = s["patroni_scope"]
+    # a switchover seen through scrapes that are not simultaneous: the new primary's sample
+    # can be newer than the old one's for up to a scrape interval (seen on the lab)
+    skew = f"{int(3 * seconds(s['monitoring_scrape_interval']))}s"
     found = [
         Rule("PostgresNoPrimary", f'absent(patroni_primary{{scope="{scope}"}} == 1)', "critical",
              "no Patroni member of the cluster runs as the primary: writes fail",
              "every member stopped (no leader)", down),
         Rule("PostgresTwoPrimaries", "count(pgha_postgres_primary == 1) > 1", "critical",
              "{{ $value }} PostgreSQL servers run as primaries (split brain): stop the one Patroni does not lead",
-             "a replica promoted outside Patroni while it is paused", "0s"),
+             "a replica promoted outside Patroni while it is paused", skew),
         Rule("PatroniMemberDown", 'up{job="patroni"} == 0 or patroni_postgres_running == 0', "critical",
              member(": Patroni or its PostgreSQL is down (the cluster has one member less)"),
              "a replica's Patroni and PostgreSQL killed", down),

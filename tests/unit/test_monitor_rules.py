@@ -199,6 +199,16 @@ def test_each_rule_fires_on_its_fault_and_not_before(tmp_path, rules_file, alert
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_a_switchover_seen_by_scrapes_apart_is_no_split_brain(tmp_path, rules_file):
+    """The new primary's first sample and the old one's last overlap for a scrape interval."""
+    switchover = [series("pgha_postgres_primary", {"job": "postgres", **PG1}, "1x8 1 0x40"),
+                  series("pgha_postgres_primary", {"job": "postgres", **PG2}, "0x8 1 1x40")]
+    proc = run_test(tmp_path, rules_file, replaced(healthy(), *switchover),
+                    [{"eval_time": t, "alertname": "PostgresTwoPrimaries", "exp_alerts": []}
+                     for t in ("135s", "150s", "3m", "10m")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_the_backup_rule_allows_the_longest_scheduled_gap_and_its_grace(cluster):
     # the default schedules: the longest gap is 01:00 to 07:00 (6 h), plus 2 h of grace
     assert monitor_rules.backup_max_age(cluster) == 8 * 3600
