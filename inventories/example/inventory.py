@@ -1,5 +1,5 @@
-"""Your own machines: three etcd members, three Patroni members and the pgBackRest
-repository host on plain Debian hosts.
+"""Your own machines: three etcd members, three Patroni members, the pgBackRest repository
+host and the monitoring host on plain Debian hosts.
 
 Usage (from the repository root):
     pyinfra -y inventories/example/inventory.py deploys/all.py
@@ -39,6 +39,14 @@ patroni = [
 # nothing).
 backup = [
     host("backup-a", "192.0.2.31", **SSH),
+]
+
+# The monitoring host: Prometheus (with the overview page), Alertmanager and the TLS probes;
+# every node gets its exporters, which answer this host only. A host of its own (not a
+# database, etcd or backup node); leave the list empty for no monitoring. Where alerts go:
+# alert_webhook_url or alert_email_* in group_data/all.py.
+monitor = [
+    host("monitor-a", "192.0.2.41", **SSH),
 ]
 
 check_inventory(__file__)

@@ -1,5 +1,6 @@
 """Deploying onto your own machines, as the README's "Deploy onto your own machines" says:
-seven plain Debian machines (three etcd, three Patroni, the backup repository) made outside
+eight plain Debian machines (three etcd, three Patroni, the backup repository, the monitoring
+host) made outside
 the lab deploy (copies of the base system with their own SSH host keys, neither curl nor
 python3, no lab /etc/hosts, reached with a key that is not the lab's), the example inventory
 copied and edited the way a user would (addresses, SSH key, known_hosts filled by the
@@ -43,6 +44,7 @@ MACHINES = {
     "192.0.2.22": ("own_pg2", "10.0.3.115"),
     "192.0.2.23": ("own_pg3", "10.0.3.116"),
     "192.0.2.31": ("own_backup", "10.0.3.117"),
+    "192.0.2.41": ("own_monitor", "10.0.3.118"),
 }
 EXAMPLE = helpers.PROJECT_ROOT / "inventories" / "example"
 

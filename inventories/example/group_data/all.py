@@ -11,3 +11,8 @@ client_networks = ["192.0.2.0/26"]
 # Besides the Patroni nodes and etcd members, who may reach etcd's client port (your
 # monitoring, your workstation for etcdctl); [] for nobody else.
 etcd_client_networks = []
+
+# Where the monitoring host's Alertmanager sends the alerts (with a host in `monitor`): a
+# webhook, or e-mail through your relay (alert_email_to, alert_email_from,
+# alert_email_smarthost). None: the alerts show in Prometheus, Alertmanager and `pgha status`.
+alert_webhook_url = None
