@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg2
 
+from pgha import monitoring
 from pgha.cluster import Cluster
 from pgha.errors import SwitchoverError
 from pgha.patroni import rest
@@ -84,6 +85,11 @@ def connect_text(cluster: Cluster) -> str:
     lines = [f"{kind + ':':<{width}} {dsn}" for kind, dsn in strings.items()]
     lines.append(f"{'password:':<{width}} admin_password in {shown_path(secrets.path())} "
                  "(PGPASSWORD, or a line of ~/.pgpass)")
+    if monitoring.enabled(cluster):
+        from pgha.monitor import api
+
+        lines.append(f"{'monitoring:':<{width}} {api.overview_url(cluster)} (user {cluster.settings['monitoring_user']}, "
+                     f"password {monitoring.SECRET_KEY} in {shown_path(secrets.path())})")
     return "\n".join(lines)
 
 

@@ -186,7 +186,7 @@ COMPONENTS: tuple[Component, ...] = (
         ports={"prometheus_port": CLIENTS, "alertmanager_port": CLIENTS, "blackbox_exporter_port": LOOPBACK},
         problems=monitor_rules.problems,
         observe=monitor_facts.monitor_observed,
-        packages=lambda cluster, node: [d.package for d in monitor_server.daemons(cluster, node)],
+        packages=monitor_server.packages,
         operations="pgha.monitor.operations",
         deploy="deploys/monitor.py",
     ),

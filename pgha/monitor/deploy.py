@@ -17,10 +17,10 @@ from pgha.firewall.deploy import firewall as firewall_table
 from pgha.monitor import exporters, rules, server, values
 from pgha.monitor import operations as monitor_ops
 from pgha.monitor.daemons import Daemon, dropin
-from pgha.monitor.facts import PROMTOOL_HTTP_CONFIG
+from pgha.monitor.facts import PROMETHEUS_CURLRC
 from pgha.pki import deploy as pki
 from pgha.pki import values as pki_values
-from pgha.rendering import render, yaml_file
+from pgha.rendering import render
 
 
 def _web_configs(cluster: Cluster, daemons: list[Daemon]) -> None:
@@ -109,25 +109,25 @@ def deploy_exporters(cluster: Cluster) -> None:
         exporter_role(cluster)
 
 
-def _promtool_http_config(cluster: Cluster) -> str:
-    return yaml_file(["Managed by pgha: promtool's login to the local Prometheus (the deploy's check)."], {
-        "basic_auth": {"username": cluster.settings["monitoring_user"], "password_file": server.PASSWORD_FILE},
-        "tls_config": {"ca_file": pki_values.CA_FILE},
-    })
+def _prometheus_curlrc(cluster: Cluster) -> str:
+    login = f"{cluster.settings['monitoring_user']}:{cluster.secrets[values.SECRET_KEY]}"
+    quoted = login.replace("\\", "\\\\").replace('"', '\\"')
+    return (f"# Managed by pgha: curl's login to the local Prometheus (the deploy's check).\n"
+            f'user = "{quoted}"\ncacert = "{pki_values.CA_FILE}"\n')
 
 
 @step("monitor: Prometheus, Alertmanager, the blackbox exporter")
 def monitor_host(cluster: Cluster, node: Node):
     s = cluster.settings
     daemons = server.daemons(cluster, node)
-    install_packages_without_starting("monitor", [d.package for d in daemons], s["debian_release"])
+    install_packages_without_starting("monitor", server.packages(cluster, node), s["debian_release"])
     firewall_table("monitor", server.firewall(cluster), before=" ".join(f"{d.unit}.service" for d in daemons[:2]))
     for path in (server.CONSOLES_DIR, server.CONSOLE_LIBRARIES_DIR):
         directory_in_place(name=f"monitor: {path}", path=path, mode="755")
     secret = file_in_place(name=f"monitor: {server.PASSWORD_FILE} (Prometheus's logins)", path=server.PASSWORD_FILE,
                            content=cluster.secrets[values.SECRET_KEY], group=values.USER, mode="640")
-    file_in_place(name=f"monitor: {PROMTOOL_HTTP_CONFIG}", path=PROMTOOL_HTTP_CONFIG, content=_promtool_http_config(cluster),
-                  group=values.USER, mode="640")
+    file_in_place(name=f"monitor: {PROMETHEUS_CURLRC}", path=PROMETHEUS_CURLRC, content=_prometheus_curlrc(cluster),
+                  mode="600")
     changed = {
         "prometheus": [
             checked_file("prometheus", server.RULES_FILE, rules.rules_text(cluster),

@@ -15,7 +15,9 @@ from pgha.monitor import exporters, server, values
 from pgha.patroni.facts import PatroniRole
 from pgha.postgres.facts import make_psql_command
 
-PROMTOOL_HTTP_CONFIG = f"{values.DIRECTORY}/promtool-http.yml"  # promtool's login to the local Prometheus
+# curl's login to the local Prometheus (root only): the deploy's check asks its HTTP API
+# (bookworm's promtool cannot log in)
+PROMETHEUS_CURLRC = f"{values.DIRECTORY}/prometheus-curlrc"
 
 
 class MonitoringRole(FactBase):
@@ -39,17 +41,17 @@ class MonitoringRole(FactBase):
 
 
 class PrometheusQuery(FactBase):
-    """An instant query to the local Prometheus (promtool, with its login file): the result's
+    """An instant query to the local Prometheus (curl, with its login file): the result's
     samples as ``[{"metric": {...}, "value": float}]``, or None when Prometheus does not answer."""
 
     def command(self, expression: str, port: int) -> str:
-        return (f"promtool query instant -o json --http.config.file={PROMTOOL_HTTP_CONFIG} "
-                f"https://127.0.0.1:{port} {shlex.quote(expression)} 2>/dev/null || true")
+        return (f"curl -sf -K {PROMETHEUS_CURLRC} -G https://127.0.0.1:{port}/api/v1/query "
+                f"--data-urlencode query={shlex.quote(expression)} 2>/dev/null || true")
 
     def process(self, output):
         try:
-            samples = json.loads("".join(output))
-        except ValueError:
+            samples = json.loads("".join(output))["data"]["result"]
+        except (ValueError, KeyError, TypeError):
             return None
         return [{"metric": s.get("metric", {}), "value": float(s["value"][1])} for s in samples]
 
@@ -86,5 +88,5 @@ def monitor_observed(cluster: Cluster, node: Node) -> Plan:
         paths=(values.DIRECTORY, server.CONSOLES_DIR, server.CONSOLE_LIBRARIES_DIR,
                *(d.dropin_file.rsplit("/", 1)[0] for d in daemons), *firewall_values.paths(["monitor"])),
         units=(*(f"{d.unit}.service" for d in daemons), *firewall_values.units(["monitor"])),
-        packages=tuple(d.package for d in daemons),
+        packages=tuple(server.packages(cluster, node)),
     )

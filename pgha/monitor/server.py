@@ -211,6 +211,11 @@ def daemons(cluster: Cluster, node: Node) -> list[Daemon]:
     ]
 
 
+def packages(cluster: Cluster, node: Node) -> list[str]:
+    """The daemons' packages, and curl for the deploy's check of Prometheus."""
+    return [d.package for d in daemons(cluster, node)] + ["curl"]
+
+
 def firewall(cluster: Cluster) -> dict:
     """Prometheus's and Alertmanager's pages and APIs answer client_networks only."""
     s = cluster.settings

@@ -249,3 +249,18 @@ def test_an_exporter_port_taken_by_another_service_is_refused(groups, group_data
     group_data["node_exporter_port"] = 8008
     assert any("node_exporter_port = 8008" in p and "patroni_restapi_port = 8008" in p
                for p in problems_of(groups, group_data))
+
+
+def test_the_deploys_prometheus_query_reads_the_http_api_with_a_login_file():
+    """curl with a root-only config file (bookworm's promtool cannot log in); no password on
+    the command line; an answer that is not Prometheus's is no answer."""
+    from pgha.monitor.facts import PROMETHEUS_CURLRC, PrometheusQuery
+
+    query = PrometheusQuery()
+    command = query.command("up == 0", 9090)
+    assert f"-K {PROMETHEUS_CURLRC}" in command and "'up == 0'" in command and FAKE_SECRETS[values.SECRET_KEY] not in command
+    answer = ('{"status":"success","data":{"resultType":"vector","result":'
+              '[{"metric":{"job":"node","instance":"etcd1"},"value":[1764000000.1,"0"]}]}}')
+    assert query.process([answer]) == [{"metric": {"job": "node", "instance": "etcd1"}, "value": 0.0}]
+    assert query.process([""]) is None
+    assert query.process(["Unauthorized"]) is None
