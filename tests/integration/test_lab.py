@@ -81,10 +81,10 @@ def test_own_hostname_resolves(lab_hosts, name):
 
 
 def test_pyinfra_reaches_every_container_over_ssh():
-    rc, output = helpers.run_pyinfra(
-        helpers.INVENTORY, "fact", "server.Hostname", "--limit", "etcd", "--limit", "patroni",
-        "--limit", "backup", timeout=300,
-    )
+    from pgha.components import GROUPS
+
+    limits = [argument for group in GROUPS for argument in ("--limit", group)]
+    rc, output = helpers.run_pyinfra(helpers.INVENTORY, "fact", "server.Hostname", *limits, timeout=300)
     assert rc == 0, helpers.tail(output)
     hostnames = helpers.fact_data(output, "server.Hostname")
     assert hostnames == {name: name.replace("_", "-") for name in LAB_NAMES}

@@ -47,7 +47,7 @@ def _two_member_inventory(tmp_path):
         "from pgha.settings.loader import check_inventory\n"
         "_groups = topology.groups()\n"
         f"_groups['patroni'] = [h for h in _groups['patroni'] if h[0] != {REMOVED!r}]\n"
-        "all, lxc_hosts, etcd, patroni, backup = (_groups[g] for g in ('all', 'lxc_hosts', 'etcd', 'patroni', 'backup'))\n"
+        "globals().update(_groups)  # every group of the lab: all, lxc_hosts, etcd, patroni, backup, monitor\n"
         "check_inventory(__file__)\n"
     )
     path = tmp_path / "inventory_two_patroni.py"

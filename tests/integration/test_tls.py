@@ -19,6 +19,8 @@ import requests
 from conftest import CLUSTER, PATRONI_NAMES
 from pg_helpers import CA, PG_PORT, REST_PORT, RO_PORT, RW_PORT, STATS_PORT, STATS_USER, connect, query, roles
 
+from pgha import monitoring
+from pgha.monitor import values as monitor_values
 from pgha.pki import values as pki
 
 NODES = list(CLUSTER.patroni)
@@ -171,6 +173,8 @@ def test_the_ca_key_stays_on_the_control_machine(patroni_hosts):
         expected = [pki.key_file("postgres"), pki.pem_file("haproxy")]
         if CLUSTER.backup:
             expected.append(pki.key_file("pgbackrest"))
+        if monitoring.enabled(CLUSTER):
+            expected.append(pki.key_file(monitor_values.TLS_SERVICE))  # the exporters' copy
         assert sorted(found.stdout.split()) == sorted(expected)
 
 
