@@ -121,6 +121,9 @@ haproxy_check_fastinter = "100ms"  # interval while a server changes state
 haproxy_check_downinter = "250ms"  # interval between checks of a server that is down
 haproxy_check_rise = 2  # successful checks to mark a server up
 haproxy_check_fall = 2  # failed checks to mark a server down
+# bytes a replica may lag behind the leader and still serve 5433 (Patroni's /replica?lag=);
+# None: patroni_maximum_lag_on_failover. With no replica within it, 5433 goes to the leader.
+haproxy_replica_max_lag = None
 
 # --- Monitoring: Prometheus and Alertmanager (only with a host in the inventory group `monitor`)
 # Every exporter, Prometheus and Alertmanager speak TLS (the cluster CA) and ask for basic auth:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from pyinfra import host
+from pyinfra.operations import systemd
 
 from pgha.cluster import Cluster
 from pgha.common.deploy import checked_file, install_packages_without_starting, running_and_refreshed, scripts_directory
@@ -37,13 +38,16 @@ def start(cluster: Cluster, changes, defer_reload: bool):
     running_and_refreshed("haproxy", "haproxy", lambda: not defer_reload and pki.changed(changes)())
 
 
-@step("haproxy: hold program")
+@step("haproxy: hold program and reload")
 def hold_program(cluster: Cluster):
     scripts_directory("haproxy")
     file_in_place(name="haproxy: the program that keeps the members up while Patroni restarts paused",
                   path=values.HOLD_SCRIPT, content=values.HOLD_PROGRAM.read_bytes(), mode="755")
     file_in_place(name=f"haproxy: {values.HOLD_CONFIG} (the hold program's settings)", path=values.HOLD_CONFIG,
                   content=json.dumps(values.hold_settings(cluster), indent=2, sort_keys=True) + "\n", mode="644")
+    dropin = file_in_place(name="haproxy: a reload keeps the servers' states (drop-in)", path=values.RELOAD_DROPIN,
+                           content=render(values.TEMPLATES / "reload.conf.j2", values.reload_dropin()))
+    systemd.daemon_reload(name="haproxy: systemd reload (drop-in)", _if=dropin.did_change)
 
 
 @step("haproxy: firewall")
@@ -57,6 +61,6 @@ def deploy_haproxy(cluster: Cluster, defer_reload: bool = False):
         return
     install(cluster)
     firewall(cluster)
+    hold_program(cluster)  # before the first reload: it saves the servers' states
     certificate = pki.certificate(cluster, cluster.node(host.name), values.TLS_SERVICE, "root", "root", combined=True)
     start(cluster, certificate + [configure(cluster)], defer_reload)
-    hold_program(cluster)

@@ -11,7 +11,7 @@ from pgha.haproxy import values
 
 def observed(cluster: Cluster, node: Node) -> Plan:
     return Plan(
-        paths=("/etc/haproxy", SCRIPTS_DIR, *firewall_values.paths(["haproxy"])),
+        paths=("/etc/haproxy", SCRIPTS_DIR, values.RELOAD_DROPIN.rsplit("/", 1)[0], *firewall_values.paths(["haproxy"])),
         units=(values.UNIT, *firewall_values.units(["haproxy"])),
         packages=tuple(values.PACKAGES),
     )

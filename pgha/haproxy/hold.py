@@ -7,7 +7,8 @@ leader can change), their REST API is silent for a few seconds and HAProxy's che
 mark the leader down: HAProxy stops checking the members that pass their check now (the
 leader in the primary backend, the replicas in the replicas backend) and keeps them up.
 `release`: checks resume. A hold ends by itself after `release_after` seconds (a systemd
-timer) if the deploy never releases it.
+timer) if the deploy never releases it. `save-state`: the servers' states into the file the
+next HAProxy process reads (haproxy.service's reload runs it before its signal).
 
 Its settings (the admin socket, the backends, the timeouts) are in a JSON file beside the
 other pgha files (CONFIG, written by the deploy).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -87,13 +89,48 @@ def release(config: dict) -> str:
     return "released"
 
 
+def without_agent_port(state: str) -> str:
+    """`show servers state` with no agent port: HAProxy 2.6 reports the check port there and
+    then warns, reading it back, that the server has no agent check (pgha uses none)."""
+    lines = state.splitlines()
+    header = next((line[2:].split() for line in lines if line.startswith("# ")), [])
+    if "srv_agent_port" not in header:
+        return state
+    column = header.index("srv_agent_port")
+    kept = []
+    for line in lines:
+        fields = line.split(" ")
+        if not line.startswith("#") and len(fields) == len(header):
+            fields[column] = "0"
+        kept.append(" ".join(fields))
+    return "\n".join(kept) + "\n"
+
+
+def save_state(config: dict) -> str:
+    """`show servers state` into the state file HAProxy's next process reads (the reload's
+    step before its signal); written whole or not at all."""
+    try:
+        state = without_agent_port(ask(config["socket"], "show servers state"))
+    except OSError as error:  # HAProxy not running: nothing to keep
+        return f"no state saved: {error}"
+    temporary = config["state_file"] + ".new"
+    with open(temporary, "w", encoding="utf-8") as file:
+        file.write(state)
+    os.replace(temporary, config["state_file"])
+    return "saved"
+
+
+COMMANDS = {"hold": lambda config, program: hold(config, program), "release": lambda config, _: release(config),
+            "save-state": lambda config, _: save_state(config)}
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[1] not in ("hold", "release"):
-        print(f"usage: {argv[0]} hold|release", file=sys.stderr)
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        print(f"usage: {argv[0]} {'|'.join(COMMANDS)}", file=sys.stderr)
         return 2
     with open(CONFIG, encoding="utf-8") as file:
         config = json.load(file)
-    print(hold(config, argv[0]) if argv[1] == "hold" else release(config))
+    print(COMMANDS[argv[1]](config, argv[0]))
     return 0
 
 

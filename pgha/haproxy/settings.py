@@ -15,4 +15,6 @@ SETTINGS: dict[str, Setting] = {
     "haproxy_check_downinter": (is_duration, "a duration such as 500ms or 1s"),
     "haproxy_check_rise": (is_int(1), "an integer, at least 1"),
     "haproxy_check_fall": (is_int(1), "an integer, at least 1"),
+    "haproxy_replica_max_lag": (lambda v: v is None or is_int(0)(v),
+                                "None (patroni_maximum_lag_on_failover) or a number of bytes, 0 or more"),
 }

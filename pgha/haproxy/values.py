@@ -16,6 +16,10 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
 TLS_SERVICE = "haproxy"  # the stats page's certificate and key, one PEM (pgha.pki)
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
+# the servers' states, saved at each reload and read by the new process: a reload does not
+# start every server as up until its first check (writes routed to a replica for ~100 ms)
+STATE_FILE = "/var/lib/haproxy/server-state"
+RELOAD_DROPIN = "/etc/systemd/system/haproxy.service.d/pgha.conf"
 PRIMARY_BACKEND = "primary"
 REPLICAS_BACKEND = "replicas"
 # pgha.rollout holds HAProxy's view of the members while Patroni restarts paused: the
@@ -46,7 +50,8 @@ def config(cluster: Cluster) -> dict:
         "ro_port": s["haproxy_ro_port"],
         "restapi_port": s["patroni_restapi_port"],
         "leader_check": LEADER_CHECK,
-        "replica_check": REPLICA_CHECK,
+        "replica_check": f"{REPLICA_CHECK}?lag={replica_max_lag(cluster)}",
+        "state_file": STATE_FILE,
         # Patroni's REST API over HTTPS, its certificate checked against the cluster CA and
         # for the member's name (HAProxy checks DNS names only, and every certificate
         # carries the Patroni name)
@@ -65,6 +70,18 @@ def config(cluster: Cluster) -> dict:
             f"rise {s['haproxy_check_rise']} fall {s['haproxy_check_fall']}"
         ),
     }
+
+
+def replica_max_lag(cluster: Cluster) -> int:
+    """Bytes a replica may lag and still serve the read-only port."""
+    s = cluster.settings
+    chosen = s.get("haproxy_replica_max_lag")
+    return int(s["patroni_maximum_lag_on_failover"] if chosen is None else chosen)
+
+
+def reload_dropin() -> dict:
+    """haproxy.service's reload: check the file, save the servers' states, then reload."""
+    return {"save_state": f"{HOLD_SCRIPT} save-state"}
 
 
 def metrics_frontend(cluster: Cluster) -> dict | None:
@@ -86,6 +103,7 @@ def hold_settings(cluster: Cluster) -> dict:
         "socket": ADMIN_SOCKET,
         "primary": PRIMARY_BACKEND,
         "replicas": REPLICAS_BACKEND,
+        "state_file": STATE_FILE,
         "settle_timeout": 15,  # seconds for a freshly reloaded HAProxy to see its leader
         "release_after": 300,  # the hold ends by itself if the deploy stops before releasing it
     }

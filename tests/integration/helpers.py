@@ -369,6 +369,25 @@ def https_get_through(ssh_config: Path, via: str, address: str, port: int, path:
         tunnel.wait()
 
 
+CUT_TABLE = "pgha_test_cut"  # the nftables table of a node cut off from some ports
+
+
+@contextlib.contextmanager
+def cut_off(host, addresses: list[str], ports: list[int]):
+    """``host`` (a testinfra host) refused every connection to ``addresses`` on ``ports`` for
+    the time of the block (an nftables table of its own, reset at once); its WAL receiver is
+    killed, so that a replica cut off from its primary stops streaming now."""
+    host.run(f"nft add table inet {CUT_TABLE} && nft add chain inet {CUT_TABLE} out "
+             "'{ type filter hook output priority 0 ; }' && "
+             f"nft add rule inet {CUT_TABLE} out ip daddr {{ {', '.join(addresses)} }} "
+             f"tcp dport {{ {', '.join(str(p) for p in ports)} }} reject with tcp reset && "
+             "pkill -f 'postgres: .*walreceiver'")
+    try:
+        yield
+    finally:
+        host.run(f"nft delete table inet {CUT_TABLE}")
+
+
 def start_again(host, service: str) -> bool:
     """`systemctl start SERVICE` on a testinfra host, retried over SSH hiccups: a test must
     never leave a service it stopped down."""

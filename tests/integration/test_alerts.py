@@ -12,6 +12,7 @@ to .lab/alerts.json (the docs' table of rules quotes it); the lab's group_data s
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import threading
@@ -45,7 +46,6 @@ CLEAR_TIMEOUT = 150
 PG_PORT = S["postgresql_port"]
 REST_LOGIN = (S["patroni_restapi_username"], CLUSTER.secrets["restapi_password"])
 TEST_TABLE = "pgha_test.alert_fill"
-CUT_TABLE = "pgha_test_cut"  # nftables table of a replica cut off from the primary
 FILL_MOUNT = "/srv/pgha-test-fill"  # Debian's node exporter leaves out /mnt, /media, /run
 HAPROXY_PEM = pki.pem_file("haproxy")
 
@@ -227,14 +227,11 @@ def batch_a(lab_hosts):
             ("WalArchivingFailing", leader.name), ("PatroniPendingRestart", leader.name)]
     h = lab_hosts
     certificate = short_lived_certificate(haproxy_cert).decode()
-    with AlertWatch() as watch:
+    with AlertWatch() as watch, contextlib.ExitStack() as stack:
         faulted = time.monotonic()
         try:
-            h[cut.name].run(f"nft add table inet {CUT_TABLE} && nft add chain inet {CUT_TABLE} out "
-                            "'{ type filter hook output priority 0 ; }' && "
-                            f"nft add rule inet {CUT_TABLE} out ip daddr {{ {leader.address}, {backup.address} }} "
-                            f"tcp dport {{ {PG_PORT}, {S['pgbackrest_tls_port']} }} reject with tcp reset && "
-                            "pkill -f 'postgres: .*walreceiver'")
+            stack.enter_context(helpers.cut_off(h[cut.name], [leader.address, backup.address],
+                                                [PG_PORT, S["pgbackrest_tls_port"]]))
             h[etcd_down.name].run("systemctl stop etcd")
             h[node_exporter_down.name].run("systemctl stop prometheus-node-exporter")
             h[backup.name].run(f"mkdir -p {FILL_MOUNT} && mount -t tmpfs -o size=4m pgha-test-fill {FILL_MOUNT} && "
@@ -261,7 +258,7 @@ def batch_a(lab_hosts):
             h[backup.name].run(f"umount {FILL_MOUNT} && rmdir {FILL_MOUNT}")
             helpers.start_again(h[node_exporter_down.name], "prometheus-node-exporter")
             helpers.start_again(h[etcd_down.name], "etcd")
-            h[cut.name].run(f"nft delete table inet {CUT_TABLE}")
+            stack.close()
             write_wal(h[leader.name], 1)
             sql(h[leader.name], "select pg_switch_wal()")
         watch.wait(keys, watch.cleared, CLEAR_TIMEOUT)

@@ -174,7 +174,10 @@ def test_haproxy_config_is_valid(patroni_hosts, name):
     result = patroni_hosts[name].run(f"haproxy -c -V -f {CONFIG_FILE}")
     assert result.rc == 0, result.stdout + result.stderr
     assert "Configuration file is valid" in result.stdout + result.stderr
-    assert "[WARNING]" not in result.stdout + result.stderr
+    # the check reads the saved servers' states too, and says so for each server it finds down
+    warnings = [line for line in (result.stdout + result.stderr).splitlines()
+                if "[WARNING]" in line and "changed from server-state after a reload" not in line]
+    assert warnings == []
 
 
 @pytest.mark.parametrize("name", PATRONI_NAMES)

@@ -125,10 +125,11 @@ def test_primary(cluster):
 
 
 def checked_endpoint(lines: list[str]) -> str:
-    """The REST API path a section's health check asks (`option httpchk OPTIONS /path`)."""
+    """The REST API path a section's health check asks (`option httpchk OPTIONS /path`),
+    without its query."""
     found = [line.split() for line in lines if line.startswith("option httpchk ")]
     assert len(found) == 1 and found[0][2] == "OPTIONS", lines
-    return found[0][3]
+    return found[0][3].split("?")[0]
 
 
 def recorded_codes(version: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -156,9 +157,33 @@ def test_health_checks_come_from_the_rest_module(cluster):
 
 
 def test_replicas(cluster):
-    replicas = listen(cluster, "replicas", 5433, "/replica")
+    replicas = listen(cluster, "replicas", 5433, "/replica?lag=1048576")
     assert "balance roundrobin" in replicas
     assert default_server(replicas) == check_options(cluster.settings)
+    # no replica within the lag: the reads go to the leader
+    assert "use_backend primary if { nbsrv(replicas) eq 0 }" in replicas
+
+
+def test_a_replica_lagging_beyond_its_setting_leaves_the_read_rotation(groups, group_data):
+    """Patroni's /replica?lag= answers 503 beyond the lag: patroni_maximum_lag_on_failover by
+    default, haproxy_replica_max_lag when set."""
+    group_data["patroni_maximum_lag_on_failover"] = 2097152
+    listen(cluster_with(groups, group_data), "replicas", 5433, "/replica?lag=2097152")
+    group_data["haproxy_replica_max_lag"] = 16777216
+    listen(cluster_with(groups, group_data), "replicas", 5433, "/replica?lag=16777216")
+
+
+def test_a_reloaded_haproxy_keeps_the_servers_states(cluster):
+    """The reload saves `show servers state` (the hold program) before it signals HAProxy;
+    the new process reads it: no server starts as up until its first check."""
+    text = render_cfg(cluster)
+    parsed = sections(text)
+    assert "server-state-file /var/lib/haproxy/server-state" in parsed["global"]
+    assert "load-server-state-from-file global" in parsed["defaults"]
+    dropin = render("haproxy/reload.conf.j2", haproxy.reload_dropin()).splitlines()
+    reloads = [line for line in dropin if line.startswith("ExecReload=")]
+    assert reloads == ["ExecReload=", "ExecReload=/usr/sbin/haproxy -Ws -f $CONFIG -c -q $EXTRAOPTS",
+                       "ExecReload=/usr/local/lib/pgha/haproxy-hold save-state", "ExecReload=/bin/kill -USR2 $MAINPID"]
 
 
 def test_check_timing_from_group_data(cluster, group_data):
@@ -293,7 +318,7 @@ def test_haproxy_ports_answer_client_networks_and_the_cluster_nodes_only(cluster
 def test_the_hold_program_gets_its_backends_socket_and_timeouts_from_its_settings(cluster):
     settings = haproxy.hold_settings(cluster)
     assert settings == {"socket": "/run/haproxy/admin.sock", "primary": "primary", "replicas": "replicas",
-                        "settle_timeout": 15, "release_after": 300}
+                        "state_file": "/var/lib/haproxy/server-state", "settle_timeout": 15, "release_after": 300}
     parsed = sections(render_cfg(cluster))
     assert f"listen {settings['primary']}" in parsed and f"listen {settings['replicas']}" in parsed
     assert f"stats socket {settings['socket']} mode 660 level admin" in render_cfg(cluster)
@@ -327,3 +352,15 @@ def test_the_hold_program_keeps_up_what_passes_its_check():
 def test_the_hold_program_is_shipped_as_it_is(cluster):
     assert haproxy.HOLD_PROGRAM.read_text().startswith("#!/usr/bin/python3\n")
     assert haproxy.HOLD_CONFIG == "/etc/pgha/haproxy-hold.json"
+
+
+def test_the_saved_state_has_no_agent_port():
+    """HAProxy 2.6 (bookworm) puts the check port in srv_agent_port and then warns, loading
+    it, that the server has no agent check: the hold program's save-state clears it."""
+    from pgha.haproxy import hold
+
+    state = ("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_agent_port\n"
+             "5 primary 1 pg-1 10.0.3.141 0 8008\n6 replicas 1 pg-1 10.0.3.141 2 8008\n\n")
+    assert hold.without_agent_port(state) == ("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_agent_port\n"
+                                              "5 primary 1 pg-1 10.0.3.141 0 0\n6 replicas 1 pg-1 10.0.3.141 2 0\n\n")
+    assert hold.without_agent_port("1\n") == "1\n"
