@@ -62,7 +62,7 @@ test: setup tools browser lint
 	$(PYTEST) tests/unit -q
 	$(MAKE) teardown
 	$(MAKE) cluster
-	$(PYTEST) tests/integration -v -rs --destructive
+	$(PYTEST) tests/integration -v -rs --destructive --durations=25
 	$(MAKE) teardown
 	$(MAKE) cluster INVENTORY=$(BOOKWORM_INVENTORY)
 	$(MAKE) verify INVENTORY=$(BOOKWORM_INVENTORY)
