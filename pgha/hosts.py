@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 
-def host(name: str, address: str, dns_name: str | None = None, ssh_user: str = "root",
+def host(name: str, address: str | None = None, dns_name: str | None = None, ssh_user: str = "root",
          **data: Any) -> tuple[str, dict[str, Any]]:
-    """(inventory name, host data) for pyinfra: connect to ``dns_name`` or ``address``."""
+    """(inventory name, host data) for pyinfra: connect to ``dns_name`` or ``address``. A
+    missing address or a misspelt keyword is not a Python error here: the inventory's check
+    names it (check_inventory, before pyinfra connects)."""
     caller = Path(inspect.stack()[1].filename).resolve().parent
     return name, {
         "address": address,

@@ -69,6 +69,29 @@ def host_data_problems(groups: dict[str, Any]) -> list[str]:
     return problems
 
 
+def duplicate_names(groups: dict[str, Any]) -> list[str]:
+    """Host names as the inventory file writes them, before pyinfra keeps one host per name
+    (a second host of the same name would vanish without a word)."""
+    problems: list[str] = []
+    seen: dict[str, tuple[str, Any]] = {}
+    for group, entries in groups.items():
+        if group == "all":
+            continue
+        in_group: set[str] = set()
+        for name, data in host_entries(entries):
+            where = data.get("address") or data.get("ssh_hostname") if isinstance(data, dict) else None
+            if name in in_group:
+                problems.append(f"inventory: host {name!r} is listed twice in group {group!r}: pyinfra would keep one "
+                                "and drop the other: expected each host once, each with a name of its own")
+            elif name in seen and seen[name][1] != where:
+                problems.append(f"inventory: host name {name!r} is given to {seen[name][1]!r} (group {seen[name][0]!r}) "
+                                f"and to {where!r} (group {group!r}): pyinfra would keep one: expected a name of "
+                                "its own for each host")
+            in_group.add(name)
+            seen.setdefault(name, (group, where))
+    return problems
+
+
 def group_problems(group_names) -> list[str]:
     """Groups the inventory or a group_data file defines that pgha does not know."""
     known = known_groups()

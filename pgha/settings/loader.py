@@ -30,7 +30,7 @@ from pgha.errors import ConfigError
 from pgha.pki import authority
 from pgha.settings import extensions
 from pgha.settings.checks import check
-from pgha.settings.hosts import cluster_data
+from pgha.settings.hosts import cluster_data, duplicate_names
 
 # The defaults every inventory shares (ports, timings, PostgreSQL parameters): the lowest layer
 DEFAULTS_DIR = PROJECT_ROOT / "group_data"
@@ -141,6 +141,9 @@ def pyinfra_inventory(inventory_file: str | Path, overrides: dict[str, Any] | No
     path = str(Path(inventory_file).resolve())
     with _reading(path):
         groups = _inventory_groups(path)
+    duplicates = duplicate_names(groups)
+    if duplicates:
+        raise ConfigError(duplicates)
     all_hosts, all_data = groups.pop("all", (None, {}))
     if all_hosts is None:
         all_hosts = list(dict.fromkeys(

@@ -132,6 +132,15 @@ BAD = [
     ("duration-bad", {"all_py": CLIENTS + "haproxy_check_inter = 'soon'\n"}, "haproxy_check_inter = 'soon'"),
     ("ssh-password", {"p1": ', ssh_password="hunter2"'}, "host 'p1' sets ssh_password: pgha's commands over SSH"),
     ("ssh-key-password", {"p1": ', ssh_key_password="x"'}, "expected the key loaded in an ssh-agent"),
+    # a keyword misspelt in host(...), and names pyinfra would fold into one host
+    ("host-keyword-typo", {"extra": 'patroni[0] = host("p1", adress="192.0.2.21", patroni_name="pg-a")'},
+     "host 'p1' has unknown host data 'adress': did you mean 'address'?"),
+    ("host-keyword-typo-no-address", {"extra": 'patroni[0] = host("p1", adress="192.0.2.21", patroni_name="pg-a")'},
+     "host 'p1' has address None: expected an IPv4 address"),
+    ("same-name-twice-in-a-group", {"extra": 'patroni = patroni + [host("p2", "192.0.2.24", patroni_name="pg-d")]'},
+     "host 'p2' is listed twice in group 'patroni': pyinfra would keep one and drop the other"),
+    ("same-name-for-two-hosts", {"extra": 'backup = [host("e1", "192.0.2.31")]'},
+     "host name 'e1' is given to '192.0.2.11' (group 'etcd') and to '192.0.2.31' (group 'backup')"),
 ]
 
 
@@ -191,6 +200,15 @@ def test_group_data_of_an_inventory_elsewhere_is_refused_before_pyinfra_connects
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "patroni_ttl differs between hosts (30 on e1, e2, e3; 'thirty' on p1, p2, p3)" in output, output
+    assert "Connecting to hosts" not in output and "Traceback" not in output, output
+
+
+def test_a_misspelt_host_keyword_is_refused_by_pyinfra_without_a_traceback(tmp_path):
+    inventory = write(tmp_path, extra='patroni[0] = host("p1", adress="192.0.2.21", patroni_name="pg-a")')
+    proc = _pyinfra(str(inventory), "deploys/etcd.py")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "unknown host data 'adress': did you mean 'address'?" in output, output
     assert "Connecting to hosts" not in output and "Traceback" not in output, output
 
 
