@@ -81,7 +81,7 @@ def replica_max_lag(cluster: Cluster) -> int:
 
 def reload_dropin() -> dict:
     """haproxy.service's reload: check the file, save the servers' states, then reload."""
-    return {"save_state": f"{HOLD_SCRIPT} save-state"}
+    return {"save_state": f"{HOLD_SCRIPT} save-state", "state_file": STATE_FILE}
 
 
 def metrics_frontend(cluster: Cluster) -> dict | None:

@@ -127,6 +127,20 @@ def count_value(host: str, port: int, password: str, value: str) -> int | None:
         conn.close()
 
 
+WAL_FILL_TABLE = "public.pgha_test_wal_fill"  # not in TEST_SCHEMA: the superuser writes it (that schema is the admin's)
+
+
+def write_wal(host, megabytes: int = 4) -> None:
+    """About ``megabytes`` of WAL on the primary ``host`` (a testinfra host): a table filled
+    and dropped, as the superuser over the local socket."""
+    from pgha.postgres.facts import make_psql_command
+
+    rows = megabytes * 30000
+    statement = (f"drop table if exists {WAL_FILL_TABLE}; create table {WAL_FILL_TABLE} as "
+                 f"select g, md5(g::text) as filler from generate_series(1, {rows}) g; drop table {WAL_FILL_TABLE}")
+    host.check_output("cd /tmp && " + make_psql_command(statement, PG_PORT))
+
+
 # --- Patroni REST API -----------------------------------------------------------------------
 
 

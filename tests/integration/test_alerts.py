@@ -45,7 +45,6 @@ FIRE_TIMEOUT = 150
 CLEAR_TIMEOUT = 150
 PG_PORT = S["postgresql_port"]
 REST_LOGIN = (S["patroni_restapi_username"], CLUSTER.secrets["restapi_password"])
-TEST_TABLE = "pgha_test.alert_fill"
 FILL_MOUNT = "/srv/pgha-test-fill"  # Debian's node exporter leaves out /mnt, /media, /run
 HAPROXY_PEM = pki.pem_file("haproxy")
 
@@ -119,12 +118,6 @@ def sql(host, statement: str) -> str:
     return host.check_output("cd /tmp && " + make_psql_command(statement, PG_PORT)).strip()
 
 
-def write_wal(host, megabytes: int = 4) -> None:
-    """About ``megabytes`` of WAL on the primary (a test table filled, then dropped)."""
-    rows = megabytes * 30000
-    sql(host, f"create schema if not exists pgha_test; drop table if exists {TEST_TABLE}; "
-              f"create table {TEST_TABLE} as select g, md5(g::text) as filler from generate_series(1, {rows}) g")
-    sql(host, f"drop table {TEST_TABLE}")
 
 
 def patch_config(address: str, document: dict) -> None:
@@ -236,13 +229,14 @@ def batch_a(lab_hosts):
             h[node_exporter_down.name].run("systemctl stop prometheus-node-exporter")
             h[backup.name].run(f"mkdir -p {FILL_MOUNT} && mount -t tmpfs -o size=4m pgha-test-fill {FILL_MOUNT} && "
                                f"dd if=/dev/zero of={FILL_MOUNT}/fill bs=1k count=3900 2>/dev/null")
-            for member in CLUSTER.patroni:
-                haproxy_admin(h[haproxy_maint.name], f"set server primary/{member.patroni_name} state maint")
+            # the leader's server only: the others are down by their checks, and "ready" would
+            # bring them back as up until their next check
+            haproxy_admin(h[haproxy_maint.name], f"set server primary/{leader.patroni_name} state maint")
             h[haproxy_cert.name].run(f"cp -p {HAPROXY_PEM} /tmp/pgha-test-haproxy.pem && "
                                      f"{{ printf '%s' '{certificate}'; sed -n '/BEGIN .*PRIVATE KEY/,/END .*PRIVATE KEY/p' "
                                      f"/tmp/pgha-test-haproxy.pem; }} > {HAPROXY_PEM} && systemctl reload haproxy")
             h[backup.name].run(f"systemctl stop {backup_values.SERVER_UNIT}")
-            write_wal(h[leader.name])
+            pg_helpers.write_wal(h[leader.name])
             sql(h[leader.name], "select pg_switch_wal()")
             patch_config(leader.address, {"postgresql": {"parameters": {"max_connections": max_connections + 10}}})
             watch.wait(keys, watch.fired, FIRE_TIMEOUT)
@@ -253,13 +247,12 @@ def batch_a(lab_hosts):
             helpers.start_again(h[backup.name], backup_values.SERVER_UNIT)
             h[haproxy_cert.name].run(f"cp -p /tmp/pgha-test-haproxy.pem {HAPROXY_PEM} && "
                                      "rm /tmp/pgha-test-haproxy.pem && systemctl reload haproxy")
-            for member in CLUSTER.patroni:
-                haproxy_admin(h[haproxy_maint.name], f"set server primary/{member.patroni_name} state ready")
+            haproxy_admin(h[haproxy_maint.name], f"set server primary/{leader.patroni_name} state ready")
             h[backup.name].run(f"umount {FILL_MOUNT} && rmdir {FILL_MOUNT}")
             helpers.start_again(h[node_exporter_down.name], "prometheus-node-exporter")
             helpers.start_again(h[etcd_down.name], "etcd")
             stack.close()
-            write_wal(h[leader.name], 1)
+            pg_helpers.write_wal(h[leader.name], 1)
             sql(h[leader.name], "select pg_switch_wal()")
         watch.wait(keys, watch.cleared, CLEAR_TIMEOUT)
     healthy()

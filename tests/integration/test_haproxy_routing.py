@@ -19,12 +19,10 @@ import requests
 from conftest import CLUSTER
 
 from pgha.haproxy import values as haproxy
-from pgha.postgres.facts import make_psql_command
 
 pytestmark = [pytest.mark.destructive]
 
 S = CLUSTER.settings
-FILL_TABLE = "pgha_test.routing_fill"
 TIMEOUT = 90  # Patroni sees a replica's lag at its next loop; HAProxy at its next checks
 
 
@@ -42,12 +40,6 @@ def everywhere(backend: str, expected: set[str]) -> bool:
     return all(servers_up(node, backend) == expected for node in CLUSTER.patroni)
 
 
-def write_wal(host, megabytes: int = 4) -> None:
-    rows = megabytes * 30000
-    statement = (f"create schema if not exists pgha_test; drop table if exists {FILL_TABLE}; "
-                 f"create table {FILL_TABLE} as select g, md5(g::text) as filler from generate_series(1, {rows}) g; "
-                 f"drop table {FILL_TABLE}")
-    host.check_output("cd /tmp && " + make_psql_command(statement, S["postgresql_port"]))
 
 
 def read_only_servers(node, tries: int = 6) -> set[tuple[str, bool]]:
@@ -69,13 +61,13 @@ def test_a_lagging_replica_leaves_the_read_rotation_and_comes_back(patroni_hosts
     ports = [S["postgresql_port"], S["pgbackrest_tls_port"]]
     with helpers.cut_off(patroni_hosts[lagging.name], blocked, ports):
         started = time.monotonic()
-        write_wal(patroni_hosts[leader.name])  # beyond patroni_maximum_lag_on_failover (the lab's 1 MiB)
+        pg_helpers.write_wal(patroni_hosts[leader.name])  # beyond patroni_maximum_lag_on_failover (the lab's 1 MiB)
         left = helpers.wait_until(lambda: everywhere(haproxy.REPLICAS_BACKEND, {other.patroni_name}), TIMEOUT)
         left_after = time.monotonic() - started
         reads_during = read_only_servers(leader)
         # no replica within the lag: the reads go to the leader
         with helpers.cut_off(patroni_hosts[other.name], blocked, ports):
-            write_wal(patroni_hosts[leader.name])
+            pg_helpers.write_wal(patroni_hosts[leader.name])
             none_left = helpers.wait_until(lambda: everywhere(haproxy.REPLICAS_BACKEND, set()), TIMEOUT)
             reads_without_replicas = read_only_servers(leader, tries=3)
         healed = time.monotonic()
