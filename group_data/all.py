@@ -149,6 +149,7 @@ alert_email_from = None
 alert_email_smarthost = None  # "smtp.example.net:587"
 alert_email_require_tls = True
 alert_repeat_interval = "4h"  # a firing alert is sent again this often
+alert_group_interval = "1m"  # a group's changes (new alerts, resolved ones) are sent at most this often
 # How long a fault lasts before its alert fires
 alert_down_for = "1m"  # a member, an etcd member, an exporter down; a replica not streaming or lagging
 alert_paused_for = "30m"  # Patroni paused (maintenance mode)

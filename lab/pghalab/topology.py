@@ -61,7 +61,8 @@ LAB_MONITORING = {
     "alert_down_for": "10s",
     "alert_paused_for": "20s",
     "alert_pending_restart_for": "10s",
-    "alert_failover_window": "1m",
+    "alert_failover_window": "30s",
+    "alert_group_interval": "10s",
     "alert_webhook_url": f"http://127.0.0.1:{LAB_SETTINGS['lab_webhook_port']}/alerts",
 }
 

@@ -170,7 +170,7 @@ def alertmanager_config(cluster: Cluster) -> str:
         # one notification per alert and member: a killed replica is named at once
         "group_by": ["alertname", "scope", "instance"],
         "group_wait": "10s",
-        "group_interval": "1m",
+        "group_interval": s["alert_group_interval"],
         "repeat_interval": s["alert_repeat_interval"],
     }
     document["receivers"] = [receiver(cluster)]

@@ -56,6 +56,7 @@ MONITOR_SETTINGS: dict[str, Setting] = {
     "alert_email_smarthost": (_address, "None or the SMTP relay as host:port"),
     "alert_email_require_tls": BOOL,
     "alert_repeat_interval": DURATION,
+    "alert_group_interval": DURATION,
     "alert_down_for": DURATION,
     "alert_paused_for": DURATION,
     "alert_pending_restart_for": DURATION,

@@ -52,6 +52,7 @@ def read_only_servers(node, tries: int = 6) -> set[tuple[str, bool]]:
     return found
 
 
+@pytest.mark.slow
 def test_a_lagging_replica_leaves_the_read_rotation_and_comes_back(patroni_hosts):
     leader, replicas = pg_helpers.roles()
     lagging, other = replicas
