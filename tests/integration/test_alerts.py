@@ -298,6 +298,12 @@ def batch_b(lab_hosts):
         faulted_paused = time.monotonic()
         try:
             patch_config(leader.address, {"pause": True})
+            # the rogue archives nothing: its timeline's history file in the repository would
+            # lead every later recovery (the replicas', a restore) onto its timeline. Its data
+            # directory, postgresql.auto.conf included, is made anew by the reinit below.
+            sql(h[rogue.name], "alter system set archive_command = '/bin/true'")
+            sql(h[rogue.name], "select pg_reload_conf()")
+            time.sleep(2)  # the archiver reads its configuration again
             sql(h[rogue.name], "select pg_promote()")
             for node in stopped:
                 h[node.name].run("systemctl stop etcd")
