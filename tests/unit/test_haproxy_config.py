@@ -185,7 +185,7 @@ def test_a_reloaded_haproxy_keeps_the_servers_states(cluster):
     assert reloads == ["ExecReload=", "ExecReload=/usr/sbin/haproxy -Ws -f $CONFIG -c -q $EXTRAOPTS",
                        "ExecReload=/usr/local/lib/pgha/haproxy-hold save-state", "ExecReload=/bin/kill -USR2 $MAINPID"]
     # a start (after a stop, a crash) must not take the states an older process saved
-    assert "ExecStartPre=-/bin/rm -f /var/lib/haproxy/server-state" in dropin
+    assert "ExecStartPre=/bin/sh -c 'echo 1 > /var/lib/haproxy/server-state'" in dropin
 
 
 def test_check_timing_from_group_data(cluster, group_data):
