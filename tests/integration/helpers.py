@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -367,6 +368,32 @@ def https_get_through(ssh_config: Path, via: str, address: str, port: int, path:
     finally:
         tunnel.kill()
         tunnel.wait()
+
+
+class Background:
+    """``step()`` run again and again in a thread, ``interval`` seconds apart, for the time of
+    a ``with`` block (a watcher, a writer)."""
+
+    interval = 0.0
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            self.step()
+
+    def step(self) -> None:
+        raise NotImplementedError
 
 
 CUT_TABLE = "pgha_test_cut"  # the nftables table of a node cut off from some ports

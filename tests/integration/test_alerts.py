@@ -49,41 +49,33 @@ FILL_MOUNT = "/srv/pgha-test-fill"  # Debian's node exporter leaves out /mnt, /m
 HAPROXY_PEM = pki.pem_file("haproxy")
 
 
-class AlertWatch:
+class AlertWatch(helpers.Background):
     """Prometheus's active alerts polled every second: the first time each (alert, instance)
     is seen firing, and after that the first time it is no longer active."""
 
+    interval = 1.0
+
     def __init__(self):
+        super().__init__()
         self.fired: dict[tuple[str, str], float] = {}
         self.cleared: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.wait(1):
-            try:
-                active = api.alerts(CLUSTER)
-            except Exception:  # noqa: BLE001 - Prometheus busy: the next poll sees it
-                continue
-            now = time.monotonic()
-            firing = {(a["name"], a["instance"]) for a in active if a["state"] == "firing"}
-            seen = {(a["name"], a["instance"]) for a in active}
-            with self._lock:
-                for key in firing:
-                    self.fired.setdefault(key, now)
-                    self.cleared.pop(key, None)
-                for key in self.fired:
-                    if key not in seen:
-                        self.cleared.setdefault(key, now)
+    def step(self):
+        try:
+            active = api.alerts(CLUSTER)
+        except Exception:  # noqa: BLE001 - Prometheus busy: the next poll sees it
+            return
+        now = time.monotonic()
+        firing = {(a["name"], a["instance"]) for a in active if a["state"] == "firing"}
+        seen = {(a["name"], a["instance"]) for a in active}
+        with self._lock:
+            for key in firing:
+                self.fired.setdefault(key, now)
+                self.cleared.pop(key, None)
+            for key in self.fired:
+                if key not in seen:
+                    self.cleared.setdefault(key, now)
 
     def forget(self, keys) -> None:
         """What was seen of ``keys`` so far (a fault about to be caused times from now)."""

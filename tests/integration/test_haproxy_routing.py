@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 import time
 
 import helpers
@@ -83,39 +82,29 @@ def test_a_lagging_replica_leaves_the_read_rotation_and_comes_back(patroni_hosts
     assert not pg_helpers.wait_for_healthy_cluster(TIMEOUT)
 
 
-class Writer:
+class Writer(helpers.Background):
     """A new connection a write through one node's read-write port, as fast as it goes; the
     writes a replica refused (read-only transaction) and the other errors counted."""
 
     def __init__(self, node):
+        super().__init__()
         self.node = node
         self.writes = self.refused_read_only = 0
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.is_set():
+    def step(self):
+        try:
+            conn = pg_helpers.connect(self.node.address, S["haproxy_rw_port"], CLUSTER.secrets["admin_password"])
             try:
-                conn = pg_helpers.connect(self.node.address, S["haproxy_rw_port"], CLUSTER.secrets["admin_password"])
-                try:
-                    pg_helpers.query(conn, f"insert into {pg_helpers.PROBE_TABLE} (value) values (%s)",
-                                     (pg_helpers.unique_value("reload"),))
-                    self.writes += 1
-                finally:
-                    conn.close()
-            except psycopg2.errors.ReadOnlySqlTransaction:
-                self.refused_read_only += 1
-            except psycopg2.Error as error:
-                self.errors.append(str(error).strip().splitlines()[0])
+                pg_helpers.query(conn, f"insert into {pg_helpers.PROBE_TABLE} (value) values (%s)",
+                                 (pg_helpers.unique_value("reload"),))
+                self.writes += 1
+            finally:
+                conn.close()
+        except psycopg2.errors.ReadOnlySqlTransaction:
+            self.refused_read_only += 1
+        except psycopg2.Error as error:
+            self.errors.append(str(error).strip().splitlines()[0])
 
 
 def test_a_reload_under_writes_sends_no_write_to_a_replica(patroni_hosts, passwords):
