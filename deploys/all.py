@@ -1,6 +1,6 @@
 """The whole cluster, in order: etcd, HAProxy, pgBackRest, Patroni, then the post-deploy
-checks: (with a `backup` host) the stanza, its first backup and `pgbackrest check`; (with a
-`monitor` host) the exporters, then Prometheus and Alertmanager, every target seen up; who
+checks: (with a `backup` host) the stanza, its first backup and `pgbackrest check`; PgBouncer
+on every Patroni node; (with a `monitor` host) the exporters, then Prometheus and Alertmanager, every target seen up; who
 leads, which replicas stream and how to connect, said last. The order and the steps that
 cross components are pgha.rollout's.
 
@@ -27,6 +27,7 @@ barrier(name="pgBackRest's TLS servers run on the repository host and every Patr
 rollout.patroni(cluster)
 barrier(name="Patroni's cluster is healthy", what="patroni ready")
 rollout.backup_checks(cluster)
+rollout.pooler(cluster)
 rollout.exporters(cluster)
 barrier(name="The exporters run on every node", what="exporters ready")
 rollout.monitor(cluster)

@@ -125,6 +125,24 @@ haproxy_check_fall = 2  # failed checks to mark a server down
 # None: patroni_maximum_lag_on_failover. With no replica within it, 5433 goes to the leader.
 haproxy_replica_max_lag = None
 
+# --- PgBouncer (the pooler), on every Patroni node ------------------------------------------
+# A client connects to PgBouncer on any node; PgBouncer goes through that node's HAProxy: the
+# database <db> to the leader, <db>_ro to the replicas (within haproxy_replica_max_lag).
+# `pgha switchover` pauses every PgBouncer: a pooled client waits instead of failing.
+pgbouncer_port = 6432
+# transaction: a server connection is the client's for one transaction only (no session
+# state such as SET, temporary tables or advisory locks across transactions); session: for
+# the client's whole connection (every client connection holds a server connection)
+pgbouncer_pool_mode = "transaction"
+pgbouncer_pool_size = 20  # server connections per database, user and node
+pgbouncer_max_client_conn = 1000  # client connections per node
+pgbouncer_databases = ["postgres"]  # each pooled as <db> (read-write) and <db>_ro (read-only)
+# protocol-level prepared statements kept across transactions (None: 200 where PgBouncer
+# supports them, 1.21 and later, so trixie; off on bookworm's 1.18)
+pgbouncer_max_prepared_statements = None
+pgbouncer_auth_user = "pgha_pooler"  # looks the other roles up (auth_query); its password: the secrets file
+pgbouncer_pause_timeout = 10  # seconds a switchover waits for every PgBouncer to pause (else it resumes them, stops)
+
 # --- Monitoring: Prometheus and Alertmanager (only with a host in the inventory group `monitor`)
 # Every exporter, Prometheus and Alertmanager speak TLS (the cluster CA) and ask for basic auth:
 # user monitoring_user, password `monitoring_password` in the secrets file. Each exporter

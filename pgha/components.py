@@ -41,6 +41,9 @@ from pgha.patroni import checks as patroni_checks
 from pgha.patroni import facts as patroni_facts
 from pgha.patroni import settings as patroni_settings
 from pgha.patroni import values as patroni_values
+from pgha.pooler import facts as pooler_facts
+from pgha.pooler import settings as pooler_settings
+from pgha.pooler import values as pooler_values
 from pgha.validators import Setting
 
 # Who may reach a port: the networks of client_networks, those of etcd_client_networks (and
@@ -157,6 +160,20 @@ COMPONENTS: tuple[Component, ...] = (
         packages=lambda cluster, node: backup_values.PACKAGES,
         operations="pgha.backup.operations",
         deploy="deploys/backup.py",
+    ),
+    Component(
+        name="pooler",
+        summary="PgBouncer on every Patroni node: pooled connections that outlive a switchover",
+        groups=(),
+        runs_on=_in("patroni"),
+        settings=pooler_settings.SETTINGS,
+        ports={"pgbouncer_port": CLIENTS},
+        secrets=(Secret(pooler_values.SECRET_KEY, added_later=True),),
+        problems=pooler_values.problems,
+        observe=pooler_facts.observed,
+        packages=lambda cluster, node: pooler_values.PACKAGES,
+        operations="pgha.pooler.operations",
+        deploy="deploys/pooler.py",
     ),
     Component(
         name="exporters",

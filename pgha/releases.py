@@ -3,8 +3,8 @@ the settings check (versions, Patroni's timing floors), the lab (its base contai
 deploys (what differs between Patroni 3.0 and 4.x).
 
 Measured in the distributions' own packages: bookworm (Debian 12) ships PostgreSQL 15,
-Patroni 3.0.2, etcd 3.4, HAProxy 2.6; trixie (Debian 13) ships PostgreSQL 17, Patroni 4.0.7,
-etcd 3.5, HAProxy 3.0.
+Patroni 3.0.2, etcd 3.4, HAProxy 2.6, PgBouncer 1.18; trixie (Debian 13) ships PostgreSQL 17, Patroni 4.0.7,
+etcd 3.5, HAProxy 3.0, PgBouncer 1.24.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Release:
     patroni: tuple[int, int, int]
     etcd: tuple[int, int]
     haproxy: tuple[int, int]
+    pgbouncer: tuple[int, int]
     # Since Patroni 3.2, patroni/config.py (_validate_and_adjust_timeouts) silently raises
     # ttl, loop_wait and retry_timeout below these to them: refused instead.
     patroni_minimums: dict[str, int] = field(default_factory=dict)
@@ -36,8 +37,8 @@ class Release:
 PATRONI_3_2_MINIMUMS = {"patroni_ttl": 20, "patroni_loop_wait": 1, "patroni_retry_timeout": 3}
 
 RELEASES = {
-    "bookworm": Release("bookworm", 12, (15,), (3, 0, 2), (3, 4), (2, 6)),
-    "trixie": Release("trixie", 13, (17,), (4, 0, 7), (3, 5), (3, 0), PATRONI_3_2_MINIMUMS),
+    "bookworm": Release("bookworm", 12, (15,), (3, 0, 2), (3, 4), (2, 6), (1, 18)),
+    "trixie": Release("trixie", 13, (17,), (4, 0, 7), (3, 5), (3, 0), (1, 24), PATRONI_3_2_MINIMUMS),
 }
 DEFAULT = "trixie"
 

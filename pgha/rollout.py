@@ -11,6 +11,7 @@ another is here:
   restart), resumed and released once every daemon runs the new section;
 - Patroni's REST API moving to HTTPS: HAProxy reloads its checks right after Patroni does;
 - Patroni's archiving and replica creation come from the backup component;
+- the pooler comes after Patroni (its auth user and lookup function are made on the leader);
 - with a monitoring host, the exporters come after Patroni (the PostgreSQL exporter's role is
   made on the leader), Prometheus last.
 
@@ -41,6 +42,7 @@ from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni_values
 from pgha.pki import deploy as pki
 from pgha.pki import values as pki_values
+from pgha.pooler.deploy import deploy_pooler
 
 HOLD = f"{haproxy_values.HOLD_SCRIPT} hold"
 RELEASE = f"{haproxy_values.HOLD_SCRIPT} release"
@@ -205,6 +207,12 @@ def patroni(cluster: Cluster) -> None:
 def backup_checks(cluster: Cluster) -> None:
     """After Patroni: the stanza, its first backup, `pgbackrest check`."""
     stanza_and_check(cluster)
+
+
+def pooler(cluster: Cluster) -> None:
+    """After Patroni (the auth user and the lookup function are made on the leader):
+    PgBouncer on every Patroni node."""
+    deploy_pooler(cluster)
 
 
 def exporters(cluster: Cluster) -> None:

@@ -114,6 +114,13 @@ def _restore_command(cluster: Cluster, chosen: dict, *args: str) -> str:
                                           *args, "restore", user=values.PG_USER)
 
 
+def _writable(cluster: Cluster, node: Node) -> bool:
+    """PostgreSQL on ``node`` answers and is out of recovery (takes writes)."""
+    s = cluster.settings
+    in_recovery = make_psql_command("SELECT pg_is_in_recovery()", s["postgresql_port"], user=s["patroni_superuser"])
+    return remote.run(node, in_recovery, timeout=30, check=False).strip() == "f"
+
+
 def _recover_alone(cluster: Cluster, node: Node, timeout: float) -> None:
     """PostgreSQL started by hand on the restored data: it replays to the target and
     promotes itself (a new timeline), then stops for Patroni to take over."""
@@ -122,8 +129,7 @@ def _recover_alone(cluster: Cluster, node: Node, timeout: float) -> None:
     if not _postgres_running(cluster, node):  # a restore run again after a failure may find it up
         remote.run(node, f"{pg_ctl} -w -t {int(timeout)} -l /var/log/postgresql/pgha-restore.log start",
                    timeout=timeout + 30)
-    in_recovery = make_psql_command("SELECT pg_is_in_recovery()", s["postgresql_port"], user=s["patroni_superuser"])
-    if not wait_for(lambda: remote.run(node, in_recovery, timeout=30, check=False).strip() == "f", timeout, interval=1):
+    if not wait_for(lambda: _writable(cluster, node), timeout, interval=1):
         log = remote.run(node, "tail -n 5 /var/log/postgresql/pgha-restore.log", check=False)
         raise BackupError(f"{node.name}: PostgreSQL did not reach the target and promote within {timeout:.0f}s: {log}")
     remote.run(node, f"{pg_ctl} -m fast -w stop", timeout=120)
@@ -213,12 +219,13 @@ def _restore(cluster: Cluster, chosen, say, timeout, step, steps, started) -> di
     step(f"{target.patroni_name} recovered to the target and promoted")
     remote.run(target, "systemctl start patroni", timeout=60)
 
-    def leads() -> bool:  # the lock, and PostgreSQL running under it (not still starting)
+    def leads() -> bool:  # the lock, and PostgreSQL under it promoted: Patroni may start it as a standby first
         lead = rest.leader(cluster) or {}
-        return lead.get("name") == target.patroni_name and lead.get("state") == "running"
+        return (lead.get("name") == target.patroni_name and lead.get("state") == "running"
+                and _writable(cluster, target))
 
     if not wait_for(leads, 120, interval=1):
-        raise BackupError(f"Patroni on {target.patroni_name} did not take the leader lock within 120s")
+        raise BackupError(f"Patroni on {target.patroni_name} did not take the leader lock with PostgreSQL out of recovery within 120s")
     step(f"{target.patroni_name} leads the new cluster")
     _current_passwords(cluster, target)
     step("roles given their current passwords")

@@ -15,6 +15,7 @@ from pgha.etcd import values as etcd_values
 from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
 from pgha.pki import values as pki
 from pgha.postgres import SOCKET_DIR, bin_dir, data_dir
+from pgha.postgres.roles import password_from_file_sql
 from pgha.rendering import yaml_file
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -299,38 +300,14 @@ def role_pgpass(cluster: Cluster, setting: str = "patroni_admin_user") -> dict:
     }
 
 
-def _literal(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
 def role_password_sql(cluster: Cluster, setting: str = "patroni_admin_user") -> str:
     """One statement, run as the superuser on the leader: the role given the password of
     its pgpass file (and, for the admin role, created if missing and given LOGIN and its
-    attributes). The password is read by the server (pg_read_file), so it is on no command
-    line and in no logged statement; an error is raised again without the failing
-    statement's text, which holds it."""
+    attributes): pgha.postgres.roles."""
     _, passfile, attributes, created = ROLE_PASSWORDS[setting]
     pgpass = role_pgpass(cluster, setting)
-    role = pgpass["user"]
-    prefix = f"{pgpass['address']}:{pgpass['port']}:*:{role}:"
-    with_attributes = " ".join(["LOGIN", *(a.upper() for a in attributes)]) if created else ""
-    create = (
-        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
-        f"EXECUTE format('CREATE ROLE %I', {_literal(role)}); END IF; "
-        if created else ""
-    )
-    return (
-        "DO $pgha$ DECLARE secret text; BEGIN "
-        f"SELECT substr(line, {len(prefix) + 1}) INTO secret "
-        f"FROM regexp_split_to_table(pg_read_file({_literal(passfile)}), E'\\n') AS line "
-        f"WHERE starts_with(line, {_literal(prefix)}); "
-        f"IF coalesce(secret, '') = '' THEN RAISE EXCEPTION 'no password line in %', {_literal(passfile)}; END IF; "
-        + create
-        + f"EXECUTE format('ALTER ROLE %I WITH {with_attributes + ' ' if with_attributes else ''}PASSWORD %L', "
-        + f"{_literal(role)}, secret); "
-        f"EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION 'role %: %', {_literal(role)}, SQLERRM; "
-        "END $pgha$"
-    )
+    prefix = f"{pgpass['address']}:{pgpass['port']}:*:{pgpass['user']}:"
+    return password_from_file_sql(pgpass["user"], passfile, prefix, list(attributes) if created else None)
 
 
 def restapi_credentials(cluster: Cluster) -> dict:

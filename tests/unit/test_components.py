@@ -75,10 +75,10 @@ def test_groups_come_from_the_registry():
 # --- a half-registered component is found ------------------------------------------------------
 
 NEXT = components.Component(
-    name="pooler", summary="PgBouncer on every Patroni node", groups=(),
-    runs_on=lambda cluster, node: "patroni" in node.groups,
-    settings={"pgbouncer_port": components.component("etcd").settings["etcd_client_port"]},
-    ports={"pgbouncer_port": components.CLIENTS}, deploy="deploys/pooler.py",
+    name="logs", summary="a log shipper on every node", groups=(),
+    runs_on=lambda cluster, node: True,
+    settings={"log_shipper_port": components.component("etcd").settings["etcd_client_port"]},
+    ports={"log_shipper_port": components.CLIENTS}, deploy="deploys/logs.py",
     observe=lambda cluster, node: None,
 )
 
@@ -86,17 +86,17 @@ NEXT = components.Component(
 def test_a_component_without_its_deploy_file_line_defaults_or_doc_row_is_found():
     problems = registration_problems(NEXT)
     assert problems == [
-        "pooler: no deploy file 'deploys/pooler.py'",
-        "pooler: deploys/all.py does not run rollout.pooler(cluster)",
-        "pooler: setting pgbouncer_port has no default in group_data/all.py",
-        "pooler: setting pgbouncer_port has no row in docs/settings.md",
+        "logs: no deploy file 'deploys/logs.py'",
+        "logs: deploys/all.py does not run rollout.logs(cluster)",
+        "logs: setting log_shipper_port has no default in group_data/all.py",
+        "logs: setting log_shipper_port has no row in docs/settings.md",
     ]
 
 
 @pytest.mark.parametrize("change, problem", [
-    ({"ports": {"pgbouncer_admin_port": components.CLIENTS}}, "pooler: port pgbouncer_admin_port is not one of its settings"),
-    ({"operations": "pgha.pooler.operations"}, "pooler: no operations module pgha.pooler.operations"),
-    ({"observe": None}, "pooler: nothing observed for its snapshot (observe)"),
+    ({"ports": {"log_admin_port": components.CLIENTS}}, "logs: port log_admin_port is not one of its settings"),
+    ({"operations": "pgha.logs.operations"}, "logs: no operations module pgha.logs.operations"),
+    ({"observe": None}, "logs: nothing observed for its snapshot (observe)"),
 ])
 def test_each_missing_part_is_named(change, problem):
     assert problem in registration_problems(dataclasses.replace(NEXT, **change))
@@ -106,8 +106,8 @@ def test_a_complete_component_passes(tmp_path):
     """The same component with its files in a copy of the house: nothing is missing."""
     for name in ("deploys", "group_data", "docs"):
         (tmp_path / name).mkdir()
-    (tmp_path / "deploys" / "pooler.py").write_text('"""Usage: pyinfra -y inventory.py deploys/pooler.py"""\n')
-    (tmp_path / "deploys" / "all.py").write_text((ROOT / "deploys" / "all.py").read_text() + "rollout.pooler(cluster)\n")
-    (tmp_path / "group_data" / "all.py").write_text("pgbouncer_port = 6432  # PgBouncer\n")
-    (tmp_path / "docs" / "settings.md").write_text("| `pgbouncer_port` | `6432` | a port | PgBouncer |\n")
+    (tmp_path / "deploys" / "logs.py").write_text('"""Usage: pyinfra -y inventory.py deploys/logs.py"""\n')
+    (tmp_path / "deploys" / "all.py").write_text((ROOT / "deploys" / "all.py").read_text() + "rollout.logs(cluster)\n")
+    (tmp_path / "group_data" / "all.py").write_text("log_shipper_port = 6514  # the log shipper\n")
+    (tmp_path / "docs" / "settings.md").write_text("| `log_shipper_port` | `6514` | a port | the log shipper |\n")
     assert registration_problems(NEXT, tmp_path) == []

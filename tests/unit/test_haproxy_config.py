@@ -235,6 +235,7 @@ def test_ports_follow_the_settings(groups, group_data):
         group_data,
         haproxy_rw_port=6432,
         haproxy_ro_port=6433,
+        pgbouncer_port=6440,
         haproxy_stats_port=7001,
         haproxy_etcd_port=12379,
         postgresql_port=5444,

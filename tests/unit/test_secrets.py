@@ -40,7 +40,7 @@ def test_ensure_creates_the_file_with_every_key(secrets_path):
     assert _mode(secrets_path) == 0o600
     values = json.loads(secrets_path.read_text(encoding="utf-8"))
     assert sorted(values) == sorted(secrets.KEYS)
-    assert len(secrets.KEYS) == 9
+    assert len(secrets.KEYS) == 10
     for key, value in values.items():
         assert isinstance(value, str), key
         assert len(value) >= secrets.MIN_LENGTH >= 16, (key, len(value))

@@ -15,6 +15,7 @@ from pgha.haproxy import values as haproxy
 from pgha.monitor import exporters, server
 from pgha.monitor.daemons import dropin
 from pgha.patroni import values as patroni
+from pgha.pooler import values as pooler
 
 from .conftest import render, template_path
 
@@ -38,6 +39,8 @@ def template_data(cluster) -> dict[str, dict]:
         "backup/backup.service.j2": backup.timers(cluster)[0],
         "backup/backup.timer.j2": backup.timers(cluster)[0],
         "backup/if-reachable.sh.j2": backup.if_reachable_script(cluster),
+        "pooler/pgbouncer.ini.j2": pooler.config(cluster),
+        "pooler/listen.ini.j2": pooler.listen(cluster),
         "monitor/dropin.conf.j2": dropin(server.daemons(cluster, cluster.node("monitor1"))[0]),
         "monitor/pgbackrest-metrics.sh.j2": exporters.textfile_values(cluster),
         "monitor/pgbackrest-metrics.service.j2": exporters.textfile_values(cluster),
@@ -75,6 +78,8 @@ def test_every_template_is_covered(cluster):
         "backup/server.service.j2",
         "backup/backup.service.j2",
         "backup/backup.timer.j2",
+        "pooler/pgbouncer.ini.j2",
+        "pooler/listen.ini.j2",
         "monitor/dropin.conf.j2",
         "monitor/pgbackrest-metrics.sh.j2",
         "monitor/pgbackrest-metrics.timer.j2",

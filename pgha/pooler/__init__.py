@@ -1,0 +1,1 @@
+"""PgBouncer on every Patroni node (pgha.components: the pooler)."""
