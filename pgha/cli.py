@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     switch = commands.add_parser("switchover", parents=[common], help="planned change of leader, through Patroni")
     switch.add_argument("--to", dest="candidate", help="Patroni name of the new leader (default: any healthy replica)")
     switch.add_argument("--timeout", type=float, default=60)
+    switch.add_argument("--no-pause", action="store_true",
+                        help="do not pause PgBouncer (its clients' connections then fail at the switchover)")
     rotate = commands.add_parser(
         "rotate", help="new values for secrets keys in the secrets file; the next deploy rolls them out"
     )
@@ -131,8 +133,11 @@ def _verify(inventory: Path, pytest_args: list[str]) -> int:
 
 
 def _switchover(cluster: Cluster, args) -> int:
-    result = client.switchover(cluster, args.candidate, args.timeout)
-    print(f"switchover {result['from']} -> {result['to']}: writes accepted through HAProxy after {result['seconds']:.2f}s")
+    result = client.switchover(cluster, args.candidate, args.timeout, pause=not args.no_pause)
+    paused = (f", every PgBouncer paused for it (PAUSE took {result['paused']:.2f}s)"
+              if result["paused"] is not None else " (PgBouncer not paused)")
+    print(f"switchover {result['from']} -> {result['to']}: writes accepted through every HAProxy after "
+          f"{result['seconds']:.2f}s{paused}")
     return 0
 
 

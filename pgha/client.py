@@ -4,6 +4,7 @@ drills and the tests."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pgha import monitoring
 from pgha.cluster import Cluster
 from pgha.errors import SwitchoverError
 from pgha.patroni import rest
+from pgha.pooler import api as pooler_api
 from pgha.pki.authority import client_ca
 from pgha.waiting import wait_for
 
@@ -62,17 +64,24 @@ def shown_path(path: Path) -> str:
 def connection_strings(cluster: Cluster) -> dict[str, str]:
     """The connection strings a user copies, complete: every node, its port, the database,
     the admin user, the session kind, verify-full against the CA's path as seen from here.
-    The password is the admin_password secret (PGPASSWORD or a pgpass line): never printed."""
+    The pooled ones go to PgBouncer (any node's reaches the leader, or the replicas with
+    <db>_ro: no target_session_attrs). The password is the admin_password secret
+    (PGPASSWORD or a pgpass line): never printed."""
+    from pgha.pooler import values as pooler
+
     s = cluster.settings
     names = ",".join(n.connect_name for n in cluster.patroni)
-    return {
-        kind: format_dsn({
-            "host": names, "port": s[setting], "dbname": "postgres", "user": s["patroni_admin_user"],
-            "target_session_attrs": SESSION_ATTRS[setting], "sslmode": "verify-full",
-            "sslrootcert": shown_path(client_ca(cluster)),
-        })
+    tls = {"sslmode": "verify-full", "sslrootcert": shown_path(client_ca(cluster))}
+    strings = {
+        kind: format_dsn({"host": names, "port": s[setting], "dbname": "postgres", "user": s["patroni_admin_user"],
+                          "target_session_attrs": SESSION_ATTRS[setting], **tls})
         for kind, setting in ENDPOINTS.items()
     }
+    database = s["pgbouncer_databases"][0]
+    for kind, dbname in (("pooled read-write", database), ("pooled read-only", database + pooler.READ_ONLY_SUFFIX)):
+        strings[kind] = format_dsn({"host": names, "port": s["pgbouncer_port"], "dbname": dbname,
+                                    "user": s["patroni_admin_user"], **tls})
+    return strings
 
 
 def connect_text(cluster: Cluster) -> str:
@@ -103,10 +112,11 @@ def dsn(cluster: Cluster, port_setting: str = "haproxy_rw_port", **extra) -> str
     return format_dsn(options(cluster, port_setting, **extra))
 
 
-def write_probe(cluster: Cluster) -> str | None:
-    """The address of the server that accepted a write through HAProxy's 5432, or None."""
+def write_probe(cluster: Cluster, **extra) -> str | None:
+    """The address of the server that accepted a write through HAProxy's 5432 (``extra``:
+    e.g. ``host=`` one node's), or None."""
     try:
-        with psycopg2.connect(dsn(cluster)) as conn, conn.cursor() as cur:
+        with psycopg2.connect(dsn(cluster, **extra)) as conn, conn.cursor() as cur:
             cur.execute("select inet_server_addr()::text, txid_current()")  # a write: assigns an xid
             address = cur.fetchone()[0]
         conn.close()
@@ -115,12 +125,13 @@ def write_probe(cluster: Cluster) -> str | None:
         return None
 
 
-def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 60) -> dict:
+def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 60, pause: bool = True) -> dict:
     """Move the leadership through Patroni (``POST /switchover``) to ``candidate`` (a
     Patroni name) or to any healthy replica, and wait until the new leader accepts writes
-    through HAProxy. Returns ``{"from", "to", "seconds"}`` (seconds from the request to the
-    first accepted write)."""
-    s = cluster.settings
+    through every node's HAProxy. With ``pause``, every PgBouncer is paused first and
+    resumed after that (pgha.pooler.api): a pooled client's query waits instead of failing.
+    Returns ``{"from", "to", "seconds", "paused"}`` (seconds from the request, or the pause,
+    to the new leader seen through every HAProxy; paused: the seconds PAUSE took, or None)."""
     current = rest.members(cluster)
     old = next((m for m in current if m["role"] == "leader"), None)
     if old is None:
@@ -133,28 +144,73 @@ def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 
         )
     if not replicas:
         raise SwitchoverError("no healthy replica to switch over to")
-    body = {"leader": old["name"], **({"candidate": candidate} if candidate else {})}
     started = time.monotonic()
-    answer = rest.request(
-        cluster,
-        "POST",
-        old["host"],
-        "switchover",
-        json=body,
-        auth=(s["patroni_restapi_username"], cluster.secrets["restapi_password"]),
-        timeout=timeout,
-    )
-    if answer.status_code != 200:
-        raise SwitchoverError(f"Patroni refused the switchover: {answer.status_code} {answer.text.strip()}")
-    def new_leader_writes():
-        address = write_probe(cluster)
-        if address and address != old["host"]:
-            new = next((n.patroni_name for n in cluster.patroni if n.address == address), address)
-            if candidate is None or new == candidate:
-                return {"from": old["name"], "to": new, "seconds": round(time.monotonic() - started, 3)}
+    if not pause:
+        return {**_switch(cluster, old, candidate, timeout, started), "paused": None}
+    try:
+        with pooler_api.paused(cluster) as pause_seconds:
+            result = _switch(cluster, old, candidate, timeout, started)
+    except pooler_api.PoolerError as error:
+        raise SwitchoverError(f"{error} (`pgha switchover --no-pause` switches over without pausing)") from None
+    return {**result, "paused": round(pause_seconds, 3)}
+
+
+def _switch(cluster: Cluster, old: dict, candidate: str | None, timeout: float, started: float) -> dict:
+    """POST /switchover, and meanwhile every node's HAProxy probed until each sends writes
+    to the same new leader: Patroni answers the request only at its next one-second poll
+    after the change, when the new leader may long since accept writes."""
+    s = cluster.settings
+    body = {"leader": old["name"], **({"candidate": candidate} if candidate else {})}
+    answered: dict = {}
+
+    def request() -> None:
+        try:
+            answered["response"] = rest.request(
+                cluster, "POST", old["host"], "switchover", json=body,
+                auth=(s["patroni_restapi_username"], cluster.secrets["restapi_password"]), timeout=timeout,
+            )
+        except Exception as error:  # noqa: BLE001 - said as the switchover's error below
+            answered["error"] = error
+
+    def refused() -> str | None:
+        if "error" in answered:
+            return f"Patroni's REST API did not answer the switchover: {answered['error']}"
+        response = answered.get("response")
+        if response is not None and response.status_code != 200:
+            return f"Patroni refused the switchover: {response.status_code} {response.text.strip()}"
         return None
 
-    result = wait_for(new_leader_writes, max(0.0, timeout - (time.monotonic() - started)), interval=0.05)
-    if not result:
-        raise SwitchoverError(f"no write accepted by a new leader within {timeout:.0f}s")
-    return result
+    asking = threading.Thread(target=request, daemon=True)
+    asking.start()
+    seen: dict[str, str | None] = {}
+
+    def new_leader_everywhere():
+        if refused():
+            return True
+        for node in cluster.patroni:
+            if not seen.get(node.name):
+                seen[node.name] = None
+        probes = [threading.Thread(target=lambda n=node: seen.__setitem__(
+            n.name, write_probe(cluster, host=n.address, port=s["haproxy_rw_port"])), daemon=True)
+            for node in cluster.patroni if seen[node.name] in (None, old["host"])]
+        for probe in probes:
+            probe.start()
+        for probe in probes:
+            probe.join()
+        addresses = set(seen.values())
+        return len(addresses) == 1 and None not in addresses and old["host"] not in addresses
+
+    finished = wait_for(new_leader_everywhere, max(0.0, timeout - (time.monotonic() - started)), interval=0.05)
+    seconds = round(time.monotonic() - started, 3)
+    problem = refused()
+    if problem:
+        raise SwitchoverError(problem)
+    if not finished:
+        waiting = sorted(name for name, address in seen.items() if address in (None, old["host"]))
+        raise SwitchoverError(f"no write accepted by a new leader through every HAProxy within {timeout:.0f}s"
+                              + (f" (still waiting: {', '.join(waiting)})" if waiting else ""))
+    address = next(iter(seen.values()))
+    new = next((n.patroni_name for n in cluster.patroni if n.address == address), address)
+    if candidate is not None and new != candidate:
+        raise SwitchoverError(f"Patroni made {new} the leader, not {candidate}")
+    return {"from": old["name"], "to": new, "seconds": seconds}

@@ -270,7 +270,7 @@ def test_pgha_prints_the_connection_strings_from_another_directory(tmp_path, sec
                 cwd=tmp_path / "elsewhere", env={"PGHA_SECRETS": str(secrets_path)})
     assert proc.returncode == 0, proc.stderr
     read_write = proc.stdout.splitlines()[0]
-    assert read_write.startswith("read-write: host=192.0.2.21,192.0.2.22,192.0.2.23 port=5432 dbname=postgres user=dba ")
+    assert " ".join(read_write.split()).startswith("read-write: host=192.0.2.21,192.0.2.22,192.0.2.23 port=5432 dbname=postgres user=dba ")
     from pgha.pki.authority import directory
 
     assert f"sslrootcert={directory() / 'ca.crt'}" in read_write  # absolute: not under the current directory
@@ -296,6 +296,8 @@ def test_the_connection_strings_are_complete(in_repo, lab_ca):
                       "sslmode=verify-full sslrootcert=pki/ca.crt",
         "read-only": f"host={hosts} port=5433 dbname=postgres user=dba target_session_attrs=prefer-standby "
                      "sslmode=verify-full sslrootcert=pki/ca.crt",
+        "pooled read-write": f"host={hosts} port=6432 dbname=postgres user=dba sslmode=verify-full sslrootcert=pki/ca.crt",
+        "pooled read-only": f"host={hosts} port=6432 dbname=postgres_ro user=dba sslmode=verify-full sslrootcert=pki/ca.crt",
     }
 
 

@@ -69,11 +69,11 @@ def setup_table(cluster, timeout: float = 60) -> None:
 
 class Writer(threading.Thread):
     """Inserts a row with a unique id every ``interval`` seconds through HAProxy's
-    read-write port, reconnecting after ``retry`` seconds on any error. ``acks`` holds
+    read-write port (``port_setting``: or PgBouncer's), reconnecting after ``retry`` seconds on any error. ``acks`` holds
     (monotonic time, id) of every acknowledged commit, ``errors`` (time, message)."""
 
     def __init__(self, cluster, label: str = "drill", interval: float = 0.05, retry: float = 0.1,
-                 sslmode: str | None = None):
+                 sslmode: str | None = None, port_setting: str = "haproxy_rw_port"):
         super().__init__(daemon=True, name=f"writer-{label}")
         self.cluster = cluster
         self.prefix = f"{label}-{uuid.uuid4().hex[:8]}"
@@ -90,6 +90,7 @@ class Writer(threading.Thread):
         self._dsns = [
             client.dsn(
                 cluster.with_groups(patroni=nodes[i:] + nodes[:i]),
+                port_setting,
                 **WRITER_CONNECTION_OPTIONS,
                 **({"sslmode": sslmode} if sslmode else {}),
             )
