@@ -125,6 +125,22 @@ def write_probe(cluster: Cluster, **extra) -> str | None:
         return None
 
 
+def leader_through_every_haproxy(cluster: Cluster, old_host: str | None = None) -> str | None:
+    """The address of the server that takes writes through every node's HAProxy, when it is
+    the same everywhere (and not ``old_host``), else None."""
+    port = cluster.settings["haproxy_rw_port"]
+    seen = {write_probe(cluster, host=n.address, port=port) for n in cluster.patroni}
+    return seen.pop() if len(seen) == 1 and None not in seen and old_host not in seen else None
+
+
+def wait_for_writes_everywhere(cluster: Cluster, timeout: float = 120) -> str:
+    """Wait until one server takes writes through every node's HAProxy; its address."""
+    address = wait_for(lambda: leader_through_every_haproxy(cluster), timeout, interval=0.1)
+    if not address:
+        raise SwitchoverError(f"no leader took writes through every HAProxy within {timeout:.0f}s")
+    return address
+
+
 def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 60, pause: bool = True) -> dict:
     """Move the leadership through Patroni (``POST /switchover``) to ``candidate`` (a
     Patroni name) or to any healthy replica, and wait until the new leader accepts writes

@@ -11,7 +11,8 @@ another is here:
   restart), resumed and released once every daemon runs the new section;
 - Patroni's REST API moving to HTTPS: HAProxy reloads its checks right after Patroni does;
 - Patroni's archiving and replica creation come from the backup component;
-- the pooler comes after Patroni (its auth user and lookup function are made on the leader);
+- the pooler comes after Patroni (its auth user and lookup function are made on the leader),
+  and every PgBouncer is paused around a restart of the leader in place;
 - with a monitoring host, the exporters come after Patroni (the PostgreSQL exporter's role is
   made on the leader), Prometheus last.
 
@@ -20,9 +21,10 @@ another is here:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 from pyinfra.operations import server, systemd
 
 from pgha import SCRIPTS_DIR, client, components
@@ -42,6 +44,7 @@ from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni_values
 from pgha.pki import deploy as pki
 from pgha.pki import values as pki_values
+from pgha.pooler import api as pooler_api
 from pgha.pooler.deploy import deploy_pooler
 
 HOLD = f"{haproxy_values.HOLD_SCRIPT} hold"
@@ -179,6 +182,26 @@ def _resume_after_dcs_change(cluster: Cluster, node: Node, change: DcsChange) ->
                  _if=lambda: change.anywhere)
 
 
+@contextmanager
+def pooled_clients_wait(cluster: Cluster):
+    """Around a restart of the leader in place: every PgBouncer paused (its clients' queries
+    wait), resumed once the restarted leader takes writes through every node's HAProxy. A
+    PgBouncer not deployed yet (the first deploy) or not answering: the restart goes on
+    unpaused, as before the pooler."""
+    try:
+        pooler_api.pause(cluster)
+    except pooler_api.PoolerError as error:
+        logger.warning(f"    PgBouncer not paused for the leader's restart: {error}")
+        yield
+        return
+    try:
+        yield
+        client.wait_for_writes_everywhere(cluster, timeout=120)
+    finally:
+        for problem in pooler_api.resume(cluster, list(cluster.patroni)):
+            logger.warning(f"    PgBouncer not resumed (run RESUME on its admin console): {problem}")
+
+
 def patroni(cluster: Cluster) -> None:
     """PostgreSQL and Patroni on the current host, if it is a member: the whole role with
     the steps a DCS change needs around it."""
@@ -199,7 +222,8 @@ def patroni(cluster: Cluster) -> None:
     _restart_for_dcs_change(cluster, node, change, was_running, config)
     patroni_deploy.reloaded(cluster, was_running, change.here, config, pki.changed(certificate))
     _resume_after_dcs_change(cluster, node, change)
-    patroni_deploy.dynamic_configuration(cluster, node, local_parameters)
+    patroni_deploy.dynamic_configuration(cluster, node, local_parameters,
+                                         leader_guard=lambda: pooled_clients_wait(cluster))
     patroni_deploy.check(cluster, node, client.connect_text(cluster))
     patroni_deploy.role_passwords(cluster)
 

@@ -162,7 +162,8 @@ def reloaded(cluster: Cluster, was_running: bool, dcs_restart: bool, config, cer
 
 
 @step("patroni: cluster-wide configuration")
-def dynamic_configuration(cluster: Cluster, node: Node, local_parameters: dict):
+def dynamic_configuration(cluster: Cluster, node: Node, local_parameters: dict, leader_guard=None):
+    """``leader_guard``: around the leader's restart, if one is owed (pgha.rollout)."""
     s = cluster.settings
     only_first = lambda: node is cluster.patroni[0]  # noqa: E731
     live = patroni.config_file(node)
@@ -184,6 +185,7 @@ def dynamic_configuration(cluster: Cluster, node: Node, local_parameters: dict):
         settle_seconds=s["patroni_loop_wait"] + 5,
         local_parameters=local_parameters,
         pg_port=s["postgresql_port"],
+        leader_guard=leader_guard,
         _if=only_first,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import shlex
 
@@ -100,17 +102,22 @@ def _flagged(port: int, ask=None) -> list[dict]:
     return sorted((m for m in members if m["pending_restart"]), key=lambda m: m["role"] == "leader")
 
 
-def _rolling_restart(scope: str, config_file: str, port: int, settle_seconds: float, rounds: int = 3) -> None:
+def _rolling_restart(scope: str, config_file: str, port: int, settle_seconds: float, leader_guard=None,
+                     rounds: int = 3) -> None:
     """Restart flagged members one at a time, replicas first. A replica cannot run with a
     lower max_connections (and similar) than its primary, so lowering one flags the
-    replicas again once the leader has restarted: wait one HA loop and go round again."""
+    replicas again once the leader has restarted: wait one HA loop and go round again.
+    ``leader_guard``: a context manager factory around the leader's restart (pgha.rollout:
+    every PgBouncer paused until the restarted leader takes writes again)."""
     for _ in range(rounds):
         pending = _flagged(port)
         if not pending:
             return
         for member in pending:
             command = f"{patronictl(config_file)} restart {shlex.quote(scope)} {shlex.quote(member['name'])} --force --pending"
-            status, output = host.run_shell_command(command)
+            guard = leader_guard() if leader_guard and member["role"] == "leader" else contextlib.nullcontext()
+            with guard:
+                status, output = host.run_shell_command(command)
             if not status:
                 raise OperationError(f"restart of {member['name']} failed: {output.stderr}")
             logger.info(f"    [{host.name}] restarted {member['name']} ({member['role']})")
@@ -120,7 +127,7 @@ def _rolling_restart(scope: str, config_file: str, port: int, settle_seconds: fl
         raise OperationError(f"members still wait for a restart after {rounds} rounds")
 
 
-def _restart_once_flagged(scope: str, config_file: str, port: int, settle_seconds: float) -> None:
+def _restart_once_flagged(scope: str, config_file: str, port: int, settle_seconds: float, leader_guard=None) -> None:
     """Each member flags itself at its own HA loop: wait until all are flagged (or the
     loop has surely passed), so that the replicas go first and the leader last."""
     def all_flagged() -> bool:
@@ -129,7 +136,7 @@ def _restart_once_flagged(scope: str, config_file: str, port: int, settle_second
 
     wait_for(all_flagged, settle_seconds, interval=1)
     if _flagged(port):
-        _rolling_restart(scope, config_file, port, settle_seconds)
+        _rolling_restart(scope, config_file, port, settle_seconds, leader_guard)
 
 
 def _awaiting_restart(local_parameters: dict, pg_port: int) -> list[str]:
@@ -143,17 +150,17 @@ def _awaiting_restart(local_parameters: dict, pg_port: int) -> list[str]:
 
 @operation()
 def pending_restarts_applied(scope: str, config_file: str, port: int, settle_seconds: float = 30,
-                             local_parameters: dict | None = None, pg_port: int | None = None):
+                             local_parameters: dict | None = None, pg_port: int | None = None, leader_guard=None):
     """Members flagged ``pending_restart`` are restarted one at a time, replicas first, the
     leader last (in place: the leadership does not move). A parameter of the members' own
     files that PostgreSQL reads at start only and that runs with another value
     (``local_parameters``, asked as the deploy executes): Patroni flags the members only at
     its next HA loop after the reload, so wait up to ``settle_seconds`` for that."""
     if _flagged(port, snapshot.get):
-        yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {})
+        yield FunctionCommand(_rolling_restart, (scope, config_file, port, settle_seconds), {"leader_guard": leader_guard})
         return
     if executing() and local_parameters and pg_port and _awaiting_restart(local_parameters, pg_port):
-        yield FunctionCommand(_restart_once_flagged, (scope, config_file, port, settle_seconds), {})
+        yield FunctionCommand(_restart_once_flagged, (scope, config_file, port, settle_seconds), {"leader_guard": leader_guard})
         return
     host.noop("no member waits for a restart")
 
