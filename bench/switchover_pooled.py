@@ -24,12 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pghalab.drills.writer import Writer, setup_table  # noqa: E402
-
 from pgha import client  # noqa: E402
 from pgha.patroni import rest  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402
+from pghalab.drills.writer import Writer, setup_table  # noqa: E402
 
 PATHS = {"pooled, paused": ("pgbouncer_port", True), "direct 5432": ("haproxy_rw_port", False)}
 

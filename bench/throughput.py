@@ -20,6 +20,11 @@ Targets (the leader is asked of Patroni's REST API at the start):
   replica-5434  one replica's PostgreSQL itself                (select)
   replicas-5433 that replica node's HAProxy read-only port: round-robin over the replicas
                 (select)
+  leader-6432   the leader node's PgBouncer (pool pgbench -> its HAProxy 5432) (select, tpcb)
+  other-6432    a replica node's PgBouncer -> its HAProxy 5432 -> the leader (select, tpcb)
+  replicas-6432 that replica node's PgBouncer, pool pgbench_ro -> its HAProxy 5433 (select)
+The pooled targets need `pgbench` among pgbouncer_databases (the lab pools `postgres` only):
+deploy the pooler with --data 'pgbouncer_databases=["postgres","pgbench"]' first.
 Modes: select = `pgbench -S` (read-only, no vacuum), tpcb = pgbench's default TPC-B-like
 script (writes: only on the read-write targets).
 
@@ -62,6 +67,7 @@ from choices import comma_list  # noqa: E402
 from throughput_report import (  # noqa: E402
     BY_NAME,
     DATABASE,
+    POOLED,
     TARGETS,
     Target,
     last_lines,
@@ -152,9 +158,11 @@ def endpoints(cluster, leader: dict, replica: dict) -> dict[str, Endpoint]:
 
 
 def options_for(cluster, endpoint: Endpoint, dbname: str = DATABASE) -> dict:
-    """client.options for one node and port (not the multi-host default)."""
+    """client.options for one node and port (not the multi-host default); through PgBouncer,
+    the database's pool (``<db>`` or ``<db>_ro``)."""
     return client.options(cluster, endpoint.target.port_setting, host=endpoint.address,
-                          port=endpoint.port, dbname=dbname, connect_timeout=CONNECT_TIMEOUT,
+                          port=endpoint.port, dbname=dbname + endpoint.target.pool_suffix,
+                          connect_timeout=CONNECT_TIMEOUT,
                           application_name="pgha-bench")
 
 
@@ -233,7 +241,10 @@ def preflight(cluster, chosen: dict[str, Endpoint]) -> None:
         except BenchError as error:
             problems.append(str(error))
         except psycopg2.Error as error:
-            problems.append(f"{endpoint.label}: {str(error).strip()}")
+            hint = (f" (PgBouncer pools only pgbouncer_databases: deploy the pooler with {DATABASE!r} among them, "
+                    f"e.g. --data 'pgbouncer_databases=[\"postgres\",\"{DATABASE}\"]', or leave this target out)"
+                    if endpoint.target.name in POOLED else "")
+            problems.append(f"{endpoint.label}: {str(error).strip()}{hint}")
     if problems:
         raise BenchError("target(s) not usable:\n  " + "\n  ".join(problems))
 

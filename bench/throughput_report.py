@@ -21,6 +21,7 @@ class Target:
     modes: tuple[str, ...]
     baseline: str | None  # the direct target of the same server
     about: str
+    pool_suffix: str = ""  # through PgBouncer: the pool's suffix of the database (_ro: read-only)
 
 
 TARGETS = [
@@ -32,7 +33,15 @@ TARGETS = [
     Target("replica-5434", "replica", "postgresql_port", ("select",), None, "one replica, PostgreSQL direct"),
     Target("replicas-5433", "replica", "haproxy_ro_port", ("select",), "replica-5434",
            "replica node's HAProxy ro, round-robin over replicas"),
+    Target("leader-6432", "leader", "pgbouncer_port", ("select", "tpcb"), "leader-5434",
+           "leader node's PgBouncer -> its HAProxy rw -> leader"),
+    Target("other-6432", "replica", "pgbouncer_port", ("select", "tpcb"), "leader-5434",
+           "replica node's PgBouncer -> its HAProxy rw -> leader (network hop)"),
+    Target("replicas-6432", "replica", "pgbouncer_port", ("select",), "replica-5434",
+           "replica node's PgBouncer, pool pgbench_ro -> its HAProxy ro", pool_suffix="_ro"),
 ]
+# the pooled targets need the benchmark's database among pgbouncer_databases
+POOLED = tuple(t.name for t in TARGETS if t.port_setting == "pgbouncer_port")
 BY_NAME = {t.name: t for t in TARGETS}
 
 

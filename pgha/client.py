@@ -14,8 +14,8 @@ from pgha import monitoring
 from pgha.cluster import Cluster
 from pgha.errors import SwitchoverError
 from pgha.patroni import rest
-from pgha.pooler import api as pooler_api
 from pgha.pki.authority import client_ca
+from pgha.pooler import api as pooler_api
 from pgha.waiting import wait_for
 
 

@@ -225,7 +225,8 @@ def _restore(cluster: Cluster, chosen, say, timeout, step, steps, started) -> di
                 and _writable(cluster, target))
 
     if not wait_for(leads, 120, interval=1):
-        raise BackupError(f"Patroni on {target.patroni_name} did not take the leader lock with PostgreSQL out of recovery within 120s")
+        raise BackupError(f"Patroni on {target.patroni_name} did not take the leader lock with PostgreSQL "
+                          "out of recovery within 120s")
     step(f"{target.patroni_name} leads the new cluster")
     _current_passwords(cluster, target)
     step("roles given their current passwords")

@@ -69,7 +69,8 @@ def pause(cluster: Cluster, timeout: float | None = None) -> float:
     (every one resumed first) when one does not answer or is not paused in time."""
     timeout = float(timeout or cluster.settings["pgbouncer_pause_timeout"])
     nodes = list(cluster.patroni)
-    connections, outcome = {}, {}
+    connections: dict[str, psycopg2.extensions.connection] = {}
+    errors: dict[str, str | None] = {}  # a node's PAUSE: None once paused, else its error
     try:
         for node in nodes:
             connections[node.name] = _connect(cluster, node)
@@ -82,9 +83,9 @@ def pause(cluster: Cluster, timeout: float | None = None) -> float:
         try:
             with connections[node.name].cursor() as cur:
                 cur.execute("PAUSE")
-            outcome[node.name] = None
+            errors[node.name] = None
         except psycopg2.Error as error:
-            outcome[node.name] = str(error).strip()
+            errors[node.name] = str(error).strip()
 
     started = time.monotonic()
     threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in nodes]
@@ -93,8 +94,8 @@ def pause(cluster: Cluster, timeout: float | None = None) -> float:
     for thread in threads:
         thread.join(max(0.0, timeout - (time.monotonic() - started)))
     seconds = time.monotonic() - started
-    failed = {n.name: outcome.get(n.name, f"not paused within {timeout:.0f}s (pgbouncer_pause_timeout): "
-                                          "a transaction still runs") for n in nodes if outcome.get(n.name, "") is not None}
+    late = f"not paused within {timeout:.0f}s (pgbouncer_pause_timeout): a transaction still runs"
+    failed = {n.name: errors.get(n.name) or late for n in nodes if n.name not in errors or errors[n.name] is not None}
     if failed:
         resume(cluster, nodes)
     for conn in connections.values():

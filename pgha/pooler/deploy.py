@@ -14,8 +14,8 @@ from pgha.common.step import step
 from pgha.firewall.deploy import firewall as firewall_table
 from pgha.patroni import operations as patroni_ops
 from pgha.pki import deploy as pki
-from pgha.pooler import values
 from pgha.pooler import operations as pooler_ops
+from pgha.pooler import values
 from pgha.rendering import render
 
 

@@ -7,7 +7,6 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from pgha.common import snapshot
-from pgha.common.checks import check_until, executing
 from pgha.patroni.facts import PatroniRole
 from pgha.pooler.facts import PoolerLookup
 from pgha.postgres.facts import make_psql_command

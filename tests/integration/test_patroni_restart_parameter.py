@@ -12,10 +12,9 @@ import json
 import pytest
 from helpers import INVENTORY, changed_operations, run_pyinfra
 
-from pghalab.drills.writer import Writer, setup_table
-
 from pgha.patroni import rest
 from pgha.postgres.facts import make_psql_command
+from pghalab.drills.writer import Writer, setup_table
 
 pytestmark = pytest.mark.destructive
 

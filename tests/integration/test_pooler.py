@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import time
 
+import helpers
 import psycopg2
 import pytest
 from conftest import CLUSTER
 from pg_helpers import connect, query, roles, wait_for_healthy_cluster
-
-import helpers
 
 from pgha import client
 from pgha.pooler import values as pooler
@@ -110,7 +109,7 @@ def test_a_pooled_client_writes_through_switchovers_without_an_error():
         writer = Writer(CLUSTER, label="pooled", interval=0.02, port_setting="pgbouncer_port")
         writer.start()
         try:
-            assert helpers.wait_until(lambda: len(writer.acks) > 10, 30), writer.errors
+            assert helpers.wait_until(lambda w=writer: len(w.acks) > 10, 30), writer.errors
             started = time.monotonic()
             result = client.switchover(CLUSTER)
             time.sleep(1)
