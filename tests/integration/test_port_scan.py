@@ -32,13 +32,14 @@ def _ssh_port(node) -> int:
 
 def expected_from_clients(node) -> set[int]:
     """What a client network sees: SSH, and on each role the ports meant for clients (the
-    etcd peer port answers the members only; HAProxy's etcd proxy listens on 127.0.0.1)."""
+    etcd peer port answers the members only; HAProxy's etcd proxy listens on 127.0.0.1):
+    on a Patroni node HAProxy's, PostgreSQL's, the REST API's and PgBouncer's."""
     ports = {_ssh_port(node)}
     if "etcd" in node.groups:
         ports.add(S["etcd_client_port"])
     if "patroni" in node.groups:
         ports |= {S[k] for k in ("haproxy_rw_port", "haproxy_ro_port", "haproxy_stats_port",
-                                 "postgresql_port", "patroni_restapi_port")}
+                                 "postgresql_port", "patroni_restapi_port", "pgbouncer_port")}
     if "monitor" in node.groups:
         ports |= {S["prometheus_port"], S["alertmanager_port"]}
     return ports
