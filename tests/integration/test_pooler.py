@@ -88,7 +88,9 @@ def test_a_changed_password_works_through_the_pooler_at_once():
         pooled(node, user=TEST_ROLE, password="second-Aa1Bb2cc").close()
         assert "authentication failed" in refusal(node, user=TEST_ROLE, password="first-Aa1Bb2cc")
         superuser_sql(f"alter role {TEST_ROLE} valid until '2000-01-01'")
-        assert "authentication failed" in refusal(node, user=TEST_ROLE, password="second-Aa1Bb2cc")
+        # the lookup hands out nothing: PgBouncer 1.18 says no such user, 1.24 fails the login
+        expired = refusal(node, user=TEST_ROLE, password="second-Aa1Bb2cc")
+        assert "authentication failed" in expired or "no such user" in expired, expired
     finally:
         superuser_sql(f"drop role if exists {TEST_ROLE}")
 
