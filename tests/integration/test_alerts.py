@@ -32,6 +32,7 @@ from pgha.monitor import api, rules, values
 from pgha.patroni import rest
 from pgha.pki import authority
 from pgha.pki import values as pki
+from pgha.postgres import bin_dir, data_dir
 from pgha.postgres.facts import make_psql_command
 from pghalab import webhook
 
@@ -292,7 +293,7 @@ def batch_b(lab_hosts):
             patch_config(leader.address, {"pause": True})
             # the rogue archives nothing: its timeline's history file in the repository would
             # lead every later recovery (the replicas', a restore) onto its timeline. Its data
-            # directory, postgresql.auto.conf included, is made anew by the reinit below.
+            # directory, postgresql.auto.conf included, is made anew by the rebuild below.
             sql(h[rogue.name], "alter system set archive_command = '/bin/true'")
             sql(h[rogue.name], "select pg_reload_conf()")
             time.sleep(2)  # the archiver reads its configuration again
@@ -305,9 +306,18 @@ def batch_b(lab_hosts):
             for node in stopped:
                 helpers.start_again(h[node.name], "etcd")
             helpers.wait_until(lambda: all(helpers.cluster_health(h[survivor.name]).values() or [False]), 60)
+            # The rogue is rebuilt from scratch: Patroni stopped there while still paused (it
+            # leaves PostgreSQL running), then PostgreSQL, its data directory removed, and
+            # Patroni started once resumed: it makes a new replica from the repository. A
+            # reinitialize sent after the resume raced Patroni's own pg_rewind of the rogue
+            # (CI: pg_rewind wrote its backup_label over the restored files, and PostgreSQL
+            # refused to start: "backup_label contains data inconsistent with control file").
+            rogue_host = h[rogue.name]
+            rogue_host.run("systemctl stop patroni")
+            rogue_host.run(f"runuser -u postgres -- {bin_dir(S)}/pg_ctl -D {data_dir(S)} -m fast -w stop")
+            rogue_host.run(f"rm -rf {data_dir(S)}")
             patch_config(leader.address, {"pause": False})
-            helpers.wait_until(lambda: rest.request(CLUSTER, "POST", rogue.address, "reinitialize", json={"force": True},
-                                                    auth=REST_LOGIN, timeout=10).status_code == 200, 90, interval=3)
+            helpers.start_again(rogue_host, "patroni")
         healthy()
         watch.wait(keys, watch.cleared, CLEAR_TIMEOUT)
         figures.update(record(watch, keys, faulted_paused, healed_paused))
