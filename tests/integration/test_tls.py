@@ -22,6 +22,7 @@ from pg_helpers import CA, PG_PORT, REST_PORT, RO_PORT, RW_PORT, STATS_PORT, STA
 from pgha import monitoring
 from pgha.monitor import values as monitor_values
 from pgha.pki import values as pki
+from pgha.pooler import values as pooler_values
 
 NODES = list(CLUSTER.patroni)
 
@@ -156,8 +157,9 @@ def test_patronictl_checks_the_rest_api_against_the_ca(patroni_hosts, name):
 @pytest.mark.parametrize("name", PATRONI_NAMES)
 def test_tls_files_on_the_node(patroni_hosts, name):
     host = patroni_hosts[name]
-    key = host.file(pki.key_file("postgres"))
-    assert key.user == "postgres" and key.mode == 0o600
+    for service in ("postgres", pooler_values.TLS_SERVICE):
+        key = host.file(pki.key_file(service))
+        assert key.user == "postgres" and key.mode == 0o600
     pem = host.file(pki.pem_file("haproxy"))
     assert pem.user == "root" and pem.mode == 0o600
     assert host.file(pki.CA_FILE).mode == 0o644
@@ -170,7 +172,7 @@ def test_the_ca_key_stays_on_the_control_machine(patroni_hosts):
     assert oct(ca_key.stat().st_mode & 0o777) == "0o600"
     for host in patroni_hosts.values():
         found = host.run("grep -rl 'PRIVATE KEY' /etc/pgha/tls")
-        expected = [pki.key_file("postgres"), pki.pem_file("haproxy")]
+        expected = [pki.key_file("postgres"), pki.pem_file("haproxy"), pki.key_file(pooler_values.TLS_SERVICE)]
         if CLUSTER.backup:
             expected.append(pki.key_file("pgbackrest"))
         if monitoring.enabled(CLUSTER):
