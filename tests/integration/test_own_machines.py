@@ -164,14 +164,15 @@ def test_first_deploy_succeeds_with_its_checks(own):
 
 
 def _said_last(output: str) -> dict[str, str]:
-    """The connection strings the deploy says last: {"read-write": ..., "read-only": ...}."""
+    """The connection strings the deploy says last: {"read-write": ..., "read-only": ...,
+    "pooled read-write": ..., "pooled read-only": ...}."""
     tail = output.split("--> Connect")[-1]
     assert tail != output, "no '--> Connect' at the end of the deploy:\n" + helpers.tail(output)
     assert "--> Results" not in tail and "Grand total" not in tail, "the connection strings are not the last words"
     found = {}
     for line in tail.strip().splitlines():
         kind, _, rest = line.partition(": ")
-        if kind in ("read-write", "read-only"):
+        if kind in ("read-write", "read-only", "pooled read-write", "pooled read-only"):
             found[kind] = rest.strip()
     return found
 
@@ -204,7 +205,8 @@ def test_the_printed_strings_connect_as_printed(own, monkeypatch):
             roles[kind] = cur.fetchone()
         conn.close()
     admin = CLUSTER.settings["patroni_admin_user"]
-    assert roles == {"read-write": (False, admin, "on"), "read-only": (True, admin, "on")}, roles
+    assert roles == {"read-write": (False, admin, "on"), "read-only": (True, admin, "on"),
+                     "pooled read-write": (False, admin, "on"), "pooled read-only": (True, admin, "on")}, roles
 
 
 def test_pgha_status_from_another_directory(own, tmp_path):

@@ -376,7 +376,7 @@ def test_deploy_summary_shows_one_leader_and_the_connection_strings(converged):
     assert said == helpers.pgha("status", "--dsn").stdout.strip()
     names = ",".join(n.connect_name for n in CLUSTER.patroni)  # addresses (or DNS names)
     assert (f"read-write: host={names} port={RW_PORT} dbname=postgres user={ADMIN} "
-            "target_session_attrs=read-write sslmode=verify-full sslrootcert=") in said
+            "target_session_attrs=read-write sslmode=verify-full sslrootcert=") in " ".join(said.split())
 
 
 @pytest.mark.destructive
