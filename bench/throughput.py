@@ -73,7 +73,9 @@ from throughput_report import (  # noqa: E402
     last_lines,
     loadavg,
     parse_pgbench,
+    plan_of,
     ratio_lines,
+    rotated,
     summarize,
     table,
     write_report,
@@ -266,22 +268,6 @@ def run_pgbench(pgbench: str, env: dict, cluster, endpoint: Endpoint, mode: str,
 
 
 # --- main ---------------------------------------------------------------------------------
-
-
-def plan_of(modes: list[str], names: list[str]) -> list[tuple[str, str]]:
-    return [(m, n) for m in modes for n in names if m in BY_NAME[n].modes]
-
-
-def rotated(plan: list, round_index: int) -> list:
-    """One round's order: mode by mode (as in plan), each mode's targets rotated by the
-    round's index (a cyclic rotation of the whole plan would keep the target that follows
-    the writes the same in every round)."""
-    out = []
-    for mode in dict.fromkeys(m for m, _ in plan):
-        block = [p for p in plan if p[0] == mode]
-        k = round_index % len(block)
-        out += block[k:] + block[:k]
-    return out
 
 
 def settle(cluster, leader: Endpoint) -> None:

@@ -1,4 +1,4 @@
-"""bench/throughput.py's targets (what is measured, against which direct port), pgbench's
+"""bench/throughput.py's targets (what is measured, against which direct port, in which order each round), pgbench's
 figures read from its output, and the report (medians, ratios round by round, the markdown
 table and the JSON)."""
 
@@ -43,6 +43,22 @@ TARGETS = [
 # the pooled targets need the benchmark's database among pgbouncer_databases
 POOLED = tuple(t.name for t in TARGETS if t.port_setting == "pgbouncer_port")
 BY_NAME = {t.name: t for t in TARGETS}
+
+
+def plan_of(modes: list[str], names: list[str]) -> list[tuple[str, str]]:
+    return [(m, n) for m in modes for n in names if m in BY_NAME[n].modes]
+
+
+def rotated(plan: list, round_index: int) -> list:
+    """One round's order: mode by mode (as in plan), each mode's targets rotated by the
+    round's index (a cyclic rotation of the whole plan would keep the target that follows
+    the writes the same in every round)."""
+    out = []
+    for mode in dict.fromkeys(m for m, _ in plan):
+        block = [p for p in plan if p[0] == mode]
+        k = round_index % len(block)
+        out += block[k:] + block[:k]
+    return out
 
 
 TPS = re.compile(r"^tps = ([0-9.]+)", re.M)
