@@ -6,6 +6,9 @@ PYTHON ?= python3
 INVENTORY ?= inventory.py
 # the lab on the other supported release, deployed and verified by `make test` after the default
 BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
+# the own-machines deploy, which `make test` runs beside the bookworm lab
+OWN_MACHINES_TEST := tests/integration/test_own_machines.py
+OWN_MACHINES_LOG := $(VENV)/own-machines-test.log
 # extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
 VERIFY_ARGS ?=
 # `make drills` breaks the cluster on purpose: it runs only with CONFIRM=yes
@@ -21,17 +24,24 @@ TOOLS := $(VENV)/tools/bin
 TOOL_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 BROWSER_PACKAGES := chromium
 
-.PHONY: setup tools browser lab cluster test unit lint integration verify drills teardown
+.PHONY: setup test-setup tools browser lab cluster test own-machines-test second-release-test unit lint verify drills teardown
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]' -e ./lab
+	$(VENV)/bin/pip install -q -e . -e ./lab
+	touch $@
+
+## the test tools (pytest, ruff, mypy) only where a target runs them: `make cluster` goes without
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
 setup: $(VENV)/.installed
+
+test-setup: $(VENV)/.test-installed
 
 $(TOOLS)/promtool: | $(VENV)/.installed
 	rm -rf $(VENV)/tools/debs && mkdir -p $(VENV)/tools/debs $(TOOLS)
@@ -56,34 +66,47 @@ cluster: lab
 	$(PYINFRA) $(INVENTORY) deploys/all.py
 
 ## Every test: unit tests; a clean trixie lab, the full deploy and every integration test
-## (the destructive drills included: the lab is a test cluster); then a clean bookworm lab,
-## the deploy, the read-only verification and the drills that are not slow (one lab at a time)
-test: setup tools browser lint
+## (the destructive drills included: the lab is a test cluster); then, side by side, the
+## own-machines deploy (scratch machines beside the labs) and a clean bookworm lab with the
+## deploy, the read-only verification and the drills that are not slow (one lab at a time)
+test: test-setup tools browser lint
 	$(PYTEST) tests/unit -q
 	$(MAKE) teardown
 	$(MAKE) cluster
-	$(PYTEST) tests/integration -v -rs --destructive --durations=25
+	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST)
 	$(MAKE) teardown
+	$(MAKE) -j2 own-machines-test second-release-test
+
+## The README's "Deploy onto your own machines" on eight scratch machines of the default
+## release (their own addresses and names: it runs beside a lab); its output comes in one
+## piece when it ends
+own-machines-test: test-setup
+	@echo "own-machines test: $(OWN_MACHINES_TEST), output in $(OWN_MACHINES_LOG) until it ends"
+	@$(PYTEST) $(OWN_MACHINES_TEST) -v -rs --destructive --durations=10 > $(OWN_MACHINES_LOG) 2>&1; \
+		status=$$?; cat $(OWN_MACHINES_LOG); exit $$status
+
+## The second release's lab: deploy, read-only verification, the drills that are not slow
+second-release-test: test-setup browser
 	$(MAKE) cluster INVENTORY=$(BOOKWORM_INVENTORY)
 	$(MAKE) verify INVENTORY=$(BOOKWORM_INVENTORY)
 	$(MAKE) drills INVENTORY=$(BOOKWORM_INVENTORY) CONFIRM=yes VERIFY_ARGS='-m "destructive and not slow"'
 
-unit: setup tools
+unit: test-setup tools
 	$(PYTEST) tests/unit -q
 
 ## The linter and the type checker (configured in pyproject.toml)
-lint: setup
+lint: test-setup
 	$(VENV)/bin/ruff check pgha lab deploys bench tests inventory.py inventories
 	$(VENV)/bin/mypy
 
 ## The read-only verification of a deployed inventory (INVENTORY=...): reads and harmless
 ## probes only (no failover, restart, configuration change, restore, rebuild): safe on production
-verify: setup browser
+verify: test-setup browser
 	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v -rs -m "not destructive" $(VERIFY_ARGS)
 
 ## The destructive drills (failovers, a whole-cluster restore, rebuilt replicas, parameter
 ## changes) against a test cluster (a lab, or test_cluster = True): only with CONFIRM=yes
-drills: setup
+drills: test-setup
 	@[ "$(CONFIRM)" = yes ] || { echo "make drills fails over, restores and rebuilds $(INVENTORY): run it with CONFIRM=yes, against a test cluster only" >&2; exit 2; }
 	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v -rs -m destructive --destructive $(VERIFY_ARGS)
 

@@ -141,6 +141,33 @@ def wait_for_writes_everywhere(cluster: Cluster, timeout: float = 120) -> str:
     return address
 
 
+def _ready_to_switch(cluster: Cluster, candidate: str | None) -> dict:
+    """The leader, once ``/cluster`` shows it and a healthy replica (``candidate``, if
+    given). Waits up to one Patroni loop and a little: a member's state in the DCS is written
+    once per loop, so right after a switchover the old leader, already streaming, may still
+    be listed as starting."""
+    seen: dict = {}
+
+    def ready() -> bool:
+        current = seen["members"] = rest.members(cluster)
+        seen["old"] = next((m for m in current if m["role"] == "leader"), None)
+        seen["replicas"] = [m for m in current if m["role"] == "replica" and m["state"] in ("running", "streaming")]
+        names = {m["name"] for m in seen["replicas"]}
+        return seen["old"] is not None and (candidate in names if candidate is not None else bool(names))
+
+    if wait_for(ready, cluster.settings["patroni_loop_wait"] + 5, interval=0.5):
+        return seen["old"]
+    if seen["old"] is None:
+        raise SwitchoverError("no leader: a switchover needs a running leader (use failover)")
+    if candidate is not None:
+        raise SwitchoverError(
+            f"candidate {candidate!r} is not a healthy replica: expected one of "
+            f"{', '.join(sorted(m['name'] for m in seen['replicas'])) or 'none'}"
+        )
+    states = ", ".join(f"{m['name']} {m['raw_role']} {m['state']}" for m in seen["members"] if m["role"] != "leader")
+    raise SwitchoverError(f"no healthy replica to switch over to (the others: {states or 'none'})")
+
+
 def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 60, pause: bool = True) -> dict:
     """Move the leadership through Patroni (``POST /switchover``) to ``candidate`` (a
     Patroni name) or to any healthy replica, and wait until the new leader accepts writes
@@ -148,18 +175,7 @@ def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 
     resumed after that (pgha.pooler.api): a pooled client's query waits instead of failing.
     Returns ``{"from", "to", "seconds", "paused"}`` (seconds from the request, or the pause,
     to the new leader seen through every HAProxy; paused: the seconds PAUSE took, or None)."""
-    current = rest.members(cluster)
-    old = next((m for m in current if m["role"] == "leader"), None)
-    if old is None:
-        raise SwitchoverError("no leader: a switchover needs a running leader (use failover)")
-    replicas = [m for m in current if m["role"] == "replica" and m["state"] in ("running", "streaming")]
-    if candidate is not None and candidate not in {m["name"] for m in replicas}:
-        raise SwitchoverError(
-            f"candidate {candidate!r} is not a healthy replica: expected one of "
-            f"{', '.join(sorted(m['name'] for m in replicas)) or 'none'}"
-        )
-    if not replicas:
-        raise SwitchoverError("no healthy replica to switch over to")
+    old = _ready_to_switch(cluster, candidate)
     started = time.monotonic()
     if not pause:
         return {**_switch(cluster, old, candidate, timeout, started), "paused": None}

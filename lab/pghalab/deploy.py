@@ -99,16 +99,17 @@ def containers(cluster):
     existing = host.get_fact(LxcContainers)
     public_key = lab.SSH_KEY.with_suffix(".pub")
     started = []
+    names = [lab.container(node) for node in cluster.nodes if lab.container(node)]
+    lxc.clones(
+        name=f"Clone {', '.join(names)} from {lab.base_container(s)}",
+        containers=names,
+        base=lab.base_container(s),
+    )
     for node in cluster.nodes:
         name = lab.container(node)
         if not name:
             continue
         root = lab.rootfs(name)
-        lxc.clone(
-            name=f"Clone {name} from {lab.base_container(s)}",
-            container=name,
-            base=lab.base_container(s),
-        )
         # what the container reads only at boot: a change restarts it
         boot_changes = [
             files.line(

@@ -27,7 +27,7 @@ HOST_KEYS = LAB_DIR / "host_keys"
 LXC_PATH = Path("/var/lib/lxc")
 LXC_NET_DEFAULTS = Path("/etc/default/lxc-net")
 # Bump when the base container's build steps change (the package list is hashed too).
-BASE_RECIPE_VERSION = 2  # 2: apt goes through the lab host's package cache
+BASE_RECIPE_VERSION = 3  # 2: apt goes through the lab host's package cache; 3: no downloaded packages kept
 # the lab's builder: this machine, in its own inventory group
 LAB_GROUP = "lxc_hosts"
 
