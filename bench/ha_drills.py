@@ -63,7 +63,8 @@ def profiles(release: Release) -> dict[str, dict]:
     return {"seed": dict(SEED), "fast": fast}
 MODES = {"async": False, "sync": True}
 ORDER = ["switchover", "leader-patroni-stopped", "leader-killed", "leader-network-cut",
-         "leader-haproxy-stopped", "replica-killed", "etcd-one-down", "etcd-quorum-lost"]
+         "leader-haproxy-stopped", "replica-killed", "etcd-one-down", "etcd-quorum-lost",
+         "etcd-quorum-lost-leader-cut"]
 
 
 def targets(drill: str, profile: dict, sync: bool) -> dict:

@@ -67,6 +67,10 @@ patroni_maximum_lag_on_failover = 1048576  # bytes a replica may lag and still b
 patroni_synchronous_mode = False
 patroni_synchronous_mode_strict = False
 patroni_synchronous_node_count = 1
+# DCS failsafe mode: with etcd lost (no quorum) the leader stays writable as long as it
+# reaches every other member's REST API, instead of demoting. None: on where the release's
+# Patroni makes it reliable (4.0.7: trixie), off on bookworm (Patroni 3.0.2)
+patroni_failsafe_mode = None
 patroni_restapi_username = "patroni"  # basic auth user for the REST API's unsafe methods
 patroni_superuser = "postgres"
 patroni_replication_user = "repl"

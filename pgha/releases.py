@@ -33,6 +33,12 @@ class Release:
     def patroni_4(self) -> bool:
         return self.patroni >= (4, 0, 0)
 
+    @property
+    def failsafe_mode_reliable(self) -> bool:
+        """Patroni 4.0.7 fixed failsafe mode not taking over when etcd3 fails (its etcd3
+        exceptions were not always handled): before it, losing etcd could still demote."""
+        return self.patroni >= (4, 0, 7)
+
 
 PATRONI_3_2_MINIMUMS = {"patroni_ttl": 20, "patroni_loop_wait": 1, "patroni_retry_timeout": 3}
 

@@ -20,6 +20,10 @@ SETTINGS: dict[str, Setting] = {
     "patroni_synchronous_mode": BOOL,
     "patroni_synchronous_mode_strict": BOOL,
     "patroni_synchronous_node_count": (is_int(1), "an integer, at least 1"),
+    "patroni_failsafe_mode": (
+        lambda v: v is None or isinstance(v, bool),
+        "None (on where the release's Patroni makes it reliable: trixie), True or False",
+    ),
     "patroni_restapi_username": (is_name, "a user name"),
     "patroni_superuser": (is_name, "a PostgreSQL role name"),
     "patroni_replication_user": (is_name, "a PostgreSQL role name"),

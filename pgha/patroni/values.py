@@ -9,7 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pgha import SCRIPTS_DIR, monitoring
+from pgha import SCRIPTS_DIR, monitoring, releases
 from pgha.cluster import Cluster, Node
 from pgha.etcd import values as etcd_values
 from pgha.patroni.rest import LEADER_CHECK, RESTAPI_SCHEME
@@ -80,6 +80,12 @@ def dcs_digest(cluster: Cluster) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def failsafe_mode(settings) -> bool:
+    """patroni_failsafe_mode, None meaning: on where the release's Patroni makes it reliable."""
+    chosen = settings["patroni_failsafe_mode"]
+    return releases.release(settings["debian_release"]).failsafe_mode_reliable if chosen is None else chosen
+
+
 def dynamic_config(settings) -> dict:
     """The cluster-wide settings Patroni keeps in the DCS (`patronictl show-config`)."""
     return {
@@ -90,6 +96,7 @@ def dynamic_config(settings) -> dict:
         "synchronous_mode": settings["patroni_synchronous_mode"],
         "synchronous_mode_strict": settings["patroni_synchronous_mode_strict"],
         "synchronous_node_count": settings["patroni_synchronous_node_count"],
+        "failsafe_mode": failsafe_mode(settings),
         "postgresql": {
             "use_pg_rewind": True,
             "use_slots": True,
@@ -115,6 +122,7 @@ PATRONI_DEFAULTS = {
     "synchronous_mode": False,
     "synchronous_mode_strict": False,
     "synchronous_node_count": 1,
+    "failsafe_mode": False,
 }
 
 

@@ -1,6 +1,6 @@
 """HA drills against the deployed cluster, in synchronous mode: a planned switchover, and the
 faults at the leader and the DCS (the leader's Patroni stopped, the leader cut off from the
-network, the leader killed, the etcd quorum lost). The rest of the matrix (a replica killed,
+network, the leader killed, the etcd quorum lost, and lost with the leader cut off). The rest of the matrix (a replica killed,
 one etcd member down, the leader's HAProxy stopped) runs in bench/ha_drills.py, which runs
 every drill with the same verdicts; a killed replica and a stopped etcd member are also
 faults of test_alerts.py and test_etcd.py. Each drill runs a writer through HAProxy's 5432 and a
@@ -24,6 +24,7 @@ import pytest
 
 from pgha import client
 from pgha.patroni import rest
+from pgha.patroni.values import failsafe_mode
 from pgha.settings.loader import load_cluster
 from pgha.waiting import wait_for
 from pghalab import drills
@@ -127,9 +128,28 @@ def test_leader_killed():
 
 
 def test_etcd_quorum_lost():
+    """Without failsafe mode no member takes writes until etcd is back; with it (trixie's
+    default) the leader, reaching every member, goes on taking them past its lock's ttl."""
     result = drill("etcd-quorum-lost")
     notes = result["notes"]
-    assert notes["demoted"], "a member still accepted writes long after quorum was lost"
-    assert notes["primaries_while_lost"] == [], f"writable while quorum was lost: {notes['primaries_while_lost']}"
-    assert notes["acks_while_lost"] == 0, "writes acknowledged while quorum was lost"
-    assert_common(result)  # writes resumed once quorum was back
+    assert notes["failsafe"] is failsafe_mode(S), f"failsafe mode in the DCS: {notes['failsafe']}"
+    if notes["failsafe"]:
+        assert notes["primaries_while_lost"] == [result["old_leader"]], notes["primaries_while_lost"]
+        assert notes["acks_after_ttl"] > 0, "no write acknowledged past the ttl although failsafe mode is on"
+    else:
+        assert notes["demoted"], "a member still accepted writes long after quorum was lost"
+        assert notes["primaries_while_lost"] == [], f"writable while quorum was lost: {notes['primaries_while_lost']}"
+        assert notes["acks_while_lost"] == 0, "writes acknowledged while quorum was lost"
+    assert_common(result)  # writes resumed once quorum was back (or never stopped)
+
+
+def test_etcd_quorum_lost_and_the_leader_cut_off():
+    """What failsafe mode must not cover: the leader, without the DCS, cut off from the others
+    stops taking writes, and no other member takes them."""
+    result = drill("etcd-quorum-lost-leader-cut")
+    notes = result["notes"]
+    if notes["failsafe"]:
+        assert notes["leader_writable_before_cut"] is True, "failsafe mode did not keep the leader before the cut"
+    assert notes["isolated_demoted"], "the cut-off leader kept accepting writes without the DCS"
+    assert notes["other_primaries"] == [], f"writable without the DCS: {notes['other_primaries']}"
+    assert_common(result)

@@ -159,7 +159,7 @@ def test_sampled_since_needs_a_sample_of_every_node(cluster):
 
 def test_registry_names():
     assert sorted(drills.DRILLS) == [
-        "etcd-one-down", "etcd-quorum-lost", "leader-haproxy-stopped", "leader-killed",
+        "etcd-one-down", "etcd-quorum-lost", "etcd-quorum-lost-leader-cut", "leader-haproxy-stopped", "leader-killed",
         "leader-network-cut", "leader-patroni-stopped", "replica-killed", "switchover",
     ]
     for name, make in drills.DRILLS.items():
@@ -184,10 +184,22 @@ def context(cluster, leader: str = "pg-1") -> drills.Context:
 @pytest.mark.parametrize("count, target", [(1, None), (2, "pg_patroni1")])
 def test_etcd_drills_stop_the_raft_leader_first(cluster, monkeypatch, count, target):
     monkeypatch.setattr(scenarios, "etcd_leader_first", lambda c: [c.etcd[2], c.etcd[0], c.etcd[1]])
+    monkeypatch.setattr(scenarios, "failsafe_mode", lambda c: True)
     ctx = context(cluster)
     drills.EtcdMembersDown(count).choose(ctx)
     assert [n.name for n in ctx.etcd_targets] == ["etcd3", "etcd1"][:count]
     assert (ctx.target.name if ctx.target else None) == target
+    assert ctx.notes.get("failsafe") is (True if count == 2 else None)
+
+
+@pytest.mark.parametrize("failsafe", [True, False])
+def test_the_quorum_lost_and_leader_cut_drill_stops_two_etcd_members_and_aims_at_the_leader(cluster, monkeypatch, failsafe):
+    monkeypatch.setattr(scenarios, "etcd_leader_first", lambda c: [c.etcd[1], c.etcd[0], c.etcd[2]])
+    monkeypatch.setattr(scenarios, "failsafe_mode", lambda c: failsafe)
+    ctx = context(cluster)
+    drills.DRILLS["etcd-quorum-lost-leader-cut"]().choose(ctx)
+    assert [n.name for n in ctx.etcd_targets] == ["etcd2", "etcd1"]
+    assert ctx.target.name == "pg_patroni1" and ctx.notes["failsafe"] is failsafe
 
 
 @pytest.mark.parametrize("count, members", [(2, 5), (1, 1), (4, 3)])

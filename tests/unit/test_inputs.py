@@ -119,6 +119,8 @@ BAD = [
      "etcd_patroni_user = 'root': expected a user name other than root"),
     ("sync-count-too-high", {"all_py": CLIENTS + "patroni_synchronous_mode = True\npatroni_synchronous_node_count = 3\n"},
      "patroni_synchronous_node_count = 3"),
+    ("failsafe-word", {"all_py": CLIENTS + "patroni_failsafe_mode = 'on'\n"},
+     "patroni_failsafe_mode = 'on': expected None (on where the release's Patroni makes it reliable"),
     ("parameter-word-for-number", {"all_py": CLIENTS + "postgresql_parameters = {'max_connections': 'lots'}\n"},
      "postgresql_parameters['max_connections'] = 'lots'"),
     ("parameter-bad-unit", {"all_py": CLIENTS + "postgresql_parameters = {'shared_buffers': '1 parsec'}\n"},

@@ -31,7 +31,7 @@ RECORDED_SETTINGS = {
     for key, value in load_group_data(GROUP_DATA_DIR)["all"].items()
     if key.startswith(("patroni_ttl", "patroni_loop_wait", "patroni_retry_timeout",
                        "patroni_maximum_lag", "patroni_synchronous", "postgresql_parameters"))
-}
+} | {"patroni_failsafe_mode": False}  # recorded on bookworm (Patroni 3.0.2), failsafe off
 SEED_TYPOS = ("wal_keep_segment", "wal_keep_segments", "max_relocation_slots", "max_relication_slots")
 
 
@@ -686,3 +686,22 @@ def test_bootstrap_roles_get_their_password_only(cluster, setting, role):
     assert f"EXECUTE format('ALTER ROLE %I WITH PASSWORD %L', '{role}', secret)" in sql
     assert "CREATE ROLE" not in sql
     assert all(secret not in sql for secret in FAKE_SECRETS.values())
+
+
+# --- DCS failsafe mode -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("release", "chosen", "expected"), [
+    ("trixie", None, True), ("bookworm", None, False), ("bookworm", True, True), ("trixie", False, False),
+])
+def test_failsafe_mode_follows_the_release_unless_chosen(group_data, release, chosen, expected):
+    settings = {**group_data, "debian_release": release, "patroni_failsafe_mode": chosen}
+    assert dynamic_config(settings)["failsafe_mode"] is expected
+
+
+def test_failsafe_mode_absent_from_the_dcs_is_off(group_data):
+    current = recorded_config()
+    assert "failsafe_mode" not in current
+    assert dynamic_config_changes(dynamic_config(recorded_data(group_data)), current) == {}
+    turned_on = dynamic_config(recorded_data(group_data, patroni_failsafe_mode=True))
+    assert dynamic_config_changes(turned_on, current) == {"failsafe_mode": True}

@@ -21,7 +21,7 @@ from pgha.patroni import rest
 from pgha.waiting import wait_for
 from pghalab.drills.faults import attach, container, etcd_leader_first, local_is_primary, run, veth
 from pghalab.drills.monitor import Monitor
-from pghalab.drills.state import sync_standbys
+from pghalab.drills.state import dynamic_config, sync_standbys
 from pghalab.drills.writer import Writer
 
 
@@ -156,8 +156,10 @@ class EtcdMembersDown(Drill):
 
     The counts are those of the lab's three etcd members: 1 leaves a quorum (etcd-one-down:
     the Patroni leader must stay leader, no other member may become writable), 2 loses it
-    (etcd-quorum-lost: no member may accept writes until quorum is back). ``choose`` refuses
-    a count that does not do what the drill's name says on the cluster's etcd.
+    (etcd-quorum-lost: without failsafe mode no member may accept writes until quorum is
+    back; with it, the leader, reaching every member, stays the only writable one past its
+    lock's ttl). ``choose`` refuses a count that does not do what the drill's name says on
+    the cluster's etcd.
     """
 
     failover = False  # with quorum lost, the same or another member leads when it returns
@@ -168,7 +170,8 @@ class EtcdMembersDown(Drill):
         if self.quorum_lost:
             self.name = "etcd-quorum-lost"
             self.description = (f"{_WORDS.get(count, count)} etcd members stopped (quorum lost): "
-                                "no member may accept writes; back with quorum")
+                                "no member may accept writes (failsafe mode: the leader goes on); "
+                                "back with quorum")
             self.affected = "leader"
         else:
             self.name = "etcd-one-down"
@@ -176,16 +179,12 @@ class EtcdMembersDown(Drill):
             self.affected = None
 
     def choose(self, ctx):
-        members = len(ctx.cluster.etcd)
-        lost = members - self.count < members // 2 + 1
-        if self.count > members or lost != self.quorum_lost:
-            raise DrillError(f"{self.name}: stopping {self.count} of {members} etcd members "
-                             f"{'loses' if lost else 'keeps'} the quorum")
+        ctx.etcd_targets = etcd_members_to_stop(ctx, self.name, self.count, self.quorum_lost)
         if self.quorum_lost:
             super().choose(ctx)
+            ctx.notes["failsafe"] = failsafe_mode(ctx.cluster)
         else:
             ctx.target = None
-        ctx.etcd_targets = etcd_leader_first(ctx.cluster)[:self.count]
 
     def inject(self, ctx):
         for node in ctx.etcd_targets:
@@ -213,6 +212,9 @@ class EtcdMembersDown(Drill):
 
     @staticmethod
     def _quorum_lost(ctx):
+        if ctx.notes["failsafe"]:
+            leader_goes_on(ctx)
+            return
         monitor = ctx.monitor
 
         def no_primary():
@@ -230,6 +232,72 @@ class EtcdMembersDown(Drill):
         ctx.notes["primaries_while_lost"] = sorted(monitor.primaries_between(t_demoted, t_end))
         ctx.notes["acks_while_lost"] = ctx.writer.acks_between(t_demoted, t_end)
         ctx.notes["lost_window"] = (t_demoted, t_end)
+
+
+def leader_goes_on(ctx):
+    """Failsafe mode, the leader without the DCS: past its lock's ttl (when the others would
+    race for it), it is the only writable member and writes are still acknowledged."""
+    s = ctx.s
+    time.sleep(s["patroni_ttl"] + s["patroni_loop_wait"] + 5)
+    t_end = time.monotonic()
+    ctx.notes["primaries_while_lost"] = sorted(ctx.monitor.primaries_between(ctx.t_inject, t_end))
+    ctx.notes["acks_after_ttl"] = ctx.writer.acks_between(ctx.t_inject + s["patroni_ttl"], t_end)
+    ctx.notes["lost_window"] = (ctx.t_inject, t_end)
+
+
+def failsafe_mode(cluster) -> bool:
+    """Whether the DCS's configuration, as Patroni serves it, has failsafe mode on."""
+    return bool((dynamic_config(cluster) or {}).get("failsafe_mode"))
+
+
+def etcd_members_to_stop(ctx, drill: str, count: int, quorum_lost: bool) -> list:
+    """The ``count`` etcd members a drill stops, the raft leader first, once it is sure that
+    stopping them loses (or keeps) the quorum as the drill says."""
+    members = len(ctx.cluster.etcd)
+    lost = members - count < members // 2 + 1
+    if count > members or lost != quorum_lost:
+        raise DrillError(f"{drill}: stopping {count} of {members} etcd members "
+                         f"{'loses' if lost else 'keeps'} the quorum")
+    return etcd_leader_first(ctx.cluster)[:count]
+
+
+class EtcdQuorumLostLeaderCut(Drill):
+    """The case failsafe mode must not cover: etcd's quorum lost, then the leader cut off from
+    the other members. It can no longer reach them all, so it must stop accepting writes;
+    no other member may take them (they have no DCS either)."""
+
+    name = "etcd-quorum-lost-leader-cut"
+    description = ("two etcd members stopped (quorum lost), then the leader cut off from the network: "
+                   "it must stop accepting writes, and no other member take them; heal: veth up, etcd started")
+
+    def choose(self, ctx):
+        super().choose(ctx)
+        ctx.etcd_targets = etcd_members_to_stop(ctx, self.name, 2, True)
+        ctx.notes["failsafe"] = failsafe_mode(ctx.cluster)
+
+    def inject(self, ctx):
+        for node in ctx.etcd_targets:
+            attach(node, "systemctl", "stop", "etcd")
+        # one HA loop without the DCS: failsafe mode keeps the leader, or it has demoted
+        time.sleep(ctx.s["patroni_loop_wait"] + 2)
+        ctx.notes["leader_writable_before_cut"] = local_is_primary(ctx.cluster, ctx.target)
+        ctx.notes["veth"] = veth(ctx.target)
+        run(["ip", "link", "set", ctx.notes["veth"], "down"])
+        ctx.notes["t_cut"] = time.monotonic()
+
+    def during(self, ctx):
+        t_cut = ctx.notes.pop("t_cut")
+        demoted = wait_for(lambda: local_is_primary(ctx.cluster, ctx.target) is not True, ctx.failover_timeout, 0.3)
+        ctx.notes["isolated_demoted"] = bool(demoted)
+        ctx.notes["demoted_after_cut"] = round(time.monotonic() - t_cut, 2) if demoted else None
+        time.sleep(ctx.s["patroni_loop_wait"])
+        others = ctx.monitor.primaries_between(t_cut, time.monotonic()) - {ctx.old_leader["name"]}
+        ctx.notes["other_primaries"] = sorted(others)
+
+    def heal(self, ctx):
+        run(["ip", "link", "set", ctx.notes["veth"], "up"])
+        for node in ctx.etcd_targets:
+            attach(node, "systemctl", "start", "etcd")
 
 
 class LeaderIsolated(Drill):
@@ -267,7 +335,17 @@ class LeaderIsolated(Drill):
 class LeaderHaproxyStopped(Drill):
     name = "leader-haproxy-stopped"
     description = ("HAProxy stopped on the leader's node: its Patroni loses the DCS (local etcd "
-                   "proxy) and demotes; heal: start")
+                   "proxy) and demotes (with failsafe mode it leads on: it reaches every member); heal: start")
+
+    def choose(self, ctx):
+        super().choose(ctx)
+        ctx.notes["failsafe"] = failsafe_mode(ctx.cluster)
+
+    def during(self, ctx):
+        if ctx.notes["failsafe"]:
+            leader_goes_on(ctx)
+        else:
+            super().during(ctx)
 
     def inject(self, ctx):
         attach(ctx.target, "systemctl", "stop", "haproxy")
@@ -306,6 +384,7 @@ DRILLS: dict[str, Callable[[], Drill]] = {
     "replica-killed": ReplicaKilled,
     "etcd-one-down": partial(EtcdMembersDown, 1),
     "etcd-quorum-lost": partial(EtcdMembersDown, 2),
+    "etcd-quorum-lost-leader-cut": EtcdQuorumLostLeaderCut,
     "leader-network-cut": LeaderIsolated,
     "leader-haproxy-stopped": LeaderHaproxyStopped,
     "switchover": Switchover,
