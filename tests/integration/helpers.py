@@ -333,27 +333,33 @@ def https_get_through(ssh_config: Path, via: str, address: str, port: int, path:
     if cert:
         context.load_cert_chain(str(cert), str(key))
     tunnel = subprocess.Popen(["ssh", "-F", str(ssh_config), "-W", f"{address}:{port}", via],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing)
     deadline = time.monotonic() + timeout
+
+    def send() -> None:
+        data = outgoing.read() if outgoing.pending else b""
+        try:
+            while data:
+                data = data[os.write(tunnel.stdin.fileno(), data):]
+        except BrokenPipeError:
+            # the server closed first (a TLS alert: no client certificate, say) and ssh
+            # left: what the server sent before is still to be read from the tunnel
+            pass
 
     def pump(step):
         while True:
             try:
                 return step()
             except ssl.SSLWantReadError:
-                if outgoing.pending:
-                    tunnel.stdin.write(outgoing.read())
-                    tunnel.stdin.flush()
+                send()
                 data = os.read(tunnel.stdout.fileno(), 65536)
                 if not data or time.monotonic() > deadline:
                     raise ConnectionError("the tunnel closed") from None
                 incoming.write(data)
             finally:
-                if outgoing.pending:
-                    tunnel.stdin.write(outgoing.read())
-                    tunnel.stdin.flush()
+                send()
 
     try:
         pump(tls.do_handshake)
