@@ -11,7 +11,7 @@ timings are measured by bench/ha_drills.py, not asserted here).
 The cluster is the one PGHA_INVENTORY builds (default: the repository's inventory.py), so
 the drills can run on a second lab. The module switches the cluster to synchronous mode
 (deploys/patroni.py --data patroni_synchronous_mode=True) and restores group_data's
-settings at the end. About 4 minutes on the lab with the seed's timings.
+settings at the end. About 5 minutes on the lab with the seed's timings.
 """
 
 from __future__ import annotations
