@@ -7,6 +7,10 @@ Usage:
   pgha status [--dsn]          every member, its role, state and lag; exit 1 when unhealthy
   pgha verify [PYTEST_ARGS]    the read-only verification (changes nothing: safe on production)
   pgha switchover [--to pg-2]
+  pgha failover --to pg-2       the leader is gone: make pg-2 the leader
+  pgha pause | pgha resume      maintenance mode: Patroni neither fails over nor restarts PostgreSQL
+  pgha restart (MEMBER ... | --pending)   replicas first, the leader after a paused switchover
+  pgha history                  the timelines: where each ended, when, who led next
   pgha rotate KEY [KEY ...]     new values for secrets keys (then run the deploy)
   pgha backup [--type full|diff|incr]
   pgha backups
@@ -18,18 +22,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pgha import PROJECT_ROOT, client, monitoring, secrets
+from pgha import PROJECT_ROOT, client, maintenance, monitoring, secrets
 from pgha.backup import commands as backups
 from pgha.backup import report
 from pgha.backup import restore as whole_cluster
 from pgha.backup.facts import human_time
 from pgha.cluster import Cluster
-from pgha.errors import BackupError, ConfigError, RemoteError, SwitchoverError
+from pgha.errors import BackupError, ConfigError, MaintenanceError, RemoteError, SwitchoverError
 from pgha.monitor import api as monitor_api
 from pgha.patroni import rest
 from pgha.settings.loader import INVENTORY_VARIABLE, inventory_path, load_cluster
@@ -54,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     switch.add_argument("--timeout", type=float, default=60)
     switch.add_argument("--no-pause", action="store_true",
                         help="do not pause PgBouncer (its clients' connections then fail at the switchover)")
+    failover = commands.add_parser("failover", parents=[common], help="the leader is gone: make a replica the leader")
+    failover.add_argument("--to", dest="candidate", required=True, help="Patroni name of the new leader")
+    failover.add_argument("--timeout", type=float, default=90)
+    commands.add_parser("pause", parents=[common], help="maintenance mode on: Patroni neither fails over nor restarts "
+                        "PostgreSQL (the deploy leaves it on)")
+    commands.add_parser("resume", parents=[common], help="maintenance mode off: Patroni manages the cluster again")
+    restart = commands.add_parser("restart", parents=[common], help="restart PostgreSQL: replicas first, the leader "
+                                  "after a switchover (PgBouncer paused)")
+    # argparse counts an empty positional list as given: MEMBER or --pending is checked in _restart
+    restart.add_argument("members", nargs="*", metavar="MEMBER", help="Patroni (or inventory) names")
+    restart.add_argument("--pending", action="store_true", help="every member waiting for a restart (a parameter)")
+    commands.add_parser("history", parents=[common], help="the timelines: where each ended, when, who led next")
     rotate = commands.add_parser(
         "rotate", help="new values for secrets keys in the secrets file; the next deploy rolls them out"
     )
@@ -73,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # as a command: `pgha status | head` ends quietly, as other commands do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "verify":
@@ -90,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args.inventory = inventory
     try:
         return COMMANDS[args.command](cluster, args)
-    except (BackupError, RemoteError, SwitchoverError) as error:
+    except (BackupError, MaintenanceError, RemoteError, SwitchoverError) as error:
         print(f"pgha {args.command}: {error}", file=sys.stderr)
         return 1
 
@@ -103,6 +122,9 @@ def _status(cluster: Cluster, args) -> int:
     seen = rest.status(cluster)
     print(f"cluster {cluster.settings['patroni_scope']} (inventory {client.shown_path(args.inventory)})")
     print(rest.summary(seen["rows"]))
+    if maintenance.paused(cluster):
+        print("maintenance mode: on (pgha pause): Patroni neither fails over nor restarts PostgreSQL; "
+              "`pgha resume` ends it")
     leader = next((r for r in seen["rows"] if r["role"] == "leader" and r["state"] != "unreachable"), None)
     if cluster.backup and leader:
         archiving = backups.archiver(cluster, cluster.node(leader["name"]))
@@ -138,6 +160,53 @@ def _switchover(cluster: Cluster, args) -> int:
               if result["paused"] is not None else " (PgBouncer not paused)")
     print(f"switchover {result['from']} -> {result['to']}: writes accepted through every HAProxy after "
           f"{result['seconds']:.2f}s{paused}")
+    return 0
+
+
+def _failover(cluster: Cluster, args) -> int:
+    result = maintenance.failover(cluster, args.candidate, args.timeout)
+    print(f"failover to {result['to']}: writes accepted through every HAProxy after {result['seconds']:.2f}s "
+          f"(its lag before: {result['lag']})")
+    return 0
+
+
+def _pause(cluster: Cluster, args) -> int:
+    return _maintenance_mode(cluster, pause=True)
+
+
+def _resume(cluster: Cluster, args) -> int:
+    return _maintenance_mode(cluster, pause=False)
+
+
+def _maintenance_mode(cluster: Cluster, pause: bool) -> int:
+    result = maintenance.set_paused(cluster, pause)
+    mode = ("on: Patroni neither fails over nor restarts PostgreSQL until `pgha resume`" if pause
+            else "off: Patroni manages the cluster again")
+    if not result["changed"]:
+        print(f"maintenance mode already {mode.split(':')[0]}")
+        return 0
+    silent = f" (not answering, they read it from the DCS when back: {', '.join(result['silent'])})" if result["silent"] else ""
+    print(f"maintenance mode {mode}; every member follows after {result['seconds']:.1f}s{silent}")
+    return 0
+
+
+def _restart(cluster: Cluster, args) -> int:
+    if bool(args.members) == args.pending:
+        raise MaintenanceError("name the members to restart or give --pending (every member waiting for one), "
+                               "not both")
+    done = maintenance.restart(cluster, None if args.pending else args.members)
+    if not done:
+        print("no member waits for a restart")
+    for each in done:
+        moved = each["switchover"]
+        how = (f" by its switchover to {moved['to']} (writes through every HAProxy after {moved['seconds']:.2f}s)"
+               if moved else "")
+        print(f"{each['member']} restarted{how}, streaming again after {each['seconds']:.1f}s")
+    return 0
+
+
+def _history(cluster: Cluster, args) -> int:
+    print(maintenance.history_table(cluster))
     return 0
 
 
@@ -177,6 +246,11 @@ def _reinit(cluster: Cluster, args) -> int:
 COMMANDS = {
     "status": _status,
     "switchover": _switchover,
+    "failover": _failover,
+    "pause": _pause,
+    "resume": _resume,
+    "restart": _restart,
+    "history": _history,
     "backup": _backup,
     "backups": _backups,
     "restore": _restore,

@@ -158,7 +158,7 @@ def _ready_to_switch(cluster: Cluster, candidate: str | None) -> dict:
     if wait_for(ready, cluster.settings["patroni_loop_wait"] + 5, interval=0.5):
         return seen["old"]
     if seen["old"] is None:
-        raise SwitchoverError("no leader: a switchover needs a running leader (use failover)")
+        raise SwitchoverError("no leader: a switchover needs a running leader (`pgha failover --to MEMBER` when it is gone)")
     if candidate is not None:
         raise SwitchoverError(
             f"candidate {candidate!r} is not a healthy replica: expected one of "

@@ -39,3 +39,8 @@ class RemoteError(Exception):
 
 class BackupError(Exception):
     """A backup, a restore or a rebuild cannot go ahead, or failed: the message says why."""
+
+
+class MaintenanceError(Exception):
+    """A maintenance command (pause, resume, failover, restart, history) was refused or did
+    not finish: the message says why and what was seen."""

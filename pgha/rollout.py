@@ -167,11 +167,16 @@ def _restart_for_dcs_change(cluster: Cluster, node: Node, change: DcsChange, was
 
 
 def _resume_after_dcs_change(cluster: Cluster, node: Node, change: DcsChange) -> None:
+    """Resumed only when this deploy (or an earlier one cut short) paused: a maintenance
+    mode the user set stays on."""
     s = cluster.settings
     first = node is cluster.patroni[0]
+    kept = patroni_deploy.paused_by_user(cluster)
+    if kept:
+        patroni_ops.maintenance_mode_kept(name="patroni: maintenance mode kept (pgha pause)", _if=lambda: first)
     patroni_ops.paused(name="patroni: resume", scope=s["patroni_scope"],
                        config_file=patroni_values.config_file(node), pause=False,
-                       _if=lambda: first and change.anywhere)
+                       _if=lambda: first and change.anywhere and not kept)
     patroni_deploy.note("paused", False, lambda: first and change.anywhere)
     patroni_ops.cluster_healthy(
         name="patroni: every daemon answers again (one leader, every replica streaming)",

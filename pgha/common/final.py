@@ -19,7 +19,8 @@ def _print() -> None:
     out.flush()
 
 
-SECTION_TITLES = {"backups": "Backups (pgha backups)", "cluster": "Cluster status", "connect": "Connect"}
+SECTION_TITLES = {"backups": "Backups (pgha backups)", "cluster": "Cluster status", "maintenance": "Maintenance mode",
+                  "connect": "Connect"}
 _registered: list[bool] = []
 
 

@@ -16,7 +16,7 @@ from pgha.common.operations import absent, directory_in_place, file_in_place, li
 from pgha.common.step import step
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
-from pgha.patroni.facts import TextFileHeader
+from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
 from pgha.postgres import data_dir
 from pgha.postgres.facts import make_psql_command
 from pgha.rendering import render
@@ -240,6 +240,15 @@ def note(what: str, owed: bool, applies) -> None:
 
 def owed(what: str) -> bool:
     return bool(live_file(patroni.DCS_CHANGE_MARKERS[what]))
+
+
+def paused_by_user(cluster: Cluster) -> bool:
+    """The cluster was in maintenance mode before this run, and no earlier run put it there
+    (`pgha pause`, or patronictl's): the deploy leaves it paused."""
+    first = cluster.patroni[0]
+    config = snapshot.get(PatroniDynamicConfig, host=inventory.get_host(first.name),
+                          port=cluster.settings["patroni_restapi_port"])
+    return bool((config or {}).get("pause")) and not _on(first.name, owed, "paused")
 
 
 def on_patroni_host(cluster: Cluster) -> bool:

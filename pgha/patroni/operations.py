@@ -207,6 +207,20 @@ def paused(scope: str, config_file: str, pause: bool = True):
     yield f"for i in $(seq {RESUME_TRIES}); do {command} && exit 0; sleep 2; {managed} && exit 0; done; exit 1"
 
 
+MAINTENANCE_MODE_KEPT = (
+    "the cluster is in maintenance mode (pgha pause) and stays so: Patroni does not fail over; "
+    "what this run changes is applied, members restarted only where a change needs it; `pgha resume` ends it"
+)
+
+
+@operation()
+def maintenance_mode_kept():
+    """Says, as it goes and again at the end, that the user's maintenance mode is left on."""
+    say_last("maintenance", MAINTENANCE_MODE_KEPT)
+    host.noop(MAINTENANCE_MODE_KEPT)
+    yield from ()
+
+
 @operation()
 def cluster_healthy(expected: list[dict], port: int, maximum_lag: int | None = None, timeout: float = 180,
                     connect: str = ""):

@@ -26,13 +26,17 @@ TIMEOUT = 90  # Patroni sees a replica's lag at its next loop; HAProxy at its ne
 
 
 def servers_up(node, backend: str) -> set[str]:
-    """The servers of ``backend`` HAProxy on ``node`` has up (its stats page, CSV)."""
+    """The servers of ``backend`` HAProxy on ``node`` sends connections to (its stats page, CSV).
+
+    A server going down shows "UP 1/3" until its checks have failed ``fall`` times, and it still
+    takes connections meanwhile; one coming back shows "DOWN 1/2" and takes none yet.
+    """
     answer = requests.get(f"https://{node.address}:{S['haproxy_stats_port']}/;csv", timeout=5, verify=pg_helpers.CA,
                           auth=(S["haproxy_stats_user"], CLUSTER.secrets["haproxy_stats_password"]))
     answer.raise_for_status()
     rows = csv.DictReader(io.StringIO(answer.text.lstrip("# ")))
     return {r["svname"] for r in rows if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")
-            and r["status"] == "UP"}
+            and r["status"].split()[0] == "UP"}
 
 
 def everywhere(backend: str, expected: set[str]) -> bool:
