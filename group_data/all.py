@@ -71,6 +71,12 @@ patroni_synchronous_node_count = 1
 # reaches every other member's REST API, instead of demoting. None: on where the release's
 # Patroni makes it reliable (4.0.7: trixie), off on bookworm (Patroni 3.0.2)
 patroni_failsafe_mode = None
+# Watchdog: a leader whose Patroni stops renewing its lock (hung, killed, starved) is reset
+# by the kernel before the lock expires, so that a new leader never runs beside it.
+# 'automatic': Patroni uses /dev/watchdog where there is one; on a machine (not a container)
+# the deploy loads softdog for it. 'required': a member without a watchdog cannot lead
+# (refused on containers: they have none). 'off': no watchdog.
+patroni_watchdog = "automatic"
 patroni_restapi_username = "patroni"  # basic auth user for the REST API's unsafe methods
 patroni_superuser = "postgres"
 patroni_replication_user = "repl"

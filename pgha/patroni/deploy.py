@@ -14,9 +14,10 @@ from pgha.common import snapshot
 from pgha.common.deploy import checked_file, install_packages_without_starting, scripts_directory
 from pgha.common.operations import absent, directory_in_place, file_in_place, link_in_place, live_file, unit_running
 from pgha.common.step import step
+from pgha.errors import ConfigError
 from pgha.patroni import operations as patroni_ops
 from pgha.patroni import values as patroni
-from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader
+from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader, WatchdogHost
 from pgha.postgres import data_dir
 from pgha.postgres.facts import make_psql_command
 from pgha.rendering import render
@@ -72,10 +73,47 @@ def _secret_file(what: str, template: str, dest: str, config: dict) -> None:
 
 
 @step("patroni: configure")
+def watchdog_mode(cluster: Cluster) -> str:
+    """The watchdog mode written into this member's file: patroni_watchdog, but "off" on a
+    container, which has no watchdog of its own (softdog would load into the kernel it shares
+    with its host); "required" is refused there, before anything changes."""
+    mode = cluster.settings["patroni_watchdog"]
+    if mode == "off":
+        return mode
+    container = snapshot.get(WatchdogHost)["container"]
+    if container and mode == "required":
+        raise ConfigError([
+            f"patroni_watchdog = 'required': {host.name} is a container ({container}), which has no "
+            "watchdog device, so it could never lead: expected 'automatic' (off on containers, used on "
+            "machines) or 'off'"
+        ])
+    return "off" if container else mode
+
+
+@step("patroni: watchdog")
+def watchdog(mode: str):
+    """On a machine with the watchdog on: softdog loaded (now and at boot) and /dev/watchdog
+    given to postgres."""
+    if mode == "off":
+        return
+    file_in_place(name="patroni: softdog loaded at boot (the watchdog device)", path=patroni.SOFTDOG_MODULES_FILE,
+                  content="softdog\n")
+    file_in_place(name="patroni: /dev/watchdog belongs to postgres (udev rule)", path=patroni.WATCHDOG_UDEV_RULE,
+                  content=patroni.WATCHDOG_UDEV_TEXT)
+    device = patroni.WATCHDOG_DEVICE
+    owner = snapshot.get(WatchdogHost)["device"]
+    server.shell(name="patroni: softdog loaded now, /dev/watchdog postgres's",
+                 commands=[f"test -c {device} || modprobe softdog", "udevadm settle || true",
+                           f"chown postgres:postgres {device} && chmod 600 {device}"],
+                 _if=lambda: owner != "postgres")
+
+
 def configure(cluster: Cluster, node: Node, archiving: dict):
     live = patroni.config_file(node)
+    mode = watchdog_mode(cluster)
+    watchdog(mode)
     directory_in_place(name="patroni: /etc/patroni", path="/etc/patroni", user="root", group="postgres", mode="750")
-    config = checked_file("patroni", live, patroni.config_text(cluster, node, archiving), validate=validate_command,
+    config = checked_file("patroni", live, patroni.config_text(cluster, node, archiving, mode), validate=validate_command,
                           user="postgres", group="postgres", mode="600")
     directory_in_place(name=f"patroni: {patroni.PATRONICTL_DIR}", path=patroni.PATRONICTL_DIR, mode="700")
     link_in_place(name="patroni: `patronictl` needs no arguments (root's patronictl.yaml)",

@@ -156,6 +156,19 @@ class PatroniPaused(FactBase):
         return {"paused": True, "managed": False}.get(text)
 
 
+class WatchdogHost(FactBase):
+    """{"container": its kind (systemd-detect-virt) or None on a machine, "device": the
+    owner of /dev/watchdog or None when there is none}."""
+
+    def command(self) -> str:
+        return ('kind=$(systemd-detect-virt --container 2>/dev/null); echo "${kind:-none}"; '
+                f"stat -c %U {values.WATCHDOG_DEVICE} 2>/dev/null || echo -")
+
+    def process(self, output):
+        kind, owner = ([line.strip() for line in output] + ["none", "-"])[:2]
+        return {"container": None if kind in ("none", "") else kind, "device": None if owner == "-" else owner}
+
+
 def observed(cluster: Cluster, node: Node, local_parameters: dict) -> Plan:
     """What a converge asks of a Patroni member, read in its snapshot (pgha.common.snapshot).
     ``local_parameters``: the PostgreSQL parameters of the member's own file."""
@@ -172,7 +185,8 @@ def observed(cluster: Cluster, node: Node, local_parameters: dict) -> Plan:
              fact(PostmasterParameters, names=names, port=pg_port), fact(PostgresSettings, names=names, port=pg_port)]
     return Plan(
         paths=("/etc/patroni", values.CREATECLUSTER_DIR, f"/etc/postgresql/{version}/main", f"/var/lib/postgresql/{version}",
-               data_dir(s), values.PATRONICTL_DIR, SCRIPTS_DIR, values.UNIT_FILE, values.MARKERS_DIR),
+               data_dir(s), values.PATRONICTL_DIR, SCRIPTS_DIR, values.UNIT_FILE, values.MARKERS_DIR,
+               *((values.SOFTDOG_MODULES_FILE, values.WATCHDOG_UDEV_RULE) if s["patroni_watchdog"] != "off" else ())),
         units=(values.UNIT,),
         packages=tuple(values.packages(s)),
         facts=(
@@ -180,5 +194,6 @@ def observed(cluster: Cluster, node: Node, local_parameters: dict) -> Plan:
             fact(PatroniRole, port=port),
             *(first if node is cluster.patroni[0] else []),
             *logins,
+            *([fact(WatchdogHost)] if s["patroni_watchdog"] != "off" else []),
         ),
     )

@@ -24,6 +24,11 @@ SETTINGS: dict[str, Setting] = {
         lambda v: v is None or isinstance(v, bool),
         "None (on where the release's Patroni makes it reliable: trixie), True or False",
     ),
+    "patroni_watchdog": (
+        lambda v: v in ("off", "automatic", "required"),
+        "'off', 'automatic' (Patroni uses the host's watchdog when it has one) or 'required' (a member "
+        "without one cannot lead)",
+    ),
     "patroni_restapi_username": (is_name, "a user name"),
     "patroni_superuser": (is_name, "a PostgreSQL role name"),
     "patroni_replication_user": (is_name, "a PostgreSQL role name"),

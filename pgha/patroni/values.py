@@ -27,6 +27,14 @@ CREATECLUSTER_FILE = f"{CREATECLUSTER_DIR}/pgha.conf"
 PATRONICTL_DIR = "/root/.config/patroni"
 HANDOVER_SCRIPT = f"{SCRIPTS_DIR}/patroni-handover"
 RESTAPI_CURLRC = "/etc/patroni/.restapi-curlrc"
+# The watchdog: Patroni's device, reset ttl - safety_margin seconds after its last keepalive
+# (5 s before the leader lock expires); on a machine the deploy loads softdog at boot and
+# gives the device to postgres
+WATCHDOG_DEVICE = "/dev/watchdog"
+WATCHDOG_SAFETY_MARGIN = 5
+SOFTDOG_MODULES_FILE = "/etc/modules-load.d/pgha-watchdog.conf"
+WATCHDOG_UDEV_RULE = "/etc/udev/rules.d/61-pgha-watchdog.rules"
+WATCHDOG_UDEV_TEXT = 'KERNEL=="watchdog", OWNER="postgres", GROUP="postgres", MODE="0600"\n'
 PGPASS = "/var/lib/postgresql/.pgpass_patroni"  # Patroni's own, which it rewrites
 # the admin role's password, as a pgpass file (0600, owned by postgres) on every member
 ADMIN_PGPASS = "/etc/patroni/.admin-pgpass"
@@ -177,9 +185,11 @@ def local_parameters(archiving: dict | None) -> dict:
     return {**TLS_PARAMETERS, **((archiving or {}).get("parameters") or {})}
 
 
-def config(cluster: Cluster, node: Node, archiving: dict | None = None) -> dict:
+def config(cluster: Cluster, node: Node, archiving: dict | None = None, watchdog_mode: str | None = None) -> dict:
     """The values of /etc/patroni/<name>.yml for one member. ``archiving``: what the backup
-    component adds when there is a repository (pgha.backup.values.patroni_config)."""
+    component adds when there is a repository (pgha.backup.values.patroni_config);
+    ``watchdog_mode``: the member's own (pgha.patroni.deploy.watchdog_mode), else
+    patroni_watchdog."""
     s = cluster.settings
     secrets = cluster.secrets
     archiving = archiving or {}
@@ -215,6 +225,8 @@ def config(cluster: Cluster, node: Node, archiving: dict | None = None) -> dict:
         "pg_hba": pg_hba(cluster),
         "pg_ident": monitoring.postgres_access(cluster)["pg_ident"],
         "etcd_endpoints": etcd_values.client_endpoints(cluster),
+        "watchdog": {"mode": watchdog_mode or s["patroni_watchdog"], "device": WATCHDOG_DEVICE,
+                     "safety_margin": WATCHDOG_SAFETY_MARGIN},
     }
 
 
@@ -273,12 +285,13 @@ def document(config: dict) -> dict:
             "pg_hba": c["pg_hba"],
         },
         "postgresql": postgresql,
+        "watchdog": c["watchdog"],
     }
 
 
-def config_text(cluster: Cluster, node: Node, archiving: dict | None = None) -> str:
+def config_text(cluster: Cluster, node: Node, archiving: dict | None = None, watchdog_mode: str | None = None) -> str:
     """The file itself: its header (what the deploy reads back: TextFileHeader), then YAML."""
-    values = config(cluster, node, archiving)
+    values = config(cluster, node, archiving, watchdog_mode)
     header = ["Managed by pgha (deploys/patroni.py) -- changes here are overwritten.",
               f"dcs-digest: {values['dcs_digest']}", f"restapi-scheme: {values['restapi_scheme']}"]
     return yaml_file(header, document(values))

@@ -12,6 +12,7 @@ import time
 import helpers
 import pg_helpers
 import pytest
+import yaml
 from conftest import CLUSTER
 
 from pgha import client, maintenance
@@ -125,3 +126,19 @@ def test_restart_moves_the_leadership_first_and_pending_restarts_every_member(pa
     assert back.returncode == 0, back.stderr
     assert {name: _wal_buffers(h) for name, h in patroni_hosts.items()} == before
     assert not pg_helpers.wait_for_healthy_cluster(120)
+
+
+def test_the_watchdog_on_the_labs_containers(patroni_hosts):
+    """Containers have no watchdog device (softdog would load into the kernel they share
+    with the host): with 'automatic', the default, their files say off and nothing is
+    loaded; 'required' is refused before anything changes, naming the host and what would
+    work."""
+    for name, host in patroni_hosts.items():
+        config = host.file(f"/etc/patroni/{CLUSTER.node(name).patroni_name}.yml").content_string
+        assert yaml.safe_load(config)["watchdog"]["mode"] == "off", config[-300:]
+        assert not host.file("/etc/modules-load.d/pgha-watchdog.conf").exists
+    code, output = helpers.run_pyinfra(helpers.INVENTORY, "deploys/patroni.py", "--data", "patroni_watchdog=required")
+    assert code != 0
+    assert "patroni_watchdog = 'required'" in output and "is a container (lxc)" in output, helpers.tail(output)
+    assert "expected 'automatic'" in output and "Traceback" not in output, helpers.tail(output)
+    assert "--> Starting operation" not in output, "refused only once operations ran"

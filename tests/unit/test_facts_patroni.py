@@ -565,3 +565,24 @@ def test_paused_command_on_show_config_output(tmp_path, config, expected):
     command = PatroniPaused().command(config_file="/etc/patroni/pg-1.yml")
     result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
     assert result.stdout.strip() == expected
+
+
+# --- WatchdogHost: a container or a machine, and who owns /dev/watchdog ------------------------
+
+from pgha.patroni.facts import WatchdogHost  # noqa: E402
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    (["lxc", "-"], {"container": "lxc", "device": None}),  # a lab container (recorded)
+    (["none", "root"], {"container": None, "device": "root"}),  # a machine, softdog just loaded
+    (["none", "postgres"], {"container": None, "device": "postgres"}),
+    (["none", "-"], {"container": None, "device": None}),
+])
+def test_watchdog_host(output, expected):
+    assert WatchdogHost().process(output) == expected
+
+
+def test_watchdog_host_command_runs_here():
+    """The command itself, on this control machine: one kind and one owner line."""
+    done = subprocess.run(["sh", "-c", WatchdogHost().command()], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 2, done

@@ -63,7 +63,11 @@ def method(rule: str) -> str:
 def test_rendered_config_parses(cluster):
     doc = load_member(cluster)
     assert isinstance(doc, dict)
-    assert set(doc) == {"scope", "name", "restapi", "ctl", "etcd3", "bootstrap", "postgresql"}
+    assert set(doc) == {"scope", "name", "restapi", "ctl", "etcd3", "bootstrap", "postgresql", "watchdog"}
+
+
+def test_watchdog_is_automatic_by_default_with_patronis_device(cluster):
+    assert load_member(cluster)["watchdog"] == {"mode": "automatic", "device": "/dev/watchdog", "safety_margin": 5}
 
 
 def test_scope_and_name(cluster):
