@@ -72,7 +72,6 @@ def _secret_file(what: str, template: str, dest: str, config: dict) -> None:
                   user="postgres", group="postgres", mode="600")
 
 
-@step("patroni: configure")
 def watchdog_mode(cluster: Cluster) -> str:
     """The watchdog mode written into this member's file: patroni_watchdog, but "off" on a
     container, which has no watchdog of its own (softdog would load into the kernel it shares
@@ -108,6 +107,7 @@ def watchdog(mode: str):
                  _if=lambda: owner != "postgres")
 
 
+@step("patroni: configure")
 def configure(cluster: Cluster, node: Node, archiving: dict):
     live = patroni.config_file(node)
     mode = watchdog_mode(cluster)
