@@ -1,0 +1,195 @@
+"""`pgha diff`: the live cluster against the inventory and group_data, changing nothing.
+
+Each check gives one line per difference, naming the setting or file, the live value and
+the wanted one: Patroni's DCS configuration, parameters waiting for a restart, the Patroni
+and etcd members, the files the deploy renders (by its own rendering code), the nodes'
+certificates (names, days left), package updates. A check that cannot tell (a node or the
+REST API silent) says so instead: `pgha diff` then exits 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from pgha import components, remote
+from pgha.backup import values as backup_values
+from pgha.cluster import Cluster, Node
+from pgha.errors import RemoteError
+from pgha.etcd import values as etcd_values
+from pgha.etcd.facts import EtcdMembers
+from pgha.haproxy import values as haproxy_values
+from pgha.patroni import rest
+from pgha.patroni import values as patroni_values
+from pgha.patroni.facts import WatchdogHost
+from pgha.pki import values as pki_values
+from pgha.pki.authority import certificate_names
+from pgha.pooler import values as pooler_values
+
+SECRET_HINTS = ("password", "secret", "key")  # a file line naming one is not printed
+
+
+@dataclass
+class Report:
+    differences: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # what could not be checked, and why
+
+
+def _path_value(data: dict, path: str) -> Any:
+    value: Any = data
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def dcs(cluster: Cluster, report: Report) -> None:
+    current = rest.get_json(cluster, "config")
+    if not isinstance(current, dict):
+        report.unknown.append("DCS configuration: no member's REST API answers GET /config")
+        return
+    wanted = patroni_values.dynamic_config(cluster.settings)
+    live = {**patroni_values.PATRONI_DEFAULTS, **current}
+    for path, value in sorted(patroni_values.dynamic_config_changes(wanted, current).items()):
+        report.differences.append(f"DCS {path}: live {_path_value(live, path)!r}, wanted {value!r}")
+
+
+def restarts_and_members(cluster: Cluster, report: Report) -> None:
+    own = rest.own_statuses(cluster)
+    for node in cluster.patroni:
+        status = own.get(node.patroni_name)
+        if status is None:
+            report.unknown.append(f"{node.patroni_name}: its REST API does not answer")
+        elif status.get("pending_restart"):
+            reasons = status.get("pending_restart_reason") or {}
+            said = ", ".join(f"{k} {v.get('old_value')} -> {v.get('new_value')}" for k, v in sorted(reasons.items()))
+            report.differences.append(f"{node.patroni_name}: PostgreSQL waits for a restart"
+                                      + (f" ({said})" if said else "") + " (`pgha restart --pending`)")
+    members = {m["name"] for m in rest.members(cluster)}
+    if members:
+        wanted = {n.patroni_name for n in cluster.patroni}
+        report.differences += [f"Patroni member {name}: live in the DCS, wanted absent (not in the inventory)"
+                               for name in sorted(members - wanted)]
+        report.differences += [f"Patroni member {name}: live absent from the DCS, wanted a member"
+                               for name in sorted(wanted - members)]
+
+
+def etcd_members(cluster: Cluster, report: Report) -> None:
+    fact = EtcdMembers()
+    command = fact.command(etcd_values.local_endpoint(cluster), **etcd_values.ROOT_LOGIN)
+    for node in cluster.groups["etcd"]:
+        try:
+            members = fact.process(remote.run(node, command, timeout=30).splitlines())
+        except RemoteError:
+            continue
+        if members is None:
+            continue
+        live = {m["name"] for m in members}
+        wanted = {n.name for n in cluster.groups["etcd"]}
+        report.differences += [f"etcd member {name}: live, wanted absent (not in the inventory)"
+                               for name in sorted(live - wanted)]
+        report.differences += [f"etcd member {name}: live absent, wanted a member" for name in sorted(wanted - live)]
+        return
+    report.unknown.append("etcd members: no etcd node answered `etcdctl member list`")
+
+
+def rendered_files(cluster: Cluster, node: Node, container: str | None) -> dict[str, str]:
+    """The files the deploy renders on ``node`` that can be rendered without its live state,
+    as the deploy renders them: path -> content."""
+    files = {}
+    if components.component("patroni").runs_on(cluster, node):
+        mode = patroni_values.member_watchdog_mode(cluster.settings, container)
+        files[patroni_values.config_file(node)] = patroni_values.config_text(
+            cluster, node, backup_values.patroni_config(cluster), mode)
+    if components.component("haproxy").runs_on(cluster, node):
+        files[haproxy_values.CONFIG_FILE] = haproxy_values.config_text(cluster)
+    if components.component("pooler").runs_on(cluster, node):
+        files[pooler_values.CONFIG_FILE] = pooler_values.config_text(cluster)
+    return files
+
+
+def _gather_command(paths: list[str]) -> str:
+    parts = [f"echo '### file {p}'; base64 -w0 {p} 2>/dev/null; echo" for p in paths]
+    parts.append(f"echo '### certs'; for f in {pki_values.TLS_DIR}/*.crt; do "
+                 "[ -f \"$f\" ] && echo \"$f $(base64 -w0 \"$f\")\"; done")
+    parts.append("echo '### upgradable'; apt list --upgradable 2>/dev/null | grep / || true")
+    parts.append(f"echo '### watchdog'; {WatchdogHost().command()}")
+    return "; ".join(parts)
+
+
+def _sections(output: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("### "):
+            current = line[4:]
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return sections
+
+
+def _first_difference(path: str, live: str, wanted: str) -> str:
+    live_lines, wanted_lines = live.splitlines(), wanted.splitlines()
+    index = next((i for i, (a, b) in enumerate(zip(live_lines, wanted_lines)) if a != b),
+                 min(len(live_lines), len(wanted_lines)))
+    a = live_lines[index].strip() if index < len(live_lines) else "(end of file)"
+    b = wanted_lines[index].strip() if index < len(wanted_lines) else "(end of file)"
+    if any(hint in (a + b).lower() for hint in SECRET_HINTS):
+        a = b = "(a line holding a secret: not shown)"
+    return f"file {path}: differs from line {index + 1}: live {a!r}, wanted {b!r}"
+
+
+def node_state(cluster: Cluster, node: Node, report: Report, now: datetime.datetime) -> None:
+    """One SSH round to ``node``: its rendered files, certificates, package updates."""
+    try:
+        first = _sections(remote.run(node, _gather_command([]), timeout=60))
+        container = WatchdogHost().process(first.get("watchdog", []))["container"]
+        wanted = rendered_files(cluster, node, container)
+        seen = _sections(remote.run(node, _gather_command(sorted(wanted)), timeout=60)) if wanted else first
+    except RemoteError as error:
+        report.unknown.append(f"{node.name}: {error}")
+        return
+    for path, content in sorted(wanted.items()):
+        encoded = "".join(seen.get(f"file {path}", []))
+        live = base64.b64decode(encoded).decode(errors="replace") if encoded else None
+        if live is None:
+            report.differences.append(f"file {path} on {node.name}: live absent, wanted rendered by the deploy")
+        elif live != content:
+            report.differences.append(f"{_first_difference(path, live, content)} (on {node.name})")
+    dns, ips = pki_values.subject_names(cluster, node)
+    for line in seen.get("certs", []):
+        path, _, encoded = line.partition(" ")
+        if path == pki_values.CA_FILE or not encoded:
+            continue
+        cert = x509.load_pem_x509_certificate(base64.b64decode(encoded))
+        names, addresses = certificate_names(cert)
+        missing = sorted(set(dns) - names) + sorted(set(ips) - addresses)
+        if missing:
+            report.differences.append(f"certificate {path} on {node.name}: live names lack {', '.join(missing)}, "
+                                      "wanted every name of the node (the deploy issues it again)")
+        days = (cert.not_valid_after_utc - now).days
+        if days < pki_values.RENEW_DAYS:
+            report.differences.append(f"certificate {path} on {node.name}: live {days} days left, wanted more than "
+                                      f"{pki_values.RENEW_DAYS} (the deploy issues it again)")
+    for line in seen.get("upgradable", []):
+        name, _, rest_of_line = line.partition("/")
+        fields = rest_of_line.split()
+        available = fields[1] if len(fields) > 1 else "?"
+        installed = rest_of_line.split("upgradable from: ")[-1].rstrip("]") if "upgradable from" in line else "?"
+        report.differences.append(f"package {name} on {node.name}: live {installed}, available {available}")
+
+
+def check(cluster: Cluster) -> Report:
+    report = Report()
+    dcs(cluster, report)
+    restarts_and_members(cluster, report)
+    if cluster.groups.get("etcd"):
+        etcd_members(cluster, report)
+    now = datetime.datetime.now(datetime.UTC)
+    for node in cluster.nodes:
+        node_state(cluster, node, report, now)
+    return report
