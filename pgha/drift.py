@@ -175,12 +175,22 @@ def node_state(cluster: Cluster, node: Node, report: Report, now: datetime.datet
         if days < pki_values.RENEW_DAYS:
             report.differences.append(f"certificate {path} on {node.name}: live {days} days left, wanted more than "
                                       f"{pki_values.RENEW_DAYS} (the deploy issues it again)")
-    for line in seen.get("upgradable", []):
+    report.differences += [f"package {name} on {node.name}: live {installed}, available {available}"
+                           for name, installed, available in upgradable(seen.get("upgradable", []))]
+
+
+def upgradable(lines: list[str]) -> list[tuple[str, str, str]]:
+    """(package, installed, available) from `apt list --upgradable`'s lines, such as
+    "patroni/stable 4.0.8-1 all [upgradable from: 4.0.7-1]"."""
+    found = []
+    for line in lines:
         name, _, rest_of_line = line.partition("/")
         fields = rest_of_line.split()
-        available = fields[1] if len(fields) > 1 else "?"
-        installed = rest_of_line.split("upgradable from: ")[-1].rstrip("]") if "upgradable from" in line else "?"
-        report.differences.append(f"package {name} on {node.name}: live {installed}, available {available}")
+        if not name or len(fields) < 2:
+            continue
+        installed = rest_of_line.split("upgradable from: ")[-1].rstrip("]").strip() if "upgradable from" in line else "?"
+        found.append((name, installed, fields[1]))
+    return found
 
 
 def check(cluster: Cluster) -> Report:
