@@ -3,7 +3,8 @@
 Each check gives one line per difference, naming the setting or file, the live value and
 the wanted one: Patroni's DCS configuration, parameters waiting for a restart, the Patroni
 and etcd members, the files the deploy renders (by its own rendering code), the nodes'
-certificates (names, days left), package updates. A check that cannot tell (a node or the
+certificates (names, days left), updates of the packages the deploy installs (as the
+nodes' package lists know them: `apt-get update` refreshes those). A check that cannot tell (a node or the
 REST API silent) says so instead: `pgha diff` then exits 2.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,17 +145,19 @@ def _first_difference(path: str, live: str, wanted: str) -> str:
     return f"file {path}: differs from line {index + 1}: live {a!r}, wanted {b!r}"
 
 
-def node_state(cluster: Cluster, node: Node, report: Report, now: datetime.datetime) -> None:
-    """One SSH round to ``node``: its rendered files, certificates, package updates."""
+def node_state(cluster: Cluster, node: Node, now: datetime.datetime) -> Report:
+    """One SSH round to ``node``: its rendered files, certificates, updates of the packages
+    the deploy installs there."""
+    report = Report()
+    paths = sorted(rendered_files(cluster, node, None))
     try:
-        first = _sections(remote.run(node, _gather_command([]), timeout=60))
-        container = WatchdogHost().process(first.get("watchdog", []))["container"]
-        wanted = rendered_files(cluster, node, container)
-        seen = _sections(remote.run(node, _gather_command(sorted(wanted)), timeout=60)) if wanted else first
+        seen = _sections(remote.run(node, _gather_command(paths), timeout=60))
     except RemoteError as error:
-        report.unknown.append(f"{node.name}: {error}")
-        return
-    for path, content in sorted(wanted.items()):
+        said = str(error).split("): ", 1)[-1]
+        report.unknown.append(f"{node.name}: not reached over SSH ({said})")
+        return report
+    container = WatchdogHost().process(seen.get("watchdog", []))["container"]
+    for path, content in sorted(rendered_files(cluster, node, container).items()):
         encoded = "".join(seen.get(f"file {path}", []))
         live = base64.b64decode(encoded).decode(errors="replace") if encoded else None
         if live is None:
@@ -175,8 +179,10 @@ def node_state(cluster: Cluster, node: Node, report: Report, now: datetime.datet
         if days < pki_values.RENEW_DAYS:
             report.differences.append(f"certificate {path} on {node.name}: live {days} days left, wanted more than "
                                       f"{pki_values.RENEW_DAYS} (the deploy issues it again)")
+    ours = set(components.packages_of(cluster, node))
     report.differences += [f"package {name} on {node.name}: live {installed}, available {available}"
-                           for name, installed, available in upgradable(seen.get("upgradable", []))]
+                           for name, installed, available in upgradable(seen.get("upgradable", [])) if name in ours]
+    return report
 
 
 def upgradable(lines: list[str]) -> list[tuple[str, str, str]]:
@@ -200,6 +206,8 @@ def check(cluster: Cluster) -> Report:
     if cluster.groups.get("etcd"):
         etcd_members(cluster, report)
     now = datetime.datetime.now(datetime.UTC)
-    for node in cluster.nodes:
-        node_state(cluster, node, report, now)
+    with ThreadPoolExecutor(max_workers=max(1, len(cluster.nodes))) as pool:
+        for each in pool.map(lambda n: node_state(cluster, n, now), cluster.nodes):
+            report.differences += each.differences
+            report.unknown += each.unknown
     return report
