@@ -23,7 +23,7 @@ from pgha.backup import values as backup_values
 from pgha.cluster import Cluster, Node
 from pgha.errors import RemoteError
 from pgha.etcd import values as etcd_values
-from pgha.etcd.facts import EtcdMembers
+from pgha.etcd.facts import EtcdMembers, EtcdNodeState
 from pgha.haproxy import values as haproxy_values
 from pgha.patroni import rest
 from pgha.patroni import values as patroni_values
@@ -113,8 +113,11 @@ def rendered_files(cluster: Cluster, node: Node, container: str | None) -> dict[
     return files
 
 
-def _gather_command(paths: list[str]) -> str:
+def _gather_command(paths: list[str], etcd: bool = False) -> str:
     parts = [f"echo '### file {p}'; base64 -w0 {p} 2>/dev/null; echo" for p in paths]
+    if etcd:
+        state = EtcdNodeState().command(data_dir=etcd_values.DATA_DIR, config_file=etcd_values.CONFIG_FILE)
+        parts.append(f"echo '### etcd-state'; {state}")
     parts.append(f"echo '### certs'; for f in {pki_values.TLS_DIR}/*.crt; do "
                  "[ -f \"$f\" ] && echo \"$f $(base64 -w0 \"$f\")\"; done")
     parts.append("echo '### upgradable'; apt list --upgradable 2>/dev/null | grep / || true")
@@ -145,25 +148,35 @@ def _first_difference(path: str, live: str, wanted: str) -> str:
     return f"file {path}: differs from line {index + 1}: live {a!r}, wanted {b!r}"
 
 
-def node_state(cluster: Cluster, node: Node, now: datetime.datetime) -> Report:
-    """One SSH round to ``node``: its rendered files, certificates, updates of the packages
-    the deploy installs there."""
-    report = Report()
-    paths = sorted(rendered_files(cluster, node, None))
+def gather(cluster: Cluster, node: Node) -> dict[str, list[str]] | str:
+    """One SSH round to ``node``: the files the deploy renders there, its certificates, its
+    package updates, whether it is a container, an etcd member's state; or why not."""
+    paths = sorted(rendered_files(cluster, node, None)) + ([etcd_values.CONFIG_FILE] if _is_etcd(cluster, node) else [])
     try:
-        seen = _sections(remote.run(node, _gather_command(paths), timeout=60))
+        return _sections(remote.run(node, _gather_command(paths, _is_etcd(cluster, node)), timeout=60))
     except RemoteError as error:
-        said = str(error).split("): ", 1)[-1]
-        report.unknown.append(f"{node.name}: not reached over SSH ({said})")
-        return report
+        return f"{node.name}: not reached over SSH ({str(error).split('): ', 1)[-1]})"
+
+
+def _is_etcd(cluster: Cluster, node: Node) -> bool:
+    return node in cluster.groups.get("etcd", [])
+
+
+def node_differences(cluster: Cluster, node: Node, seen: dict[str, list[str]], etcd_plan: dict | None,
+                     now: datetime.datetime) -> list[str]:
+    """What ``seen`` (gather's sections) shows different from what the deploy would make."""
+    differences = []
     container = WatchdogHost().process(seen.get("watchdog", []))["container"]
-    for path, content in sorted(rendered_files(cluster, node, container).items()):
+    wanted = rendered_files(cluster, node, container)
+    if etcd_plan is not None and node.name in etcd_plan:
+        wanted[etcd_values.CONFIG_FILE] = etcd_values.config_text(cluster, node, etcd_plan[node.name])
+    for path, content in sorted(wanted.items()):
         encoded = "".join(seen.get(f"file {path}", []))
         live = base64.b64decode(encoded).decode(errors="replace") if encoded else None
         if live is None:
-            report.differences.append(f"file {path} on {node.name}: live absent, wanted rendered by the deploy")
+            differences.append(f"file {path} on {node.name}: live absent, wanted rendered by the deploy")
         elif live != content:
-            report.differences.append(f"{_first_difference(path, live, content)} (on {node.name})")
+            differences.append(f"{_first_difference(path, live, content)} (on {node.name})")
     dns, ips = pki_values.subject_names(cluster, node)
     for line in seen.get("certs", []):
         path, _, encoded = line.partition(" ")
@@ -173,16 +186,16 @@ def node_state(cluster: Cluster, node: Node, now: datetime.datetime) -> Report:
         names, addresses = certificate_names(cert)
         missing = sorted(set(dns) - names) + sorted(set(ips) - addresses)
         if missing:
-            report.differences.append(f"certificate {path} on {node.name}: live names lack {', '.join(missing)}, "
-                                      "wanted every name of the node (the deploy issues it again)")
+            differences.append(f"certificate {path} on {node.name}: live names lack {', '.join(missing)}, "
+                               "wanted every name of the node (the deploy issues it again)")
         days = (cert.not_valid_after_utc - now).days
         if days < pki_values.RENEW_DAYS:
-            report.differences.append(f"certificate {path} on {node.name}: live {days} days left, wanted more than "
-                                      f"{pki_values.RENEW_DAYS} (the deploy issues it again)")
+            differences.append(f"certificate {path} on {node.name}: live {days} days left, wanted more than "
+                               f"{pki_values.RENEW_DAYS} (the deploy issues it again)")
     ours = set(components.packages_of(cluster, node))
-    report.differences += [f"package {name} on {node.name}: live {installed}, available {available}"
-                           for name, installed, available in upgradable(seen.get("upgradable", [])) if name in ours]
-    return report
+    differences += [f"package {name} on {node.name}: live {installed}, available {available}"
+                    for name, installed, available in upgradable(seen.get("upgradable", [])) if name in ours]
+    return differences
 
 
 def upgradable(lines: list[str]) -> list[tuple[str, str, str]]:
@@ -207,7 +220,16 @@ def check(cluster: Cluster) -> Report:
         etcd_members(cluster, report)
     now = datetime.datetime.now(datetime.UTC)
     with ThreadPoolExecutor(max_workers=max(1, len(cluster.nodes))) as pool:
-        for each in pool.map(lambda n: node_state(cluster, n, now), cluster.nodes):
-            report.differences += each.differences
-            report.unknown += each.unknown
+        seen = dict(zip([n.name for n in cluster.nodes], pool.map(lambda n: gather(cluster, n), cluster.nodes)))
+    report.unknown += [answer for answer in seen.values() if isinstance(answer, str)]
+    etcd_plan = None
+    etcd_seen = {n.name: seen[n.name] for n in cluster.groups.get("etcd", [])}
+    if etcd_seen and all(isinstance(v, dict) for v in etcd_seen.values()):
+        states = {name: EtcdNodeState().process(v.get("etcd-state", [])) for name, v in etcd_seen.items()
+                  if isinstance(v, dict)}
+        etcd_plan = etcd_values.plan(cluster, states)
+    for node in cluster.nodes:
+        answer = seen[node.name]
+        if isinstance(answer, dict):
+            report.differences += node_differences(cluster, node, answer, etcd_plan, now)
     return report
