@@ -11,6 +11,7 @@ Usage:
   pgha pause | pgha resume      maintenance mode: Patroni neither fails over nor restarts PostgreSQL
   pgha restart (MEMBER ... | --pending)   replicas first, the leader after a paused switchover
   pgha history                  the timelines: where each ended, when, who led next
+  pgha diff                     the live cluster against the inventory; exit 0 same, 1 differs, 2 cannot tell
   pgha rotate KEY [KEY ...]     new values for secrets keys (then run the deploy)
   pgha backup [--type full|diff|incr]
   pgha backups
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     # argparse counts an empty positional list as given: MEMBER or --pending is checked in _restart
     restart.add_argument("members", nargs="*", metavar="MEMBER", help="Patroni (or inventory) names")
     restart.add_argument("--pending", action="store_true", help="every member waiting for a restart (a parameter)")
+    commands.add_parser("diff", parents=[common], help="the live cluster against the inventory and group_data "
+                        "(changes nothing): exit 0 when they match, 1 when not, 2 when it cannot tell")
     commands.add_parser("history", parents=[common], help="the timelines: where each ended, when, who led next")
     rotate = commands.add_parser(
         "rotate", help="new values for secrets keys in the secrets file; the next deploy rolls them out"
@@ -205,6 +208,19 @@ def _restart(cluster: Cluster, args) -> int:
     return 0
 
 
+def _diff(cluster: Cluster, args) -> int:
+    from pgha import drift
+
+    report = drift.check(cluster)
+    for line in report.differences:
+        print(line)
+    for line in report.unknown:
+        print(f"cannot tell: {line}")
+    if not report.differences and not report.unknown:
+        print("no difference: the live cluster matches the inventory and group_data")
+    return 2 if report.unknown else 1 if report.differences else 0
+
+
 def _history(cluster: Cluster, args) -> int:
     print(maintenance.history_table(cluster))
     return 0
@@ -251,6 +267,7 @@ COMMANDS = {
     "resume": _resume,
     "restart": _restart,
     "history": _history,
+    "diff": _diff,
     "backup": _backup,
     "backups": _backups,
     "restore": _restore,

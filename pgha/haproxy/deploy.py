@@ -25,7 +25,7 @@ def install(cluster: Cluster):
 
 @step("haproxy: configure")
 def configure(cluster: Cluster):
-    return checked_file("haproxy", values.CONFIG_FILE, render(values.TEMPLATES / "haproxy.cfg.j2", values.config(cluster)),
+    return checked_file("haproxy", values.CONFIG_FILE, values.config_text(cluster),
                         validate=lambda candidate: f"haproxy -c -q -f {candidate}",
                         user="root", group="haproxy", mode="640")
 

@@ -11,6 +11,7 @@ from pgha.firewall import values as firewall_values
 from pgha.haproxy import hold
 from pgha.patroni.rest import LEADER_CHECK, REPLICA_CHECK
 from pgha.pki import values as pki
+from pgha.rendering import render
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
@@ -128,3 +129,8 @@ def firewall(cluster: Cluster) -> dict:
         "Patroni nodes and client_networks only (and the monitoring host: metrics, TLS probes).",
         {"clients": (ports, sources), **monitoring.monitoring_set(cluster, probed)},
     )
+
+
+def config_text(cluster: Cluster) -> str:
+    """CONFIG_FILE as the deploy writes it (and `pgha diff` compares it)."""
+    return render(TEMPLATES / "haproxy.cfg.j2", config(cluster))

@@ -86,7 +86,7 @@ def watchdog_mode(cluster: Cluster) -> str:
             "watchdog device, so it could never lead: expected 'automatic' (off on containers, used on "
             "machines) or 'off'"
         ])
-    return "off" if container else mode
+    return patroni.member_watchdog_mode(cluster.settings, container)
 
 
 @step("patroni: watchdog")

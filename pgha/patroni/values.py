@@ -185,6 +185,12 @@ def local_parameters(archiving: dict | None) -> dict:
     return {**TLS_PARAMETERS, **((archiving or {}).get("parameters") or {})}
 
 
+def member_watchdog_mode(settings, container: str | None) -> str:
+    """The watchdog mode a member's file says: patroni_watchdog, but "off" on a container,
+    which has no watchdog of its own (``container``: its kind, None on a machine)."""
+    return "off" if container and settings["patroni_watchdog"] != "required" else settings["patroni_watchdog"]
+
+
 def config(cluster: Cluster, node: Node, archiving: dict | None = None, watchdog_mode: str | None = None) -> dict:
     """The values of /etc/patroni/<name>.yml for one member. ``archiving``: what the backup
     component adds when there is a repository (pgha.backup.values.patroni_config);

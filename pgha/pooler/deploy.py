@@ -38,7 +38,7 @@ def files(cluster: Cluster):
                       content=values.auth_pgpass(cluster), user=values.USER, group=values.USER, mode="600"),
     ]
     config = file_in_place(name=f"pooler: {values.CONFIG_FILE}", path=values.CONFIG_FILE,
-                           content=render(values.TEMPLATES / "pgbouncer.ini.j2", values.config(cluster)),
+                           content=values.config_text(cluster),
                            user="root", group=values.USER, mode="640")
     listen = file_in_place(name=f"pooler: {values.LISTEN_FILE} (where it listens)", path=values.LISTEN_FILE,
                            content=render(values.TEMPLATES / "listen.ini.j2", values.listen(cluster)),

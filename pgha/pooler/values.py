@@ -17,6 +17,7 @@ from pgha.cluster import Cluster
 from pgha.firewall import values as firewall_values
 from pgha.pki import values as pki
 from pgha.postgres.roles import literal, password_from_file_sql
+from pgha.rendering import render
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PACKAGES = ["pgbouncer", "nftables"]
@@ -220,3 +221,8 @@ def problems(cluster: Cluster) -> list[str]:
                                     s.get("patroni_replication_user")):
         found.append(f"pgbouncer_auth_user = {s['pgbouncer_auth_user']!r}: a role of Patroni's: expected a role of its own")
     return found
+
+
+def config_text(cluster: Cluster) -> str:
+    """CONFIG_FILE as the deploy writes it (and `pgha diff` compares it)."""
+    return render(TEMPLATES / "pgbouncer.ini.j2", config(cluster))
