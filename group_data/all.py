@@ -87,6 +87,10 @@ patroni_dcs_via_local_proxy = True
 # `systemctl stop patroni` (or a shutdown) on the leader first hands the leadership to a
 # healthy replica (planned switchover, ~1.5 s without writes; Patroni's own stop: ~2.5 s)
 patroni_switchover_on_stop = True
+# Members still in Patroni's cluster but no longer in the inventory are refused unless true;
+# then the deploy stops and disables them (their data is kept) and drops their replication
+# slot. Never the leader (switch over first), never down to fewer than two members.
+patroni_allow_member_removal = False
 postgresql_parameters = {
     "wal_level": "replica",
     "hot_standby": "on",

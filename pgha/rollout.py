@@ -16,7 +16,9 @@ another is here:
 - with a monitoring host, the exporters come after Patroni (the PostgreSQL exporter's role is
   made on the leader), Prometheus last.
 
-``begin`` primes every host's snapshot (pgha.common.snapshot) from the registry.
+``begin`` primes every host's snapshot (pgha.common.snapshot) from the registry, and refuses
+a removal of Patroni members that it may not do (pgha.patroni.removal); ``patroni`` removes
+the others first, stopping what such a member runs: Patroni, PgBouncer, HAProxy.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ from pgha.patroni import values as patroni_values
 from pgha.pki import deploy as pki
 from pgha.pki import values as pki_values
 from pgha.pooler import api as pooler_api
+from pgha.pooler import values as pooler_values
 from pgha.pooler.deploy import deploy_pooler
 
 HOLD = f"{haproxy_values.HOLD_SCRIPT} hold"
 RELEASE = f"{haproxy_values.HOLD_SCRIPT} release"
+# stopped and disabled on a Patroni member the inventory no longer lists
+REMOVED_MEMBER_UNITS = [patroni_values.UNIT, pooler_values.UNIT, haproxy_values.UNIT]
 
 
 def plan(cluster: Cluster, node: Node) -> snapshot.Plan:
@@ -67,6 +72,7 @@ def begin(cluster: Cluster) -> None:
     pyinfra's operation order found without reading source files (pgha.common.op_order)."""
     op_order.install()
     snapshot.prime(state, {node.name: plan(cluster, node) for node in cluster.nodes})
+    patroni_deploy.unlisted_members(cluster)  # a member removal it may not do: refused now
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,7 @@ def patroni(cluster: Cluster) -> None:
     local_parameters = patroni_values.local_parameters(archiving)
     change = dcs_change(cluster, node)
     was_running, _ = unit_state(patroni_values.UNIT)
+    patroni_deploy.remove_members(cluster, node, REMOVED_MEMBER_UNITS)
     patroni_deploy.install(cluster)
     certificate = pki.certificate(cluster, node, patroni_values.TLS_SERVICE, "postgres", "postgres")
     changes_dcs = patroni_deploy.dcs_changed_on(cluster, node)

@@ -16,8 +16,9 @@ from pgha.common.operations import absent, directory_in_place, file_in_place, li
 from pgha.common.step import step
 from pgha.errors import ConfigError
 from pgha.patroni import operations as patroni_ops
+from pgha.patroni import removal
 from pgha.patroni import values as patroni
-from pgha.patroni.facts import PatroniDynamicConfig, TextFileHeader, WatchdogHost
+from pgha.patroni.facts import PatroniCluster, PatroniDynamicConfig, TextFileHeader, WatchdogHost
 from pgha.postgres import data_dir
 from pgha.postgres.facts import make_psql_command
 from pgha.rendering import render
@@ -225,6 +226,28 @@ def dynamic_configuration(cluster: Cluster, node: Node, local_parameters: dict, 
         pg_port=s["postgresql_port"],
         leader_guard=leader_guard,
         _if=only_first,
+    )
+
+
+def unlisted_members(cluster: Cluster) -> list[dict]:
+    """The running members this run removes, from the first member's snapshot; a refusal
+    (pgha.patroni.removal) is raised as the deploy plans, before any operation runs."""
+    if not cluster.patroni:
+        return []
+    first, port = inventory.get_host(cluster.patroni[0].name), cluster.settings["patroni_restapi_port"]
+    return removal.removals(cluster, snapshot.get(PatroniCluster, host=first, port=port),
+                            snapshot.get(PatroniDynamicConfig, host=first, port=port))
+
+
+@step("patroni: remove the members the inventory no longer lists")
+def remove_members(cluster: Cluster, node: Node, units: list[str]):
+    """``units``: what a member runs (Patroni, and the components beside it)."""
+    s = cluster.settings
+    patroni_ops.members_removed(
+        name=f"patroni: stop, disable and remove the members the inventory no longer lists ({removal.SETTING})",
+        members=unlisted_members(cluster), units=units, ssh=removal.ssh_of(cluster),
+        port=s["patroni_restapi_port"], pg_port=s["postgresql_port"], config_file=patroni.config_file(node),
+        timeout=s["patroni_ttl"] + 60, loop_wait=s["patroni_loop_wait"],
     )
 
 

@@ -13,6 +13,7 @@ from pyinfra.api.exceptions import OperationError
 from pgha.common import snapshot
 from pgha.common.checks import check_until, executing
 from pgha.common.final import say_last
+from pgha.patroni import removal
 from pgha.patroni.facts import (
     PatroniCluster,
     PatroniDynamicConfig,
@@ -269,3 +270,19 @@ def role_password(role: str, attributes: list[str], passfile: str, sql: str, por
         host.noop(f"role {role} logs in with its password{has}")
         return
     yield make_psql_command(sql, port, user=superuser)
+
+
+@operation()
+def members_removed(members: list[dict], units: list[str], ssh: dict, port: int, pg_port: int, config_file: str,
+                    timeout: float, loop_wait: float):
+    """On the leader: each of ``members`` (``/cluster`` entries the inventory no longer lists,
+    pgha.patroni.removal decided it may go) stopped and disabled over ``ssh``, gone from the
+    cluster, its replication slot dropped."""
+    if not members:
+        host.noop("every member of the running cluster is in the inventory")
+        return
+    names = ", ".join(m["name"] for m in members)
+    if snapshot.get(PatroniRole, port=port)["role"] != "leader":
+        host.noop(f"{host.name} is not the leader: the leader removes {names}")
+        return
+    yield FunctionCommand(removal.remove, (members, units, ssh, port, pg_port, config_file, timeout, loop_wait), {})

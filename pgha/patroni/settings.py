@@ -35,6 +35,7 @@ SETTINGS: dict[str, Setting] = {
     "patroni_admin_user": (is_name, "a PostgreSQL role name"),
     "patroni_dcs_via_local_proxy": BOOL,
     "patroni_switchover_on_stop": BOOL,
+    "patroni_allow_member_removal": BOOL,
     "postgresql_parameters": (
         lambda v: isinstance(v, dict)
         and all(isinstance(k, str) for k in v)
