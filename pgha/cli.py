@@ -12,6 +12,7 @@ Usage:
   pgha restart (MEMBER ... | --pending)   replicas first, the leader after a paused switchover
   pgha history                  the timelines: where each ended, when, who led next
   pgha diff                     the live cluster against the inventory; exit 0 same, 1 differs, 2 cannot tell
+  pgha upgrade [--dry-run]      package updates one node at a time: etcd, replicas, a switchover, the former leader
   pgha rotate KEY [KEY ...]     new values for secrets keys (then run the deploy)
   pgha backup [--type full|diff|incr]
   pgha backups
@@ -73,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     restart.add_argument("--pending", action="store_true", help="every member waiting for a restart (a parameter)")
     commands.add_parser("diff", parents=[common], help="the live cluster against the inventory and group_data "
                         "(changes nothing): exit 0 when they match, 1 when not, 2 when it cannot tell")
+    upgrade = commands.add_parser("upgrade", parents=[common], help="the deploy's package updates, one node at a "
+                                  "time: etcd members, replicas, a paused switchover, the former leader, the others")
+    upgrade.add_argument("--dry-run", action="store_true", help="say what would be updated, change nothing")
+    upgrade.add_argument("--timeout", type=float, default=120, help="seconds each node has to be whole again")
     commands.add_parser("history", parents=[common], help="the timelines: where each ended, when, who led next")
     rotate = commands.add_parser(
         "rotate", help="new values for secrets keys in the secrets file; the next deploy rolls them out"
@@ -221,6 +226,17 @@ def _diff(cluster: Cluster, args) -> int:
     return 2 if report.unknown else 1 if report.differences else 0
 
 
+def _upgrade(cluster: Cluster, args) -> int:
+    from pgha import upgrade
+
+    done = upgrade.upgrade(cluster, dry_run=args.dry_run, timeout=args.timeout)
+    if done and not args.dry_run:
+        moved = next((each["switchover"] for each in done if each["switchover"]), None)
+        how = f"; the leadership moved to {moved['to']} in {moved['seconds']:.2f}s" if moved else ""
+        print(f"{len(done)} node(s) updated in {sum(each['seconds'] for each in done):.0f}s{how}")
+    return 0
+
+
 def _history(cluster: Cluster, args) -> int:
     print(maintenance.history_table(cluster))
     return 0
@@ -268,6 +284,7 @@ COMMANDS = {
     "restart": _restart,
     "history": _history,
     "diff": _diff,
+    "upgrade": _upgrade,
     "backup": _backup,
     "backups": _backups,
     "restore": _restore,

@@ -87,6 +87,9 @@ class Component:
     observe: Callable[[Cluster, Node], Plan] | None = None
     # the Debian packages it installs where it runs (pgha.rollout installs them all at once)
     packages: Callable[[Cluster, Node], list[str]] = lambda cluster, node: []
+    # its daemons where it runs, and how an update of its packages refreshes each ("restart"
+    # or "reload"; pgha.upgrade: Patroni's and etcd's one member at a time)
+    units: Callable[[Cluster, Node], dict[str, str]] = lambda cluster, node: {}
     operations: str | None = None  # the module of its @operation()s
     deploy: str = ""  # its deploy file, from the repository root
 
@@ -116,6 +119,7 @@ COMPONENTS: tuple[Component, ...] = (
         problems=etcd_checks.problems,
         observe=etcd_facts.observed,
         packages=lambda cluster, node: etcd_values.PACKAGES,
+        units=lambda cluster, node: {etcd_values.UNIT: "restart"},
         operations="pgha.etcd.operations",
         deploy="deploys/etcd.py",
     ),
@@ -130,6 +134,7 @@ COMPONENTS: tuple[Component, ...] = (
         secrets=(Secret("haproxy_stats_password"),),
         observe=haproxy_facts.observed,
         packages=lambda cluster, node: haproxy_values.PACKAGES,
+        units=lambda cluster, node: {haproxy_values.UNIT: "reload"},  # master-worker: the new binary, no session lost
         deploy="deploys/haproxy.py",
     ),
     Component(
@@ -144,6 +149,7 @@ COMPONENTS: tuple[Component, ...] = (
         problems=patroni_checks.problems,
         observe=_patroni_observed,
         packages=lambda cluster, node: patroni_values.packages(cluster.settings),
+        units=lambda cluster, node: {patroni_values.UNIT: "restart"},
         operations="pgha.patroni.operations",
         deploy="deploys/patroni.py",
     ),
@@ -158,6 +164,7 @@ COMPONENTS: tuple[Component, ...] = (
         problems=backup_values.problems,
         observe=backup_facts.observed,
         packages=lambda cluster, node: backup_values.PACKAGES,
+        units=lambda cluster, node: {f"{backup_values.SERVER_UNIT}.service": "restart"},
         operations="pgha.backup.operations",
         deploy="deploys/backup.py",
     ),
@@ -172,6 +179,7 @@ COMPONENTS: tuple[Component, ...] = (
         problems=pooler_values.problems,
         observe=pooler_facts.observed,
         packages=lambda cluster, node: pooler_values.PACKAGES,
+        units=lambda cluster, node: {pooler_values.UNIT: "restart"},
         operations="pgha.pooler.operations",
         deploy="deploys/pooler.py",
     ),
@@ -191,6 +199,7 @@ COMPONENTS: tuple[Component, ...] = (
         problems=monitor_values.problems,
         observe=monitor_facts.observed,
         packages=monitor_exporters.packages,
+        units=lambda cluster, node: {f"{d.unit}.service": "restart" for d in monitor_exporters.daemons(cluster, node)},
         operations="pgha.monitor.operations",
         deploy="deploys/exporters.py",
     ),
@@ -204,6 +213,7 @@ COMPONENTS: tuple[Component, ...] = (
         problems=monitor_rules.problems,
         observe=monitor_facts.monitor_observed,
         packages=monitor_server.packages,
+        units=lambda cluster, node: {f"{d.unit}.service": "restart" for d in monitor_server.daemons(cluster, node)},
         operations="pgha.monitor.operations",
         deploy="deploys/monitor.py",
     ),
@@ -229,6 +239,20 @@ def secrets() -> tuple[Secret, ...]:
 def packages_of(cluster: Cluster, node: Node) -> list[str]:
     """Every Debian package the components that run on ``node`` install."""
     return list(dict.fromkeys(p for c in COMPONENTS if c.runs_on(cluster, node) for p in c.packages(cluster, node)))
+
+
+def units_to_refresh(cluster: Cluster, node: Node, updated: set[str]) -> dict[str, str]:
+    """The daemons of ``node`` to restart or reload once ``updated`` (package names) are
+    installed: those of each component one of whose own packages updated (a package several
+    of the node's components install, such as nftables, runs no daemon of theirs)."""
+    running = [c for c in COMPONENTS if c.runs_on(cluster, node)]
+    listed = [p for c in running for p in c.packages(cluster, node)]
+    shared = {p for p in listed if listed.count(p) > 1}
+    units: dict[str, str] = {}
+    for c in running:
+        if (set(c.packages(cluster, node)) - shared) & updated:
+            units.update(c.units(cluster, node))
+    return units
 
 
 def ports_of(cluster: Cluster, node: Node, audiences: tuple[str, ...] | None = None) -> dict[str, int | None]:

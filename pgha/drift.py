@@ -120,7 +120,7 @@ def _gather_command(paths: list[str], etcd: bool = False) -> str:
         parts.append(f"echo '### etcd-state'; {state}")
     parts.append(f"echo '### certs'; for f in {pki_values.TLS_DIR}/*.crt; do "
                  "[ -f \"$f\" ] && echo \"$f $(base64 -w0 \"$f\")\"; done")
-    parts.append("echo '### upgradable'; apt list --upgradable 2>/dev/null | grep / || true")
+    parts.append(f"echo '### upgradable'; {UPGRADABLE_COMMAND}")
     parts.append(f"echo '### watchdog'; {WatchdogHost().command()}")
     return "; ".join(parts)
 
@@ -196,6 +196,10 @@ def node_differences(cluster: Cluster, node: Node, seen: dict[str, list[str]], e
     differences += [f"package {name} on {node.name}: live {installed}, available {available}"
                     for name, installed, available in upgradable(seen.get("upgradable", [])) if name in ours]
     return differences
+
+
+# the updates a node's package lists know, one "name/suite new arch [upgradable from: old]" a line
+UPGRADABLE_COMMAND = "apt list --upgradable 2>/dev/null | grep / || true"
 
 
 def upgradable(lines: list[str]) -> list[tuple[str, str, str]]:

@@ -151,10 +151,22 @@ def packages_installed(packages: list[str], release: str):
     if not missing:
         host.noop(f"Debian {release} with {', '.join(packages)}")
         return
-    yield f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}"
-    yield ("DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive "
-           f"apt-get install -y -q --no-install-recommends {_quote(*packages)}; status=$?; "
-           f"rm -f {POLICY_RC_D}; exit $status")
+    yield install_command(packages)
+
+
+def install_command(packages: list[str], only_upgrade: bool = False) -> str:
+    """The one apt-get line of the deploy and of pgha upgrade: ``packages`` installed (or,
+    ``only_upgrade``, updated, the node's package lists being fresh) while policy-rc.d forbids
+    their maintainer scripts to start, stop or restart a service; the caller restarts what
+    it must, when it must. A configuration file pgha changed is kept (--force-confold)."""
+    forbid = f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}"
+    apt = "DEBIAN_FRONTEND=noninteractive apt-get"
+    if only_upgrade:
+        install = (f"{apt} install -y -q --only-upgrade -o Dpkg::Options::=--force-confold "
+                   f"-o Dpkg::Options::=--force-confdef {_quote(*packages)}")
+    else:
+        install = f"{apt} update -q && {apt} install -y -q --no-install-recommends {_quote(*packages)}"
+    return f"{forbid} && {{ {install}; status=$?; rm -f {POLICY_RC_D}; exit $status; }}"
 
 
 def unit_state(unit: str) -> tuple[bool, bool]:

@@ -7,7 +7,8 @@ leader can change), their REST API is silent for a few seconds and HAProxy's che
 mark the leader down: HAProxy stops checking the members that pass their check now (the
 leader in the primary backend, the replicas in the replicas backend) and keeps them up.
 `release`: checks resume. A hold ends by itself after `release_after` seconds (a systemd
-timer) if the deploy never releases it. `save-state`: the servers' states into the file the
+timer) if the deploy never releases it. `out MEMBER` / `in MEMBER`: a replica out of the
+read-only port's rotation and back (pgha upgrade). `save-state`: the servers' states into the file the
 next HAProxy process reads (haproxy.service's reload runs it before its signal).
 
 Its settings (the admin socket, the backends, the timeouts) are in a JSON file beside the
@@ -120,13 +121,27 @@ def save_state(config: dict) -> str:
     return "saved"
 
 
+def rotation(config: dict, server: str, state: str) -> str:
+    """A replica out of the read-only port's rotation (``maint``: no new session goes to it,
+    pgha upgrade takes it out while it restarts) or back in (``ready``: its check decides)."""
+    answer = ask(config["socket"], f"set server {config['replicas']}/{server} state {state}").strip()
+    if answer:
+        raise SystemExit(f"HAProxy refused {state} for {config['replicas']}/{server}: {answer}")
+    return f"{config['replicas']}/{server} {state}"
+
+
 COMMANDS = {"hold": lambda config, program: hold(config, program), "release": lambda config, _: release(config),
             "save-state": lambda config, _: save_state(config)}
+SERVER_COMMANDS = {"out": "maint", "in": "ready"}  # followed by a member's name
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] in SERVER_COMMANDS:
+        with open(CONFIG, encoding="utf-8") as file:
+            print(rotation(json.load(file), argv[2], SERVER_COMMANDS[argv[1]]))
+        return 0
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        print(f"usage: {argv[0]} {'|'.join(COMMANDS)}", file=sys.stderr)
+        print(f"usage: {argv[0]} {'|'.join(COMMANDS)} | {'|'.join(SERVER_COMMANDS)} MEMBER", file=sys.stderr)
         return 2
     with open(CONFIG, encoding="utf-8") as file:
         config = json.load(file)

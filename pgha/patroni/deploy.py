@@ -230,11 +230,13 @@ def dynamic_configuration(cluster: Cluster, node: Node, local_parameters: dict, 
 
 
 def unlisted_members(cluster: Cluster) -> list[dict]:
-    """The running members this run removes, from the first member's snapshot; a refusal
-    (pgha.patroni.removal) is raised as the deploy plans, before any operation runs."""
-    if not cluster.patroni:
-        return []
-    first, port = inventory.get_host(cluster.patroni[0].name), cluster.settings["patroni_restapi_port"]
+    """The running members this run removes, from the first member's snapshot (a run
+    limited to other hosts decides nothing); a refusal (pgha.patroni.removal) is raised as
+    the deploy plans, before any operation runs."""
+    first = inventory.get_host(cluster.patroni[0].name) if cluster.patroni else None
+    if first is None or not host.state.is_host_in_limit(first):
+        return []  # decided only by a run that reaches the first member
+    port = cluster.settings["patroni_restapi_port"]
     return removal.removals(cluster, snapshot.get(PatroniCluster, host=first, port=port),
                             snapshot.get(PatroniDynamicConfig, host=first, port=port))
 

@@ -1,15 +1,20 @@
-"""The seed's "Ajout d'un nouveau secondaire": from a cluster of pg-1 and pg-2, adding
-pg_patroni3 to the inventory and re-running makes it a streaming replica, restored from the
-pgBackRest repository (the seed's "Amélioration"), without restarting the other members or
-moving the leadership.
+"""Removing a Patroni member and adding it back (issue 23 item 3 and the seed's "Ajout d'un
+nouveau secondaire").
 
-pg_patroni3 is first taken out of the running lab cluster (Patroni stopped, data wiped),
-the deploy is run with a 2-member inventory, then with the real one.
+Removal: pg_patroni3 taken out of the inventory is refused without
+patroni_allow_member_removal (naming it) and while it leads; with the setting, deploys/all.py
+stops and disables it (its data kept), drops it from Patroni (member key, replication slot)
+and from every HAProxy and pg_hba, and a second run changes nothing.
+
+Adding: with its data wiped, the real inventory makes it a streaming replica again, restored
+from the pgBackRest repository (the seed's "Amélioration"), without restarting the other
+members or moving the leadership.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 
 import helpers
 import pytest
@@ -40,7 +45,7 @@ def _wait(predicate, timeout: float, what: str):
 
 
 def _two_member_inventory(tmp_path):
-    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data").mkdir(exist_ok=True)
     shutil.copy(GROUP_DATA, tmp_path / "group_data" / "all.py")
     # the lab's inventory without pg_patroni3 (lab/pghalab/topology.py holds the nodes)
     text = (
@@ -69,29 +74,95 @@ def leader_address(cluster):
     return leader["host"]
 
 
+ALLOW = ("--data", "patroni_allow_member_removal=True")
+
+
+def _leader(address: str) -> str:
+    return next(n for n, m in _members(address).items() if m["role"] in ("leader", "master", "primary"))
+
+
+def _slots(host) -> list[str]:
+    out = host.run_expect([0], "runuser -u postgres -- psql -XAtc 'select slot_name from pg_replication_slots'")
+    return out.stdout.split()
+
+
+def test_removing_a_member_is_refused_then_done_cleanly(cluster, patroni_hosts, tmp_path):
+    first = cluster.node("pg_patroni1").address
+    removed_address = cluster.node(REMOVED).address
+    inventory = _two_member_inventory(tmp_path)
+    assert REMOVED_MEMBER in _members(first), "pg-3 must be running for this test"
+
+    # 1. without the setting: refused, naming the member, before anything changes
+    code, output = run_pyinfra(inventory, "deploys/all.py")
+    assert code != 0
+    assert f"{REMOVED_MEMBER} ({removed_address})" in output and "patroni_allow_member_removal = True" in output
+    assert "Traceback" not in output
+    assert patroni_hosts[REMOVED].run("systemctl is-active patroni").stdout.strip() == "active"
+
+    # 2. with the setting but pg-3 leading: refused, switch over first
+    if _leader(first) != REMOVED_MEMBER:
+        client.switchover(cluster, candidate=REMOVED_MEMBER)
+    try:
+        code, output = run_pyinfra(inventory, "deploys/all.py", *ALLOW)
+        assert code != 0
+        assert "leads the cluster" in output and "switch over first (pgha switchover --to " in output, output[-2000:]
+        assert _leader(first) == REMOVED_MEMBER
+    finally:
+        client.switchover(cluster, candidate="pg-1")
+    leader_host = patroni_hosts["pg_patroni1"]
+    assert removal_slot() in _slots(leader_host)
+
+    # 3. with the setting: stopped, disabled, out of Patroni, HAProxy and pg_hba; data kept
+    started = time.monotonic()
+    code, output = run_pyinfra(inventory, "deploys/all.py", *ALLOW)
+    seconds = time.monotonic() - started
+    assert code == 0, output[-3000:]
+    print(f"removal of {REMOVED_MEMBER} by deploys/all.py: {seconds:.1f}s")
+    removed = patroni_hosts[REMOVED]
+    assert removed.run("systemctl is-active patroni pgbouncer haproxy").stdout.split() == ["inactive"] * 3
+    assert removed.run("systemctl is-enabled patroni").stdout.strip() == "disabled"
+    removed.run_expect([0], f"test -f {_data_dir(cluster)}/PG_VERSION")
+    assert sorted(_members(first)) == ["pg-1", "pg-2"]
+    assert removal_slot() not in _slots(leader_host)
+    for name in ("pg_patroni1", "pg_patroni2"):
+        host = patroni_hosts[name]
+        assert removed_address not in host.file("/etc/haproxy/haproxy.cfg").content_string
+        assert removed_address not in host.file(f"/etc/patroni/{cluster.node(name).patroni_name}.yml").content_string
+    # the DCS configuration is back as it was (member_slots_ttl only lowered meanwhile)
+    assert "member_slots_ttl" not in _rest(first, "config")
+
+    # 4. nothing left to do
+    code, output = run_pyinfra(inventory, "deploys/all.py", *ALLOW)
+    assert code == 0, output[-3000:]
+    assert changed_operations(output) == 0, helpers.changed_operation_rows(output)
+
+
+def removal_slot() -> str:
+    return REMOVED_MEMBER.replace("-", "_")
+
+
+def _data_dir(cluster) -> str:
+    return f"/var/lib/postgresql/{cluster.settings['postgresql_version']}/{cluster.settings['patroni_scope']}"
+
+
 def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_others(
-    cluster, patroni_hosts, leader_address, tmp_path
+    cluster, patroni_hosts, leader_address
 ):
     removed = patroni_hosts[REMOVED]
-    data_dir = f"/var/lib/postgresql/{cluster.settings['postgresql_version']}/{cluster.settings['patroni_scope']}"
-    # 1. take pg_patroni3 out: Patroni and PostgreSQL stopped, data and config gone
+    # 1. pg_patroni3 out (removed by the test above, or taken out here): stopped, data and config gone
     removed.run_expect([0], "systemctl disable --now patroni")
-    removed.run_expect([0], f"rm -rf {data_dir} /etc/patroni/pg-3.yml /etc/patroni/.pg-3.yml.candidate")
+    removed.run_expect([0], f"rm -rf {_data_dir(cluster)} /etc/patroni/pg-3.yml /etc/patroni/.pg-3.yml.candidate")
     _wait(lambda: REMOVED_MEMBER not in _members(leader_address), 90, "pg-3 to leave /cluster")
-
-    # 2. the 2-member inventory converges to a healthy 2-member cluster
-    code, output = run_pyinfra(_two_member_inventory(tmp_path), "deploys/patroni.py", "--limit", "patroni")
-    assert code == 0, output[-3000:]
-    assert "pg-3" not in output.split("--> Cluster status")[-1].split("Connect")[0]
     before = {
         name: _rest(m["host"], "patroni")["postmaster_start_time"]
         for name, m in _members(leader_address).items()
     }
     assert sorted(before) == ["pg-1", "pg-2"]
 
-    # 3. the real inventory adds pg-3 (restored from the pgBackRest repository)
+    # 2. the real inventory adds pg-3 (restored from the pgBackRest repository): the whole
+    # deploy, as the backup host and the firewalls must let it in again
     since = removed.run("date -u '+%Y-%m-%d %H:%M:%S'").stdout.strip()
-    code, output = run_pyinfra(INVENTORY, "deploys/patroni.py", "--limit", "patroni")
+    code, output = run_pyinfra(INVENTORY, "deploys/all.py")
     assert code == 0, output[-3000:]
     members = _wait(
         lambda: (m := _members(leader_address)) and len(m) == 3 and m,
@@ -113,12 +184,7 @@ def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_other
     after = {name: _rest(members[name]["host"], "patroni")["postmaster_start_time"] for name in before}
     assert after == before
 
-    # 4. nothing left to do
-    code, output = run_pyinfra(INVENTORY, "deploys/patroni.py", "--limit", "patroni")
-    assert code == 0, output[-3000:]
-    assert changed_operations(output) == 0
-    # the certificates of pg-1 and pg-2 were issued anew twice (without pg-3's names, then
-    # with them): HAProxy's and pgBackRest's copies follow with the whole deploy, as they
-    # would for a user who added a member with deploys/patroni.py alone
+    # 3. nothing left to do
     code, output = run_pyinfra(INVENTORY, "deploys/all.py")
     assert code == 0, output[-3000:]
+    assert changed_operations(output) == 0, helpers.changed_operation_rows(output)
