@@ -11,7 +11,8 @@ Carried out by the leader, from the control machine: the member's services stopp
 disabled over SSH (its data is kept), then its member key left to expire (Patroni does not
 delete it on a stop), then its replication slot dropped. Patroni 3.0.2 drops it with the key;
 Patroni 4 keeps an absent member's slot for ``member_slots_ttl`` (30 minutes by default):
-that is set to 0 until the slot is gone, then put back. Everything else that named the
+that is set to 0 until the slot is gone (on the leader, then one more loop for the replicas'
+copies), then put back. Everything else that named the
 member (HAProxy's backends, pg_hba, the firewall tables, the certificates' names, the backup
 host, Prometheus' targets) is rendered from the inventory and follows with the deploy.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 
 from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError, OperationError
@@ -152,6 +154,8 @@ def remove(members: list[dict], units: list[str], ssh: dict, port: int, pg_port:
         try:
             check_until(lambda: (not (left := _slots_left(slots, pg_port)), f"replication slots still there: {left}"),
                         4 * loop_wait + 30, interval=1)
+            # Patroni 4 keeps the members' slots on the replicas too: one loop of theirs
+            time.sleep(loop_wait + 2)
         finally:
             _set_slots_ttl(config_file, before)
     logger.info(f"    [{host.name}] removed from the cluster: {_named(members)} (member key and replication slot)")

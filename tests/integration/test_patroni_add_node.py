@@ -124,6 +124,7 @@ def test_removing_a_member_is_refused_then_done_cleanly(cluster, patroni_hosts, 
     removed.run_expect([0], f"test -f {_data_dir(cluster)}/PG_VERSION")
     assert sorted(_members(first)) == ["pg-1", "pg-2"]
     assert removal_slot() not in _slots(leader_host)
+    assert removal_slot() not in _slots(patroni_hosts["pg_patroni2"])  # Patroni 4 keeps copies on replicas
     for name in ("pg_patroni1", "pg_patroni2"):
         host = patroni_hosts[name]
         assert removed_address not in host.file("/etc/haproxy/haproxy.cfg").content_string
