@@ -11,8 +11,8 @@ Carried out by the leader, from the control machine: the member's services stopp
 disabled over SSH (its data is kept), then its member key left to expire (Patroni does not
 delete it on a stop), then its replication slot dropped. Patroni 3.0.2 drops it with the key;
 Patroni 4 keeps an absent member's slot for ``member_slots_ttl`` (30 minutes by default):
-that is set to 0 until the slot is gone (on the leader, then one more loop for the replicas'
-copies), then put back. Everything else that named the
+that is 0 from before the stop until the slot is gone (on the leader, then one more loop
+for the replicas' copies), then put back. Everything else that named the
 member (HAProxy's backends, pg_hba, the firewall tables, the certificates' names, the backup
 host, Prometheus' targets) is rendered from the inventory and follows with the deploy.
 """
@@ -30,9 +30,8 @@ from pgha import remote
 from pgha.cluster import Cluster, Node
 from pgha.common.checks import check_until
 from pgha.errors import RemoteError
-from pgha.patroni.facts import PatroniCluster, PatroniDynamicConfig, patronictl
+from pgha.patroni.facts import PatroniCluster, PatroniDynamicConfig, PatroniStatus, patronictl
 from pgha.postgres.facts import make_psql_command
-from pgha.waiting import wait_for
 
 SETTING = "patroni_allow_member_removal"
 SLOTS_TTL = "member_slots_ttl"
@@ -127,9 +126,34 @@ def _set_slots_ttl(config_file: str, value) -> None:
         raise OperationError(f"patronictl edit-config -s {SLOTS_TTL}={text} failed: {' '.join(output.stderr_lines)[-300:]}")
 
 
+def _keeps_absent_slots(port: int) -> bool:
+    """Whether this leader's Patroni keeps an absent member's slot (member_slots_ttl: 4.0 on)."""
+    status = host.get_fact(PatroniStatus, port=port, address="127.0.0.1") or {}
+    major = str((status.get("patroni") or {}).get("version", "")).split(".")[0]
+    return major.isdigit() and int(major) >= 4
+
+
 def remove(members: list[dict], units: list[str], ssh: dict, port: int, pg_port: int, config_file: str,
            timeout: float, loop_wait: float) -> None:
-    """Run on the leader (pgha.patroni.operations.members_removed)."""
+    """Run on the leader (pgha.patroni.operations.members_removed). On Patroni 4
+    member_slots_ttl is 0 meanwhile: only the removed members are absent (refusal), so only
+    their slots go."""
+    keeps = _keeps_absent_slots(port)
+    before = (host.get_fact(PatroniDynamicConfig, port=port) or {}).get(SLOTS_TTL) if keeps else None
+    if keeps:
+        _set_slots_ttl(config_file, 0)
+    try:
+        _stop_and_wait(members, units, ssh, port, pg_port, timeout, loop_wait)
+        if keeps:  # Patroni 4 keeps the members' slots on the replicas too: one loop of theirs
+            time.sleep(loop_wait + 2)
+    finally:
+        if keeps:
+            _set_slots_ttl(config_file, before)
+    logger.info(f"    [{host.name}] removed from the cluster: {_named(members)} (member key and replication slot)")
+
+
+def _stop_and_wait(members: list[dict], units: list[str], ssh: dict, port: int, pg_port: int, timeout: float,
+                   loop_wait: float) -> None:
     for member in members:
         node = Node(name=member["name"], address=member["host"], ssh=ssh)
         try:
@@ -147,15 +171,5 @@ def remove(members: list[dict], units: list[str], ssh: dict, port: int, pg_port:
 
     check_until(gone, timeout, interval=2)
     slots = [slot_name(m["name"]) for m in members]
-    if not wait_for(lambda: not _slots_left(slots, pg_port), 2 * loop_wait + 5, interval=1):
-        # Patroni 4 keeps an absent member's slot for member_slots_ttl: none for this moment
-        before = (host.get_fact(PatroniDynamicConfig, port=port) or {}).get(SLOTS_TTL)
-        _set_slots_ttl(config_file, 0)
-        try:
-            check_until(lambda: (not (left := _slots_left(slots, pg_port)), f"replication slots still there: {left}"),
-                        4 * loop_wait + 30, interval=1)
-            # Patroni 4 keeps the members' slots on the replicas too: one loop of theirs
-            time.sleep(loop_wait + 2)
-        finally:
-            _set_slots_ttl(config_file, before)
-    logger.info(f"    [{host.name}] removed from the cluster: {_named(members)} (member key and replication slot)")
+    check_until(lambda: (not (left := _slots_left(slots, pg_port)), f"replication slots still there: {left}"),
+                2 * loop_wait + 30, interval=1)

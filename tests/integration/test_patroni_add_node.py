@@ -22,6 +22,7 @@ from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
 from pgha import client
 from pgha.patroni import rest
+from pgha.postgres.facts import make_psql_command
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
 
@@ -51,9 +52,8 @@ def _two_member_inventory(tmp_path):
     text = (
         "from pghalab import topology\n"
         "from pgha.settings.loader import check_inventory\n"
-        "_groups = topology.groups()\n"
-        f"_groups['patroni'] = [h for h in _groups['patroni'] if h[0] != {REMOVED!r}]\n"
-        "globals().update(_groups)  # every group of the lab: all, lxc_hosts, etcd, patroni, backup, monitor\n"
+        f"_nodes = {{k: v for k, v in topology.PATRONI_NODES.items() if k != {REMOVED!r}}}\n"
+        "globals().update(topology.inventory_groups(patroni_nodes=_nodes))  # as inventory.py, without it\n"
         "check_inventory(__file__)\n"
     )
     path = tmp_path / "inventory_two_patroni.py"
@@ -82,8 +82,8 @@ def _leader(address: str) -> str:
 
 
 def _slots(host) -> list[str]:
-    out = host.run_expect([0], "runuser -u postgres -- psql -XAtc 'select slot_name from pg_replication_slots'")
-    return out.stdout.split()
+    sql = "select slot_name from pg_replication_slots"
+    return host.run_expect([0], make_psql_command(sql, helpers.CLUSTER.settings["postgresql_port"])).stdout.split()
 
 
 def test_removing_a_member_is_refused_then_done_cleanly(cluster, patroni_hosts, tmp_path):
