@@ -19,7 +19,7 @@ SUFFIX = "+pgha1"
 PORT = 8470
 SOURCE_FILE = "/etc/apt/sources.list.d/pgha-lab-updates.list"
 PROXY_FILE = "/etc/apt/apt.conf.d/99pgha-lab-updates"
-BUILD_DIR = "/tmp/pgha-rebuild"
+BUILD_DIR = "/var/tmp/pgha-rebuild"  # not /tmp: a tmpfs on trixie, out of the host's sight
 
 
 def build(container: str, packages: list[str], directory: Path) -> list[Path]:
