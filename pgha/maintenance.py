@@ -152,7 +152,8 @@ def failover(cluster: Cluster, member: str, timeout: float = 90) -> dict:
 # --- restarts ---------------------------------------------------------------------------------
 
 
-def _streaming(cluster: Cluster, name: str) -> bool:
+def streaming(cluster: Cluster, name: str) -> bool:
+    """Whether ``name`` streams from the leader (its pg_stat_replication, asked now)."""
     return rest.health(cluster)["replication"].get(name) == "streaming"
 
 
@@ -171,7 +172,7 @@ def _restart_replica(cluster: Cluster, node: Node, pending: bool, timeout: float
     if response.status_code != 200:
         raise MaintenanceError(f"Patroni did not restart {node.patroni_name}: {response.status_code} "
                                f"{response.text.strip()}")
-    if not wait_for(lambda: _streaming(cluster, node.patroni_name), timeout, interval=0.5):
+    if not wait_for(lambda: streaming(cluster, node.patroni_name), timeout, interval=0.5):
         raise MaintenanceError(f"{node.patroni_name} restarted but does not stream from the leader after {timeout:.0f}s")
     return round(time.monotonic() - started, 2)
 
@@ -215,7 +216,7 @@ def restart(cluster: Cluster, names: list[str] | None, timeout: float = 120, say
             say(f"{name} leads: switching over to {candidate}, which restarts it as a replica (PgBouncer paused)")
             started = time.monotonic()
             switched = client.switchover(cluster, candidate)
-            if not wait_for(partial(_streaming, cluster, name), timeout, interval=0.5):
+            if not wait_for(partial(streaming, cluster, name), timeout, interval=0.5):
                 raise MaintenanceError(f"{name} handed over to {candidate} but does not stream from it after {timeout:.0f}s")
             seconds = round(time.monotonic() - started, 2)
         done.append({"member": name, "seconds": seconds, "switchover": switched})

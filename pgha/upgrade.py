@@ -31,7 +31,7 @@ from pgha.errors import MaintenanceError, RemoteError
 from pgha.etcd import values as etcd_values
 from pgha.etcd.facts import EtcdHealth
 from pgha.haproxy import values as haproxy_values
-from pgha.maintenance import best_replica, paused
+from pgha.maintenance import best_replica, paused, streaming
 from pgha.patroni import rest
 from pgha.patroni import values as patroni_values
 from pgha.waiting import wait_for
@@ -128,8 +128,7 @@ def _update_member(cluster: Cluster, step: Step, timeout: float) -> None:
         remote.run(node, install_command(step.packages, only_upgrade=True), timeout=900)
         if restarts:
             remote.run(node, f"systemctl restart {patroni_values.UNIT}", timeout=180)
-            _wait(lambda: rest.health(cluster)["replication"].get(name) == "streaming", timeout,
-                  f"{name} does not stream from the leader")
+            _wait(lambda: streaming(cluster, name), timeout, f"{name} does not stream from the leader")
         _refresh(node, step.units, skip=patroni_values.UNIT)
         if etcd_values.UNIT in step.units:  # an etcd member on a Patroni node
             _etcd_whole(cluster, node, timeout)

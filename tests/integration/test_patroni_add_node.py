@@ -22,6 +22,7 @@ from helpers import GROUP_DATA, INVENTORY, changed_operations, run_pyinfra
 
 from pgha import client
 from pgha.patroni import rest
+from pgha.postgres import data_dir
 from pgha.postgres.facts import make_psql_command
 
 pytestmark = [pytest.mark.destructive, pytest.mark.needs_lxc, pytest.mark.slow]
@@ -121,7 +122,7 @@ def test_removing_a_member_is_refused_then_done_cleanly(cluster, patroni_hosts, 
     removed = patroni_hosts[REMOVED]
     assert removed.run("systemctl is-active patroni pgbouncer haproxy").stdout.split() == ["inactive"] * 3
     assert removed.run("systemctl is-enabled patroni").stdout.strip() == "disabled"
-    removed.run_expect([0], f"test -f {_data_dir(cluster)}/PG_VERSION")
+    removed.run_expect([0], f"test -f {data_dir(cluster.settings)}/PG_VERSION")
     assert sorted(_members(first)) == ["pg-1", "pg-2"]
     assert removal_slot() not in _slots(leader_host)
     assert removal_slot() not in _slots(patroni_hosts["pg_patroni2"])  # Patroni 4 keeps copies on replicas
@@ -142,17 +143,13 @@ def removal_slot() -> str:
     return REMOVED_MEMBER.replace("-", "_")
 
 
-def _data_dir(cluster) -> str:
-    return f"/var/lib/postgresql/{cluster.settings['postgresql_version']}/{cluster.settings['patroni_scope']}"
-
-
 def test_adding_a_member_makes_it_a_streaming_replica_without_touching_the_others(
     cluster, patroni_hosts, leader_address
 ):
     removed = patroni_hosts[REMOVED]
     # 1. pg_patroni3 out (removed by the test above, or taken out here): stopped, data and config gone
     removed.run_expect([0], "systemctl disable --now patroni")
-    removed.run_expect([0], f"rm -rf {_data_dir(cluster)} /etc/patroni/pg-3.yml /etc/patroni/.pg-3.yml.candidate")
+    removed.run_expect([0], f"rm -rf {data_dir(cluster.settings)} /etc/patroni/pg-3.yml /etc/patroni/.pg-3.yml.candidate")
     _wait(lambda: REMOVED_MEMBER not in _members(leader_address), 90, "pg-3 to leave /cluster")
     before = {
         name: _rest(m["host"], "patroni")["postmaster_start_time"]
