@@ -6,7 +6,7 @@ PYTHON ?= python3
 INVENTORY ?= inventory.py
 # the lab on the other supported release, deployed and verified by `make test` after the default
 BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
-# the own-machines deploy, which `make test` runs beside the bookworm lab
+# the own-machines deploy, which `make test` runs beside the default release's lab
 OWN_MACHINES_TEST := tests/integration/test_own_machines.py
 OWN_MACHINES_LOG := $(VENV)/own-machines-test.log
 # extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
@@ -24,7 +24,7 @@ TOOLS := $(VENV)/tools/bin
 TOOL_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 BROWSER_PACKAGES := chromium
 
-.PHONY: setup test-setup tools browser lab cluster test own-machines-test second-release-test unit lint verify drills teardown
+.PHONY: setup test-setup tools browser base lab cluster beside-the-lab test lint-and-unit fresh-cluster lab-test own-machines-test second-release-test unit lint verify drills teardown
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -57,6 +57,10 @@ browser:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); }
 
+## Only the lab's base container of INVENTORY's release (no node)
+base: setup
+	$(PYINFRA) $(INVENTORY) deploys/lxc_base.py --limit lxc_hosts
+
 ## The LXC lab: 3 etcd + 3 Patroni containers on this machine
 lab: setup
 	$(PYINFRA) $(INVENTORY) deploys/lxc_hosts.py --limit lxc_hosts
@@ -65,25 +69,44 @@ lab: setup
 cluster: lab
 	$(PYINFRA) $(INVENTORY) deploys/all.py
 
-## Every test: unit tests; a clean trixie lab, the full deploy and every integration test
-## (the destructive drills included: the lab is a test cluster); then, side by side, the
-## own-machines deploy (scratch machines beside the labs) and a clean bookworm lab with the
-## deploy, the read-only verification and the drills that are not slow (one lab at a time)
-test: test-setup tools browser lint
-	$(PYTEST) tests/unit -q
+## Every test. Side by side: the linter and the unit tests, and a clean lab of the default
+## release with the whole cluster. Then side by side: the tests that break that lab or need
+## it (`lab-test`), and the README's own-machines deploy on scratch machines beside it, whose
+## `pgha verify` is the default release's read-only verification. Then a clean lab of the
+## other release with its deploy, its read-only verification and the drills that are not
+## slow (one lab at a time).
+test: test-setup tools browser
+	$(MAKE) -j2 lint-and-unit fresh-cluster
+	$(MAKE) -j2 lab-test beside-the-lab
+	$(MAKE) teardown
+	$(MAKE) second-release-test
+
+## lint and the unit tests, their output in one piece when they end (they run beside the lab's build)
+lint-and-unit: test-setup tools
+	@$(MAKE) -s lint unit > $(VENV)/unit-test.log 2>&1; status=$$?; cat $(VENV)/unit-test.log; exit $$status
+
+## a lab built anew with the whole cluster
+fresh-cluster:
 	$(MAKE) teardown
 	$(MAKE) cluster
-	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST)
-	$(MAKE) teardown
-	$(MAKE) -j2 own-machines-test second-release-test
+
+## On the lab: the tests that break the cluster on purpose or need the lab (read-only ones
+## run on the own-machines cluster, through `pgha verify`)
+lab-test: test-setup browser
+	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST) -m "destructive or needs_lxc"
 
 ## The README's "Deploy onto your own machines" on eight scratch machines of the default
-## release (their own addresses and names: it runs beside a lab); its output comes in one
-## piece when it ends
+## release (their own addresses, names, secrets and CA: it runs beside a lab); its output
+## comes in one piece when it ends
 own-machines-test: test-setup
 	@echo "own-machines test: $(OWN_MACHINES_TEST), output in $(OWN_MACHINES_LOG) until it ends"
 	@$(PYTEST) $(OWN_MACHINES_TEST) -v -rs --destructive --durations=10 > $(OWN_MACHINES_LOG) 2>&1; \
 		status=$$?; cat $(OWN_MACHINES_LOG); exit $$status
+
+## What runs beside the default release's lab: the own-machines test, then the second
+## release's base container (its lab is built once the first is torn down)
+beside-the-lab: own-machines-test
+	$(MAKE) base INVENTORY=$(BOOKWORM_INVENTORY)
 
 ## The second release's lab: deploy, read-only verification, the drills that are not slow
 second-release-test: test-setup browser

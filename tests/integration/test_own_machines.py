@@ -27,7 +27,9 @@ import psycopg2
 import pytest
 from conftest import CLUSTER
 
+from pgha import secrets
 from pgha.patroni import rest
+from pgha.pki import authority
 from pghalab import values as lab
 from pghalab.deploy import answers_ssh
 
@@ -118,6 +120,11 @@ def own(tmp_path_factory):
     if clash and not any(name in helpers.lxc_containers() for name, _ in MACHINES.values()):
         pytest.fail(f"the test machines' addresses are already in use: {clash}")
     _destroy()  # leftovers of an interrupted run
+    # their own secrets and CA, made on first use like a new user's (the lab beside them
+    # rotates its own during the run)
+    env = pytest.MonkeyPatch()
+    env.setenv(secrets.ENV_VAR, str(directory / "secrets.json"))
+    env.setenv(authority.ENV_VAR, str(directory / "pki"))
     key = directory / "id_ed25519"
     _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "own-machines-test", "-f", str(key))
     outputs = {}
@@ -140,6 +147,7 @@ def own(tmp_path_factory):
         yield inventory, outputs
     finally:
         _destroy()
+        env.undo()
 
 
 def test_the_inventory_is_the_example_on_other_ports_without_a_lab(own):
