@@ -9,6 +9,9 @@ BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
 # the own-machines deploy, which `make test` runs beside the default release's lab
 OWN_MACHINES_TEST := tests/integration/test_own_machines.py
 OWN_MACHINES_LOG := $(VENV)/own-machines-test.log
+# the tests that build scratch containers of their own, which `make test` runs beside the lab
+BESIDE_THE_LAB_TESTS := $(OWN_MACHINES_TEST) tests/integration/test_etcd_scale_out.py
+BESIDE_THE_LAB_LOG := $(VENV)/beside-the-lab-test.log
 # extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
 VERIFY_ARGS ?=
 # `make drills` breaks the cluster on purpose: it runs only with CONFIRM=yes
@@ -71,10 +74,9 @@ cluster: lab
 
 ## Every test. Side by side: the linter and the unit tests, and a clean lab of the default
 ## release with the whole cluster. Then side by side: the tests that break that lab or need
-## it (`lab-test`), and the README's own-machines deploy on scratch machines beside it, whose
-## `pgha verify` is the default release's read-only verification. Then a clean lab of the
-## other release with its deploy, its read-only verification and the drills that are not
-## slow (one lab at a time).
+## it (`lab-test`), and the tests on scratch containers of their own (`beside-the-lab`).
+## Then a clean lab of the other release with its deploy, its read-only verification and
+## the drills that are not slow (one lab at a time).
 test: test-setup tools browser
 	$(MAKE) -j2 lint-and-unit fresh-cluster
 	$(MAKE) -j2 lab-test beside-the-lab
@@ -93,7 +95,7 @@ fresh-cluster:
 ## On the lab: the tests that break the cluster on purpose or need the lab (read-only ones
 ## run on the own-machines cluster, through `pgha verify`)
 lab-test: test-setup browser
-	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST) -m "destructive or needs_lxc"
+	$(PYTEST) tests/integration -v -rs --destructive --durations=25 $(addprefix --ignore=,$(BESIDE_THE_LAB_TESTS)) -m "destructive or needs_lxc"
 
 ## The README's "Deploy onto your own machines" on eight scratch machines of the default
 ## release (their own addresses, names, secrets and CA: it runs beside a lab); its output
@@ -103,9 +105,14 @@ own-machines-test: test-setup
 	@$(PYTEST) $(OWN_MACHINES_TEST) -v -rs --destructive --durations=10 > $(OWN_MACHINES_LOG) 2>&1; \
 		status=$$?; cat $(OWN_MACHINES_LOG); exit $$status
 
-## What runs beside the default release's lab: the own-machines test, then the second
-## release's base container (its lab is built once the first is torn down)
-beside-the-lab: own-machines-test
+## What runs beside the default release's lab: the tests on scratch containers of their own
+## (the own-machines deploy, whose `pgha verify` is the default release's read-only
+## verification, and the etcd scale-out), their output in one piece when they end; then the
+## second release's base container (its lab is built once the first is torn down)
+beside-the-lab: test-setup
+	@echo "beside the lab: $(BESIDE_THE_LAB_TESTS), output in $(BESIDE_THE_LAB_LOG) until they end"
+	@$(PYTEST) $(BESIDE_THE_LAB_TESTS) -v -rs --destructive --durations=10 > $(BESIDE_THE_LAB_LOG) 2>&1; \
+		status=$$?; cat $(BESIDE_THE_LAB_LOG); exit $$status
 	$(MAKE) base INVENTORY=$(BOOKWORM_INVENTORY)
 
 ## The second release's lab: deploy, read-only verification, the drills that are not slow
