@@ -99,6 +99,10 @@ postgresql_parameters = {
     "max_replication_slots": 10,
     "checkpoint_timeout": "30s",
     "password_encryption": "scram-sha-256",
+    # a replica cut off silently (no TCP reset) is dropped after this, not PostgreSQL's 60 s:
+    # in synchronous mode the leader's commits wait for it until then (the soak measured 57 s)
+    "wal_sender_timeout": "10s",
+    "wal_receiver_timeout": "10s",
 }
 
 # --- Backups: pgBackRest (only with a host in the inventory group `backup`) ----------------
