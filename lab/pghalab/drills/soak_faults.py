@@ -1,0 +1,127 @@
+"""The soak's faults: the drills (scenarios.DRILLS) and the ones only the soak causes, each
+held for ``hold`` seconds (the soak draws it) before it is healed. Their ``during`` waits
+for nothing in particular: what must hold is checked after the heal, by the soak.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pgha.backup import values as backup_values
+from pgha.postgres import data_dir
+from pghalab.drills.faults import attach, container, run
+from pghalab.drills.scenarios import DRILLS, Drill, ReplicaKilled
+
+
+class HeldFault(Drill):
+    """A fault held ``hold`` seconds (at least the leader lock's ttl + 5 s when
+    ``past_ttl``), whatever happens meanwhile."""
+
+    failover = False
+    past_ttl = False
+
+    def __init__(self, hold: float = 10.0):
+        self.hold = hold
+
+    def during(self, ctx):
+        minimum = ctx.s["patroni_ttl"] + 5 if self.past_ttl else 0
+        time.sleep(max(self.hold, minimum))
+
+
+class LeaderProcessFrozen(HeldFault):
+    """One of the leader's processes stopped (SIGSTOP) past the ttl; heal: SIGCONT.
+    ``process``: "postgres" (the postmaster) or "patroni"."""
+
+    past_ttl = True
+
+    def __init__(self, hold: float = 10.0, process: str = "postgres"):
+        super().__init__(hold)
+        self.process = process
+        self.name = f"leader-{process}-frozen"
+        self.description = f"the leader's {process} main process stopped (SIGSTOP) past the ttl; heal: SIGCONT"
+
+    def pid_command(self, ctx) -> list[str]:
+        if self.process == "postgres":
+            return ["head", "-1", f"{data_dir(ctx.s)}/postmaster.pid"]
+        return ["systemctl", "show", "-p", "MainPID", "--value", self.process]
+
+    def inject(self, ctx):
+        ctx.notes["pid"] = attach(ctx.target, *self.pid_command(ctx)).stdout.strip()
+        attach(ctx.target, "kill", "-STOP", ctx.notes["pid"])
+
+    def heal(self, ctx):
+        attach(ctx.target, "kill", "-CONT", ctx.notes["pid"])
+
+
+class RepositoryDown(HeldFault):
+    name = "repository-down"
+    description = "the pgBackRest repository host's container killed; heal: lxc-start"
+    affected = None
+
+    def choose(self, ctx):
+        ctx.target = ctx.cluster.backup[0]
+
+    def inject(self, ctx):
+        run(["lxc-stop", "-k", "-n", container(ctx.target)])
+
+    def heal(self, ctx):
+        run(["lxc-start", "-n", container(ctx.target)])
+        # its TLS server back before the checks ask for archiving
+        attach(ctx.target, "systemctl", "start", backup_values.SERVER_UNIT, timeout=60, check=False)
+
+
+class ReplicaHaproxyKilled(HeldFault):
+    name = "replica-haproxy-killed"
+    description = "HAProxy killed (SIGKILL) on a replica's node; heal: systemctl start"
+    affected = None
+
+    choose = ReplicaKilled.choose
+
+    def inject(self, ctx):
+        attach(ctx.target, "systemctl", "kill", "-s", "KILL", "haproxy")
+
+    def heal(self, ctx):
+        attach(ctx.target, "systemctl", "start", "haproxy")
+
+
+class LeaderCutOneWay(HeldFault):
+    """The leader cut off from one side only, by a table of its own in the leader's
+    nftables (both directions to those addresses): from the replicas (it still reaches
+    etcd, so it keeps its lock) or from etcd (it still reaches the replicas)."""
+
+    TABLE = "pgha_soak_cut"
+    past_ttl = True  # shorter, Patroni would not notice
+
+    def __init__(self, hold: float = 10.0, side: str = "replicas"):
+        super().__init__(hold)
+        self.side = side
+        self.name = f"leader-cut-from-{side}"
+        self.description = f"the leader's traffic to and from the {side} dropped (nftables); heal: table deleted"
+
+    def addresses(self, ctx) -> list[str]:
+        if self.side == "etcd":
+            return [n.address for n in ctx.cluster.etcd]
+        return [n.address for n in ctx.cluster.patroni if n.patroni_name != ctx.old_leader["name"]]
+
+    def inject(self, ctx):
+        addresses = ", ".join(self.addresses(ctx))
+        rules = (f"table inet {self.TABLE} {{\n"
+                 f"  chain input {{ type filter hook input priority -10; ip saddr {{ {addresses} }} drop; }}\n"
+                 f"  chain output {{ type filter hook output priority -10; ip daddr {{ {addresses} }} drop; }}\n}}\n")
+        attach(ctx.target, "sh", "-c", f"printf '{rules}' | nft -f -")
+
+    def heal(self, ctx):
+        attach(ctx.target, "nft", "delete", "table", "inet", self.TABLE)
+
+
+# the soak's faults: name -> a new fault held ``hold`` seconds
+SOAK_FAULTS: dict[str, Callable[[float], Drill]] = {
+    **{name: (lambda hold, make=make: make()) for name, make in DRILLS.items() if name != "switchover"},
+    "leader-postgres-frozen": lambda hold: LeaderProcessFrozen(hold, "postgres"),
+    "leader-patroni-frozen": lambda hold: LeaderProcessFrozen(hold, "patroni"),
+    "repository-down": RepositoryDown,
+    "replica-haproxy-killed": ReplicaHaproxyKilled,
+    "leader-cut-from-replicas": lambda hold: LeaderCutOneWay(hold, "replicas"),
+    "leader-cut-from-etcd": lambda hold: LeaderCutOneWay(hold, "etcd"),
+}
