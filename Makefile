@@ -6,12 +6,9 @@ PYTHON ?= python3
 INVENTORY ?= inventory.py
 # the lab on the other supported release, deployed and verified by `make test` after the default
 BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
-# the own-machines deploy, which `make test` runs beside the default release's lab
+# the own-machines deploy, which `make test` runs beside the bookworm lab
 OWN_MACHINES_TEST := tests/integration/test_own_machines.py
 OWN_MACHINES_LOG := $(VENV)/own-machines-test.log
-# the tests that build scratch containers of their own, which `make test` runs beside the lab
-BESIDE_THE_LAB_TESTS := $(OWN_MACHINES_TEST) tests/integration/test_etcd_scale_out.py
-BESIDE_THE_LAB_LOG := $(VENV)/beside-the-lab-test.log
 # extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
 VERIFY_ARGS ?=
 # `make drills` breaks the cluster on purpose: it runs only with CONFIRM=yes
@@ -27,7 +24,7 @@ TOOLS := $(VENV)/tools/bin
 TOOL_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 BROWSER_PACKAGES := chromium
 
-.PHONY: setup test-setup tools browser base lab cluster beside-the-lab test lint-and-unit fresh-cluster lab-test own-machines-test second-release-test unit lint verify drills teardown
+.PHONY: setup test-setup tools browser lab cluster test lint-and-unit fresh-cluster lab-test own-machines-test second-release-test unit lint verify drills teardown
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -60,10 +57,6 @@ browser:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); }
 
-## Only the lab's base container of INVENTORY's release (no node)
-base: setup
-	$(PYINFRA) $(INVENTORY) deploys/lxc_base.py --limit lxc_hosts
-
 ## The LXC lab: 3 etcd + 3 Patroni containers on this machine
 lab: setup
 	$(PYINFRA) $(INVENTORY) deploys/lxc_hosts.py --limit lxc_hosts
@@ -73,15 +66,16 @@ cluster: lab
 	$(PYINFRA) $(INVENTORY) deploys/all.py
 
 ## Every test. Side by side: the linter and the unit tests, and a clean lab of the default
-## release with the whole cluster. Then side by side: the tests that break that lab or need
-## it (`lab-test`), and the tests on scratch containers of their own (`beside-the-lab`).
-## Then a clean lab of the other release with its deploy, its read-only verification and
-## the drills that are not slow (one lab at a time).
+## release with the whole cluster. Then on that lab the tests that break it or need it
+## (`lab-test`). Then side by side: the own-machines deploy on scratch machines, whose
+## `pgha verify` is the default release's read-only verification, and a clean lab of the other release with its deploy, its
+## read-only verification and the drills that are not slow (one lab at a time). The lab's
+## tests run alone: beside the own-machines deploy, the repository-down test failed twice.
 test: test-setup tools browser
 	$(MAKE) -j2 lint-and-unit fresh-cluster
-	$(MAKE) -j2 lab-test beside-the-lab
+	$(MAKE) lab-test
 	$(MAKE) teardown
-	$(MAKE) second-release-test
+	$(MAKE) -j2 own-machines-test second-release-test
 
 ## lint and the unit tests, their output in one piece when they end (they run beside the lab's build)
 lint-and-unit: test-setup tools
@@ -92,10 +86,10 @@ fresh-cluster:
 	$(MAKE) teardown
 	$(MAKE) cluster
 
-## On the lab: the tests that break the cluster on purpose or need the lab (read-only ones
-## run on the own-machines cluster, through `pgha verify`)
+## On the lab: the tests that break the cluster on purpose or need the lab (the read-only
+## ones run on the own-machines cluster, through its `pgha verify`)
 lab-test: test-setup browser
-	$(PYTEST) tests/integration -v -rs --destructive --durations=25 $(addprefix --ignore=,$(BESIDE_THE_LAB_TESTS)) -m "destructive or needs_lxc"
+	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST) -m "destructive or needs_lxc"
 
 ## The README's "Deploy onto your own machines" on eight scratch machines of the default
 ## release (their own addresses, names, secrets and CA: it runs beside a lab); its output
@@ -104,16 +98,6 @@ own-machines-test: test-setup
 	@echo "own-machines test: $(OWN_MACHINES_TEST), output in $(OWN_MACHINES_LOG) until it ends"
 	@$(PYTEST) $(OWN_MACHINES_TEST) -v -rs --destructive --durations=10 > $(OWN_MACHINES_LOG) 2>&1; \
 		status=$$?; cat $(OWN_MACHINES_LOG); exit $$status
-
-## What runs beside the default release's lab: the tests on scratch containers of their own
-## (the own-machines deploy, whose `pgha verify` is the default release's read-only
-## verification, and the etcd scale-out), their output in one piece when they end; then the
-## second release's base container (its lab is built once the first is torn down)
-beside-the-lab: test-setup
-	@echo "beside the lab: $(BESIDE_THE_LAB_TESTS), output in $(BESIDE_THE_LAB_LOG) until they end"
-	@$(PYTEST) $(BESIDE_THE_LAB_TESTS) -v -rs --destructive --durations=10 > $(BESIDE_THE_LAB_LOG) 2>&1; \
-		status=$$?; cat $(BESIDE_THE_LAB_LOG); exit $$status
-	$(MAKE) base INVENTORY=$(BOOKWORM_INVENTORY)
 
 ## The second release's lab: deploy, read-only verification, the drills that are not slow
 second-release-test: test-setup browser
