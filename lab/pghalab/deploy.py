@@ -195,18 +195,12 @@ def alert_receiver(cluster):
         )
 
 
-def build_base(cluster) -> bool:
-    """LXC, the lab network and the base container, on the LXC host only: False elsewhere."""
+def build(cluster):
+    """The whole lab, on the LXC host only (every other host skips it)."""
     if lab.LAB_GROUP not in host.groups:
-        return False
+        return
     install()
     network(cluster)
     base_container(cluster)
-    return True
-
-
-def build(cluster):
-    """The whole lab, on the LXC host only (every other host skips it)."""
-    if build_base(cluster):
-        containers(cluster)
-        alert_receiver(cluster)
+    containers(cluster)
+    alert_receiver(cluster)

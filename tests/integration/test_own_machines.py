@@ -120,8 +120,8 @@ def own(tmp_path_factory):
     if clash and not any(name in helpers.lxc_containers() for name, _ in MACHINES.values()):
         pytest.fail(f"the test machines' addresses are already in use: {clash}")
     _destroy()  # leftovers of an interrupted run
-    # their own secrets and CA, made on first use like a new user's (the lab beside them
-    # rotates its own during the run)
+    # their own secrets and CA, made on first use like a new user's (not the lab's, which
+    # its tests rotate)
     env = pytest.MonkeyPatch()
     env.setenv(secrets.ENV_VAR, str(directory / "secrets.json"))
     env.setenv(authority.ENV_VAR, str(directory / "pki"))
