@@ -116,7 +116,7 @@ lint: test-setup
 ## The read-only verification of a deployed inventory (INVENTORY=...): reads and harmless
 ## probes only (no failover, restart, configuration change, restore, rebuild): safe on production
 verify: test-setup browser
-	PGHA_INVENTORY=$(abspath $(INVENTORY)) $(PYTEST) tests/integration -v -rs -m "not destructive" $(VERIFY_ARGS)
+	$(VENV)/bin/pgha verify --inventory $(abspath $(INVENTORY)) -v $(VERIFY_ARGS)
 
 ## The destructive drills (failovers, a whole-cluster restore, rebuilt replicas, parameter
 ## changes) against a test cluster (a lab, or test_cluster = True): only with CONFIRM=yes

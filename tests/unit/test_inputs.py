@@ -278,6 +278,15 @@ def test_pgha_prints_the_connection_strings_from_another_directory(tmp_path, sec
     assert f"sslrootcert={directory() / 'ca.crt'}" in read_write  # absolute: not under the current directory
 
 
+def test_pgha_verify_runs_four_workers_a_module_each_unless_told(monkeypatch):
+    from pgha import cli
+
+    assert cli._workers(["-v"]) == ["-n", "4", "--dist", "loadfile"]
+    assert cli._workers(["-n", "0"]) == [] and cli._workers(["-p", "no:xdist"]) == []
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
+    assert cli._workers(["-v"]) == []
+
+
 @pytest.fixture
 def lab_ca(monkeypatch):
     """The CA certificate where the lab's deploy has it (pki/ at the repository root), as
