@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from choices import comma_list  # noqa: E402
 from pgha.releases import RELEASES, Release  # noqa: E402
 from pgha.settings.loader import load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402
-from pghalab import drills  # noqa: E402
+from pghalab import drills, pyinfra_run  # noqa: E402
 
 # Timing profiles (seconds). Patroni requires loop_wait + 2 * retry_timeout <= ttl (a leader
 # must not lose its lock while it is still retrying a DCS or PostgreSQL call), and so does
@@ -93,12 +92,10 @@ def apply(inventory: Path, profile: dict | None, sync: bool | None) -> None:
                  "--data", f"patroni_retry_timeout={profile['retry_timeout']}"]
     if sync is not None:
         args += ["--data", f"patroni_synchronous_mode={sync}"]
-    command = [str(ROOT / ".venv" / "bin" / "pyinfra"), "-y", str(inventory), "deploys/patroni.py", *args]
-    drills.log(f"apply: {' '.join(command[2:])}")
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise SystemExit(f"deploys/patroni.py failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    drills.log(f"apply: {inventory} deploys/patroni.py {' '.join(args)}")
+    code, output = pyinfra_run.deploy(inventory, "deploys/patroni.py", *args, timeout=900)
+    if code != 0:
+        raise SystemExit(f"deploys/patroni.py failed:\n{output[-6000:]}")
 
 
 def wait_applied(cluster, profile: dict, sync: bool, old_loop_wait: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from choices import comma_list  # noqa: E402
 from ha_drills import MODES, apply  # noqa: E402
 
-from pgha.settings.loader import load_cluster  # noqa: E402
+from pgha.settings.loader import INVENTORY_VARIABLE, load_cluster  # noqa: E402
 from pgha.waiting import wait_for  # noqa: E402
 from pghalab import soak  # noqa: E402
 from pghalab.drills.soak_faults import SOAK_FAULTS  # noqa: E402
@@ -37,7 +38,7 @@ from pghalab.drills.state import dynamic_config, sync_standbys  # noqa: E402
 
 def line(result: dict) -> str:
     keys = ("index", "fault", "hold_s", "target", "old_leader", "new_leader", "unavailable_s", "heal_s", "lost",
-            "unknown_committed", "unknown_not_committed", "archiving_ok", "two_writable", "ok", "problem")
+            "unknown_committed", "unknown_not_committed", "archiving_ok", "two_writable", "fault_problem", "ok", "problem")
     return json.dumps({k: result.get(k) for k in keys if result.get(k) not in (None, "", [])})
 
 
@@ -67,6 +68,7 @@ def main() -> int:
     print(f"soak: seed {seed}, {args.faults} faults, mode {args.mode}, faults drawn from {', '.join(args.only)}",
           flush=True)
     inventory = Path(args.inventory).resolve()
+    os.environ[INVENTORY_VARIABLE] = str(inventory)  # the deploy run during a fault (deploy-during-*)
     apply(inventory, None, MODES[args.mode])
     try:
         cluster = load_cluster(inventory)

@@ -5,8 +5,9 @@ same run), each held for a drawn time, healed, then checked, while the bank's cl
 After every fault, once the cluster is healthy again: on the leader, the bank's rules and
 the acknowledged transfers (none lost), the transfers of unknown outcome counted; on every
 other member, the bank's rules on its own snapshot; archiving ok; and over the whole fault,
-whether two members were writable at once (the drills' monitor) and the longest time
-without any acknowledged transfer (write unavailability).
+whether two members accepted writes at once (the drills' monitor, committing a row straight
+to each member's PostgreSQL every 200 ms) and the longest time without any acknowledged
+transfer (write unavailability).
 """
 
 from __future__ import annotations
@@ -93,12 +94,14 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, hea
         "unavailable_s": longest_gap(bank.ack_times(), ctx.t_inject, time.monotonic()),
         "two_writable": sorted(o["nodes"] for o in monitor.two_primaries() if o["to"] >= ctx.t_inject),
         "notes": {k: v for k, v in ctx.notes.items() if k != "lost_window"},
+        "fault_problem": fault.problem(ctx) if isinstance(fault, HeldFault) else None,
     }
     if after["ok"]:
         result["archiving_ok"] = archiving_ok(cluster, next(n.address for n in cluster.patroni
                                                               if n.patroni_name == after["leader"]))
         result.update(check_members(cluster, after, bank))
-    result["ok"] = bool(after["ok"] and result.get("ok") and result["archiving_ok"] and not result["two_writable"])
+    result["ok"] = bool(after["ok"] and result.get("ok") and result["archiving_ok"] and not result["two_writable"]
+                        and not result["fault_problem"])
     return result
 
 
@@ -107,7 +110,7 @@ def run_soak(cluster, seed: int, count: int, names: list[str], clients: int = 8,
     """The whole run; ``report`` gets each fault's result as it ends."""
     plan = schedule(seed, count, names)
     setup_bank(cluster, ACCOUNTS)
-    monitor = Monitor(cluster).start()
+    monitor = Monitor(cluster, write=True).start()
     bank = Bank(cluster, seed, clients).start()
     results: list[dict] = []
     lost_before: set[str] = set()

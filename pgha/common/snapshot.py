@@ -27,7 +27,9 @@ import gevent.event
 import gevent.lock
 from pyinfra import host as current_host
 from pyinfra import logger
+from pyinfra import state as current_state
 from pyinfra.api import FactBase
+from pyinfra.api.exceptions import DeployError
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host
@@ -219,7 +221,8 @@ def prime(state, plans: dict[str, Plan]) -> None:
         RUN.watching = True
     if RUN.ready is None:
         RUN.ready = gevent.event.Event()
-        hosts = [h for h in state.inventory if h.name in RUN.plans]
+        # a host pyinfra could not connect to is out of the run (it said so): no snapshot
+        hosts = [h for h in state.inventory if h.name in RUN.plans and h not in state.failed_hosts]
         started = time.monotonic()
         gevent.joinall([gevent.spawn(_take_on, h) for h in hosts], raise_error=True)
         logger.debug(f"pgha: {len(hosts)} host snapshots taken in {time.monotonic() - started:.2f}s")
@@ -248,8 +251,15 @@ def of(host) -> Snapshot | None:
 
 
 def get(cls: type, host=None, **kwargs) -> Any:
-    """``host.get_fact(cls, **kwargs)``, answered from the snapshot while it holds."""
+    """``host.get_fact(cls, **kwargs)``, answered from the snapshot while it holds. Another
+    host that pyinfra could not connect to stops the run before any operation: its state is
+    what this host's plan depends on."""
     target = host or current_host
+    if host is not None and host in current_state.failed_hosts:
+        raise DeployError(
+            f"{current_host.name} needs the state of {host.name} ({host.data.get('ssh_hostname', host.name)}), "
+            "which pyinfra could not connect to (above): nothing was changed. Start it again and run the deploy "
+            "again, or take it out of the inventory")
     snapshot = of(target)
     key = _key(cls, kwargs)
     if snapshot is not None and key in snapshot.facts:

@@ -21,6 +21,7 @@ import safety
 from pgha.etcd.facts import make_etcdctl_command
 from pgha.etcd.values import ROOT_USER, client_url, local_endpoint, password_file, peer_url
 from pgha.waiting import wait_for
+from pghalab import pyinfra_run
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # the inventory under test: the lab's, or the one named by `make verify INVENTORY=...`
@@ -33,7 +34,7 @@ LAB_KNOWN_HOSTS = PROJECT_ROOT / ".lab" / "known_hosts"
 
 TEST_KEY_PREFIX = safety.TEST_KEY_PREFIX
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ANSI = pyinfra_run.ANSI
 _GRAND_TOTAL = re.compile(r"^\s*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", re.M)
 
 
@@ -54,31 +55,14 @@ def run_pyinfra(
     """
     if Path(inventory).resolve() == INVENTORY:  # scratch inventories are the test's own machines
         safety.GUARD.require(safety.pyinfra_changes(deploy, extra_args))
-    return _pyinfra([str(PYINFRA), "-y", str(inventory), str(deploy), *map(str, extra_args)], timeout)
-
-
-def _pyinfra(command: list[str], timeout: float) -> tuple[int, str]:
-    """Run pyinfra in the project root: (exit code, stdout and stderr interleaved, no colours)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")  # keep stdout and stderr in order
-    env.pop("PYINFRA_YES", None)
-    proc = subprocess.run(
-        command,
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-    return proc.returncode, _ANSI.sub("", proc.stdout)
+    return pyinfra_run.run([str(PYINFRA), "-y", str(inventory), str(deploy), *map(str, extra_args)], timeout)
 
 
 def dry_run_changes(inventory: str | os.PathLike, deploy: str | os.PathLike, *extra_args: str,
                     timeout: float = 600) -> tuple[int, list[str], str]:
     """`pyinfra --dry` (with change detection): (exit code, operations that would certainly
     change something, output). Conditional changes (``_if``) are not counted."""
-    returncode, output = _pyinfra([str(PYINFRA), "--dry", str(inventory), str(deploy), *map(str, extra_args)], timeout)
+    returncode, output = pyinfra_run.run([str(PYINFRA), "--dry", str(inventory), str(deploy), *map(str, extra_args)], timeout)
     lines = output.splitlines()
     changes = []
     for i, line in enumerate(lines):

@@ -331,3 +331,48 @@ def test_wait_healthy_gives_the_last_state_after_the_timeout(cluster, monkeypatc
     monkeypatch.setattr(state, "cluster_state", lambda c: {"ok": False, "streaming": [], "problem": "down"})
     result = drills.wait_healthy(cluster, timeout=0, interval=0, watch="pg-1")
     assert (result["ok"], result["problem"], result["watch_streaming_at"]) == (False, "down", None)
+
+
+class _Connection:
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_write_probe_counts_only_acknowledged_commits(cluster, monkeypatch):
+    """A committed row: writable; a replica's read-only error (25006): replica, the
+    connection kept; a commit that waits past the deadline (a synchronous standby gone): no
+    answer, which counts for nothing."""
+    import psycopg2
+
+    from pghalab.drills import monitor as watcher
+
+    class ReadOnly(psycopg2.Error):
+        pgcode = watcher.READ_ONLY_TRANSACTION
+
+    answers = {"pg-1": None, "pg-2": ReadOnly("cannot execute INSERT in a read-only transaction"),
+               "pg-3": TimeoutError("deadline exceeded")}
+    connects, statements = [], []
+    monkeypatch.setattr(watcher, "async_connect", lambda dsn, timeout: connects.append(dsn) or _Connection(dsn))
+
+    def query(conn, sql, timeout):
+        statements.append(sql)
+        member = sql.split("'")[1]
+        if answers[member] is not None:
+            raise answers[member]
+        return []
+
+    monkeypatch.setattr(watcher, "async_query", query)
+    probe = drills.Monitor(cluster, interval=0.0, write=True)
+    for node in cluster.patroni:
+        samples = probe.samples[node.patroni_name]
+        monkeypatch.setattr(probe._stop_event, "is_set", lambda samples=samples: len(samples) >= 3)
+        probe._poll(node)
+    assert {name: {state for _, state in rows} for name, rows in probe.samples.items()} == {
+        "pg-1": {"primary"}, "pg-2": {"replica"}, "pg-3": {None}}
+    assert all(sql.startswith(f"insert into {watcher.PROBE_TABLE} (member) values ") for sql in statements)
+    hosts = [dsn.split("host=")[1].split()[0] for dsn in connects]
+    assert hosts.count(PATRONI["pg-1"]) == 1 and hosts.count(PATRONI["pg-2"]) == 1
+    assert hosts.count(PATRONI["pg-3"]) == 3  # a late commit: the connection is dropped

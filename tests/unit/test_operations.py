@@ -163,3 +163,28 @@ def test_operation(path: Path, monkeypatch):
     run()
     assert commands == case["commands"]
     assert fake.noops == ([case["noop"]] if "noop" in case else [])
+
+
+class _Host:
+    def __init__(self, name: str, address: str):
+        self.name, self.data = name, {"ssh_hostname": address}
+
+    def get_fact(self, fact_cls, **kwargs):
+        raise AssertionError(f"{self.name} asked for {fact_cls.__name__}: pyinfra would try to connect")
+
+
+def test_a_host_pyinfra_could_not_reach_stops_the_plan_of_another_with_its_name(monkeypatch):
+    """A member down (a killed container): the deploy stops before any operation, naming it,
+    instead of a greenlet's traceback from a connection retried in the middle of the plan."""
+    from pyinfra.api.exceptions import DeployError
+
+    from pgha.common import snapshot
+    from pgha.patroni.facts import PatroniCluster
+
+    down, planning = _Host("pg_patroni2", "10.0.3.201"), _Host("pg_patroni3", "10.0.3.68")
+    monkeypatch.setattr(snapshot, "current_state", SimpleNamespace(failed_hosts={down}))
+    monkeypatch.setattr(snapshot, "current_host", planning)
+    with pytest.raises(DeployError) as info:
+        snapshot.get(PatroniCluster, host=down, port=8008)
+    assert str(info.value).startswith("pg_patroni3 needs the state of pg_patroni2 (10.0.3.201), which pyinfra "
+                                      "could not connect to (above): nothing was changed")

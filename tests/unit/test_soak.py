@@ -4,6 +4,8 @@ unavailability, the seeded schedule, the per-fault summary and the fault registr
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
 from pghalab import soak
@@ -75,3 +77,16 @@ def test_the_soak_faults_are_the_drills_but_the_switchover_and_its_own():
     assert set(DRILLS) - {"switchover"} < set(SOAK_FAULTS)
     own = {name: SOAK_FAULTS[name](7.0) for name in set(SOAK_FAULTS) - set(DRILLS)}
     assert own and all(isinstance(f, HeldFault) and f.hold == 7.0 and f.name == name for name, f in own.items())
+
+
+@pytest.mark.parametrize("notes, expected", [
+    ({"deploy_exit": 1, "deploy_traceback": False, "restarted_by_the_deploy": []}, None),
+    ({"deploy_exit": 1, "deploy_traceback": True, "restarted_by_the_deploy": []}, "traceback"),
+    ({"deploy_exit": 0, "deploy_traceback": False, "restarted_by_the_deploy": ["pg_patroni2"]}, "restarted"),
+])
+def test_a_deploy_during_a_fault_may_stop_but_neither_crash_nor_restart_the_spared(notes, expected):
+    fault = SOAK_FAULTS["deploy-during-replica-killed"](7.0)
+    ctx = types.SimpleNamespace(notes=notes)
+    problem = fault.problem(ctx)
+    assert (problem is None) if expected is None else (expected in problem), problem
+    assert fault.inner.name == "replica-killed" and fault.affected == fault.inner.affected

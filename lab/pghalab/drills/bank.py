@@ -23,6 +23,7 @@ import psycopg2
 
 from pgha import client
 from pghalab.drills.libpq import superuser_dsn
+from pghalab.drills.monitor import PROBE_TABLE
 from pghalab.drills.writer import DRILL_SCHEMA, WRITER_CONNECTION_OPTIONS, setup_table
 
 ACCOUNTS = f"{DRILL_SCHEMA}.accounts"
@@ -38,7 +39,8 @@ CONSISTENCY_QUERY = (
 
 
 def setup_bank(cluster, accounts: int = 100) -> None:
-    """The two tables made anew through the leader, every account at INITIAL_BALANCE."""
+    """The two tables (and the write probe's) made anew through the leader, every account at
+    INITIAL_BALANCE."""
     setup_table(cluster)  # the schema (and the drills' table), retried until a leader answers
     with closing(psycopg2.connect(client.dsn(cluster, connect_timeout=5))) as conn, conn.cursor() as cur:
         cur.execute(f"drop table if exists {TRANSFERS}, {ACCOUNTS}")
@@ -46,6 +48,9 @@ def setup_bank(cluster, accounts: int = 100) -> None:
         cur.execute(f"create table {TRANSFERS} (id text primary key, src int not null, dst int not null, "
                     "amount int not null, at timestamptz not null default now())")
         cur.execute(f"insert into {ACCOUNTS} select g, {INITIAL_BALANCE} from generate_series(1, %s) g", (accounts,))
+        # the split-brain watcher's rows (pghalab.drills.monitor, write=True)
+        cur.execute(f"drop table if exists {PROBE_TABLE}")
+        cur.execute(f"create table {PROBE_TABLE} (member text not null, at timestamptz not null default now())")
         conn.commit()
 
 

@@ -1,6 +1,13 @@
 """The split-brain watcher: every Patroni node's PostgreSQL asked ``pg_is_in_recovery()``
 (superuser over TCP, 0.5 s deadline, every ~200 ms), every sample kept, and whether two
-reachable nodes were ever writable primaries at the same time."""
+reachable nodes were ever writable primaries at the same time.
+
+With ``write=True`` (the soak) each node is asked to commit a row instead: a node counts as
+writable only while its commits are acknowledged within the deadline, which is what a
+client would see. An old primary that still says it is not in recovery but whose
+synchronous commits wait for a standby that left it accepts no write: only the write probe
+tells the two apart.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,10 @@ import time
 import psycopg2
 
 from pghalab.drills.libpq import async_connect, async_query, superuser_dsn
+from pghalab.drills.writer import DRILL_SCHEMA
+
+PROBE_TABLE = f"{DRILL_SCHEMA}.probe"
+READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction: a replica's answer to a write
 
 
 class Monitor:
@@ -17,9 +28,11 @@ class Monitor:
     ``interval`` s (deadline ``timeout`` s). ``samples[name]`` = [(time, state)] with state
     "primary", "replica" or None (unreachable: counts for nothing)."""
 
-    def __init__(self, cluster, interval: float = 0.2, timeout: float = 0.5, sslmode: str | None = None):
+    def __init__(self, cluster, interval: float = 0.2, timeout: float = 0.5, sslmode: str | None = None,
+                 write: bool = False):
         self.cluster = cluster
         self.sslmode = sslmode
+        self.write = write
         self.interval = interval
         self.timeout = timeout
         self.samples: dict[str, list[tuple[float, str | None]]] = {n.patroni_name: [] for n in cluster.patroni}
@@ -49,19 +62,24 @@ class Monitor:
             try:
                 if conn is None:
                     conn = async_connect(dsn, self.timeout)
-                rows = async_query(conn, "select pg_is_in_recovery()", self.timeout)
-                state = "replica" if rows[0][0] else "primary"
-            except (psycopg2.Error, TimeoutError, OSError, IndexError):
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except psycopg2.Error:
-                        pass
-                conn = None
+                state = self._probe(conn, node.patroni_name)
+            except psycopg2.Error as error:
+                if self.write and error.pgcode == READ_ONLY_TRANSACTION:
+                    state = "replica"  # autocommit: the connection is good for the next probe
+                else:
+                    conn = _closed(conn)
+            except (TimeoutError, OSError, IndexError):
+                conn = _closed(conn)
             samples.append((time.monotonic(), state))
             self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - began)))
-        if conn is not None:
-            conn.close()
+        _closed(conn)
+
+    def _probe(self, conn, member: str) -> str:
+        if self.write:
+            async_query(conn, f"insert into {PROBE_TABLE} (member) values ('{member}')", self.timeout)
+            return "primary"
+        rows = async_query(conn, "select pg_is_in_recovery()", self.timeout)
+        return "replica" if rows[0][0] else "primary"
 
     # --- figures ---
 
@@ -104,3 +122,11 @@ class Monitor:
 
     def sampled_since(self, start: float) -> bool:
         return all(any(t >= start for t, _ in list(s)) for s in self.samples.values())
+
+
+def _closed(conn) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except psycopg2.Error:
+            pass

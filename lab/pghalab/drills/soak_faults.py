@@ -10,8 +10,12 @@ from collections.abc import Callable
 
 from pgha.backup import values as backup_values
 from pgha.postgres import data_dir
+from pgha.settings.loader import inventory_path
+from pghalab import pyinfra_run
 from pghalab.drills.faults import attach, container, run
-from pghalab.drills.scenarios import DRILLS, Drill, ReplicaKilled
+from pghalab.drills.libpq import try_query
+from pghalab.drills.scenarios import DRILLS, Drill, EtcdMembersDown, LeaderKilled, ReplicaKilled
+from pghalab.drills.state import dynamic_config
 
 
 class HeldFault(Drill):
@@ -27,6 +31,10 @@ class HeldFault(Drill):
     def during(self, ctx):
         minimum = ctx.s["patroni_ttl"] + 5 if self.past_ttl else 0
         time.sleep(max(self.hold, minimum))
+
+    def problem(self, ctx) -> str | None:
+        """What went wrong during the fault that the soak's checks after it cannot see."""
+        return None
 
 
 class LeaderProcessFrozen(HeldFault):
@@ -115,6 +123,65 @@ class LeaderCutOneWay(HeldFault):
         attach(ctx.target, "nft", "delete", "table", "inet", self.TABLE)
 
 
+class DeployDuring(HeldFault):
+    """Another fault, and the whole deploy (deploys/all.py, the inventory of $PGHA_INVENTORY)
+    started at once while it lasts, as an operator would to "fix" it. The deploy may stop
+    (a member unreachable, the final check failing), but with its message and no traceback,
+    and it restarts no PostgreSQL of a member the fault did not hit. Healed as the other
+    fault is; the soak's checks follow."""
+
+    def __init__(self, hold: float, inner: Drill):
+        super().__init__(hold)
+        self.inner = inner
+        self.name = f"deploy-during-{inner.name}"
+        self.description = f"deploys/all.py run during: {inner.description}"
+        self.affected = inner.affected
+
+    def choose(self, ctx):
+        self.inner.choose(ctx)
+
+    def inject(self, ctx):
+        hit = ctx.target.name if ctx.target else None
+        self.spared = [n for n in ctx.cluster.patroni if n.name != hit]
+        ctx.notes["started_before"] = _postmaster_starts(ctx.cluster, self.spared)
+        # the mode the soak runs in (bench/soak.py --mode), not group_data's
+        synchronous = bool((dynamic_config(ctx.cluster) or {}).get("synchronous_mode"))
+        self.deploy_args = ["--data", f"patroni_synchronous_mode={synchronous}"]
+        self.inner.inject(ctx)
+
+    def during(self, ctx):
+        began = time.monotonic()
+        code, output = pyinfra_run.deploy(inventory_path(None), "deploys/all.py", *self.deploy_args,
+                                          timeout=900)
+        errors = [line.strip() for line in output.splitlines() if "error" in line.lower()][-3:]
+        ctx.notes.update({"deploy_exit": code, "deploy_s": round(time.monotonic() - began, 1),
+                          "deploy_traceback": "Traceback" in output, "deploy_errors": errors})
+        started_after = _postmaster_starts(ctx.cluster, self.spared)
+        ctx.notes["restarted_by_the_deploy"] = sorted(
+            name for name, start in started_after.items() if start and start != ctx.notes["started_before"].get(name))
+        time.sleep(max(0.0, self.hold - (time.monotonic() - began)))
+
+    def heal(self, ctx):
+        self.inner.heal(ctx)
+
+    def problem(self, ctx) -> str | None:
+        """What the deploy did wrong, or None."""
+        if ctx.notes.get("deploy_traceback"):
+            return "the deploy run during the fault ended with a traceback"
+        if ctx.notes.get("restarted_by_the_deploy"):
+            return f"the deploy restarted PostgreSQL on {ctx.notes['restarted_by_the_deploy']}"
+        return None
+
+
+def _postmaster_starts(cluster, nodes) -> dict[str, str | None]:
+    """Each node's PostgreSQL start time, None when it does not answer."""
+    out = {}
+    for node in nodes:
+        rows = try_query(cluster, node.address, "select pg_postmaster_start_time()::text")
+        out[node.name] = rows[0][0] if rows else None
+    return out
+
+
 # the soak's faults: name -> a new fault held ``hold`` seconds
 SOAK_FAULTS: dict[str, Callable[[float], Drill]] = {
     **{name: (lambda hold, make=make: make()) for name, make in DRILLS.items() if name != "switchover"},
@@ -124,4 +191,7 @@ SOAK_FAULTS: dict[str, Callable[[float], Drill]] = {
     "replica-haproxy-killed": ReplicaHaproxyKilled,
     "leader-cut-from-replicas": lambda hold: LeaderCutOneWay(hold, "replicas"),
     "leader-cut-from-etcd": lambda hold: LeaderCutOneWay(hold, "etcd"),
+    "deploy-during-leader-killed": lambda hold: DeployDuring(hold, LeaderKilled()),
+    "deploy-during-replica-killed": lambda hold: DeployDuring(hold, ReplicaKilled()),
+    "deploy-during-etcd-one-down": lambda hold: DeployDuring(hold, EtcdMembersDown(1)),
 }
