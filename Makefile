@@ -9,6 +9,9 @@ BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
 # the own-machines deploy, which `make test` runs beside the bookworm lab
 OWN_MACHINES_TEST := tests/integration/test_own_machines.py
 OWN_MACHINES_LOG := $(VENV)/own-machines-test.log
+# the etcd scale-out on scratch containers of its own, which `make lab-test` runs beside the
+# read-only tests that need the lab
+SCALE_OUT_TEST := tests/integration/test_etcd_scale_out.py
 # extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
 VERIFY_ARGS ?=
 # `make drills` breaks the cluster on purpose: it runs only with CONFIRM=yes
@@ -24,7 +27,7 @@ TOOLS := $(VENV)/tools/bin
 TOOL_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 BROWSER_PACKAGES := chromium
 
-.PHONY: setup test-setup tools browser lab cluster test lint-and-unit fresh-cluster lab-test own-machines-test second-release-test unit lint verify drills teardown
+.PHONY: setup test-setup tools browser lab cluster test lint-and-unit fresh-cluster lab-test lab-read-only-test scale-out-test own-machines-test second-release-test unit lint verify drills teardown
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -87,9 +90,21 @@ fresh-cluster:
 	$(MAKE) cluster
 
 ## On the lab: the tests that break the cluster on purpose or need the lab (the read-only
-## ones run on the own-machines cluster, through its `pgha verify`)
+## ones run on the own-machines cluster, through its `pgha verify`). First, side by side, the
+## read-only ones that need the lab (four processes, as `pgha verify`) and the etcd scale-out
+## on scratch containers of its own (neither breaks the lab, nor weighs on it); then the
+## destructive ones, one at a time
 lab-test: test-setup browser
-	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST) -m "destructive or needs_lxc"
+	$(MAKE) -j2 lab-read-only-test scale-out-test
+	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST) --ignore=$(SCALE_OUT_TEST) -m destructive
+
+lab-read-only-test: test-setup browser
+	@$(PYTEST) tests/integration -v -rs -n 4 --dist loadfile --ignore=$(OWN_MACHINES_TEST) -m "needs_lxc and not destructive" \
+		> $(VENV)/lab-read-only-test.log 2>&1; status=$$?; cat $(VENV)/lab-read-only-test.log; exit $$status
+
+scale-out-test: test-setup
+	@$(PYTEST) $(SCALE_OUT_TEST) -v -rs --destructive > $(VENV)/scale-out-test.log 2>&1; \
+		status=$$?; cat $(VENV)/scale-out-test.log; exit $$status
 
 ## The README's "Deploy onto your own machines" on eight scratch machines of the default
 ## release (their own addresses, names, secrets and CA: it runs beside a lab); its output

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import subprocess
 from pathlib import Path
 
@@ -209,8 +210,10 @@ def prepare_local_files(cluster) -> None:
     old = KNOWN_HOSTS.read_text() if KNOWN_HOSTS.exists() else ""
     kept = [line for line in old.splitlines() if line.split() and line.split()[0] not in ours]
     merged = "".join(f"{line}\n" for line in kept) + content
-    if merged != old:
-        KNOWN_HOSTS.write_text(merged)
+    if merged != old:  # replaced whole: an ssh started meanwhile (a test process beside) reads either file
+        fresh = KNOWN_HOSTS.with_name(f".{KNOWN_HOSTS.name}.{os.getpid()}")
+        fresh.write_text(merged)
+        os.replace(fresh, KNOWN_HOSTS)
 
 
 def lab_containers(cluster) -> list[str]:
