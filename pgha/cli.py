@@ -170,8 +170,10 @@ VERIFY_WORKERS = 4
 def _workers(pytest_args: list[str]) -> list[str]:
     """pytest-xdist's workers for the verification, one test module each (a module's fixtures
     stay in one process): its checks wait on the network, not the CPU (the lab's 262 took
-    250 s in one process, 122 s in four). None when it is missing or the caller chose (-n, -p)."""
-    if importlib.util.find_spec("xdist") is None or any(a.startswith(("-n", "-p", "--dist")) for a in pytest_args):
+    250 s in one process, 122 s in four). None when it is missing or the caller chose (-n,
+    --numprocesses, --dist, -p no:xdist)."""
+    chosen = any(a.startswith(("-n", "--numprocesses", "--dist")) or a.endswith("no:xdist") for a in pytest_args)
+    if chosen or importlib.util.find_spec("xdist") is None:
         return []
     return ["-n", str(VERIFY_WORKERS), "--dist", "loadfile"]
 

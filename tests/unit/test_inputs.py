@@ -282,7 +282,9 @@ def test_pgha_verify_runs_four_workers_a_module_each_unless_told(monkeypatch):
     from pgha import cli
 
     assert cli._workers(["-v"]) == ["-n", "4", "--dist", "loadfile"]
-    assert cli._workers(["-n", "0"]) == [] and cli._workers(["-p", "no:xdist"]) == []
+    assert cli._workers(["-q", "-p", "no:cacheprovider"]) == ["-n", "4", "--dist", "loadfile"]
+    assert cli._workers(["-n", "0"]) == [] and cli._workers(["-n2"]) == [] and cli._workers(["-p", "no:xdist"]) == []
+    assert cli._workers(["--dist=load"]) == []
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
     assert cli._workers(["-v"]) == []
 
