@@ -99,7 +99,7 @@ lab-test: test-setup browser
 	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST) --ignore=$(SCALE_OUT_TEST) -m destructive
 
 lab-read-only-test: test-setup browser
-	@$(PYTEST) tests/integration -v -rs -n 4 --dist loadfile --ignore=$(OWN_MACHINES_TEST) -m "needs_lxc and not destructive" \
+	@$(VENV)/bin/pgha verify --inventory $(abspath $(INVENTORY)) -v --ignore=$(OWN_MACHINES_TEST) -m "needs_lxc and not destructive" \
 		> $(VENV)/lab-read-only-test.log 2>&1; status=$$?; cat $(VENV)/lab-read-only-test.log; exit $$status
 
 scale-out-test: test-setup

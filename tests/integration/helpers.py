@@ -28,7 +28,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = Path(os.environ.get("PGHA_INVENTORY") or PROJECT_ROOT / "inventory.py").resolve()
 GROUP_DATA = PROJECT_ROOT / "group_data" / "all.py"
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
-PYINFRA = VENV_BIN / "pyinfra"
 PYTHON = VENV_BIN / "python"
 LAB_KNOWN_HOSTS = PROJECT_ROOT / ".lab" / "known_hosts"
 
@@ -55,14 +54,14 @@ def run_pyinfra(
     """
     if Path(inventory).resolve() == INVENTORY:  # scratch inventories are the test's own machines
         safety.GUARD.require(safety.pyinfra_changes(deploy, extra_args))
-    return pyinfra_run.run([str(PYINFRA), "-y", str(inventory), str(deploy), *map(str, extra_args)], timeout)
+    return pyinfra_run.deploy(inventory, str(deploy), *map(str, extra_args), timeout=timeout)
 
 
 def dry_run_changes(inventory: str | os.PathLike, deploy: str | os.PathLike, *extra_args: str,
                     timeout: float = 600) -> tuple[int, list[str], str]:
     """`pyinfra --dry` (with change detection): (exit code, operations that would certainly
     change something, output). Conditional changes (``_if``) are not counted."""
-    returncode, output = pyinfra_run.run([str(PYINFRA), "--dry", str(inventory), str(deploy), *map(str, extra_args)], timeout)
+    returncode, output = pyinfra_run.run([str(pyinfra_run.PYINFRA), "--dry", str(inventory), str(deploy), *map(str, extra_args)], timeout)
     lines = output.splitlines()
     changes = []
     for i, line in enumerate(lines):
