@@ -83,6 +83,12 @@ def configure(cluster: Cluster, node: Node, role: str):
             path=values.IF_REACHABLE, mode="755",
             content=render(values.TEMPLATES / "if-reachable.sh.j2", values.if_reachable_script(cluster)),
         )
+        file_in_place(
+            name="pgbackrest: pgbackrest-archive-push (archive_command: a stale segment of an abandoned "
+                 "timeline does not block archiving)",
+            path=values.ARCHIVE_PUSH, mode="755",
+            content=render(values.TEMPLATES / "archive-push.sh.j2", values.archive_push_script()),
+        )
         config = values.member_config(cluster, common_names(cluster))
     directory_in_place(name="pgbackrest: its log directory", path=values.LOG_PATH, user=user, group=user, mode="770")
     directory_in_place(name="pgbackrest: /etc/pgbackrest", path="/etc/pgbackrest", mode="755")

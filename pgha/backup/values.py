@@ -59,8 +59,8 @@ def make_pgbackrest_command(stanza_name: str, *args: str, user: str | None = Non
                             program: str = "pgbackrest") -> str:
     """The one pgbackrest command line (the deploy, the facts, the CLI, Patroni's and
     PostgreSQL's commands): the cluster's stanza, then ``args``; run as ``user`` when given
-    (else as the caller: PostgreSQL and Patroni run it as postgres); ``program``: pgbackrest
-    or IF_REACHABLE."""
+    (else as the caller: PostgreSQL and Patroni run it as postgres); ``program``: pgbackrest,
+    IF_REACHABLE or ARCHIVE_PUSH."""
     command = " ".join([program, f"--stanza={stanza_name}", *args])
     return f"runuser -u {user} -- {command}" if user else command
 
@@ -71,12 +71,22 @@ def tls_name(node: Node) -> str:
     return node.dns_name or node.name
 
 
+# PostgreSQL's archive_command: pgbackrest archive-push, which lets through a segment of an
+# abandoned timeline that the repository holds with other content (templates/archive-push.sh.j2)
+ARCHIVE_PUSH = f"{SCRIPTS_DIR}/pgbackrest-archive-push"
+DUPLICATE_ERROR = 45  # pgBackRest's ArchiveDuplicateError: "already exists ... with a different checksum"
+
+
+def archive_push_script() -> dict:
+    return {"duplicate_code": DUPLICATE_ERROR}
+
+
 def archive_parameters(settings) -> dict[str, str]:
     """Set in each member's patroni.yml: PostgreSQL hands each WAL file to pgBackRest, which
     queues it in the spool and returns; its async process pushes the queue in batches."""
     return {
         "archive_mode": "on",
-        "archive_command": make_pgbackrest_command(stanza(settings), "archive-push", "%p"),
+        "archive_command": make_pgbackrest_command(stanza(settings), "archive-push", "%p", program=ARCHIVE_PUSH),
         "archive_timeout": settings["pgbackrest_archive_timeout"],
     }
 

@@ -10,6 +10,7 @@ Every command is the user's: `pgha backup`, `pgha backups`, `pgha reinit`, `pgha
 from __future__ import annotations
 
 import datetime
+import re
 import subprocess
 import time
 
@@ -31,6 +32,7 @@ from pg_helpers import (
 from pgha.backup import values as backup_values
 from pgha.backup.facts import parse_info
 from pgha.pki import authority
+from pgha.postgres import data_dir
 from pghalab import values as lab
 
 pytestmark = pytest.mark.skipif(not CLUSTER.backup, reason="the inventory has no `backup` host")
@@ -163,25 +165,81 @@ def test_the_backup_timers_are_active(lab_hosts, cluster):
 # --- archiving ------------------------------------------------------------------------------
 
 
-@pytest.mark.destructive
-def test_archiving_goes_on_after_a_failover(lab_hosts, cluster):
-    leader, replicas = roles()
-    before = superuser_sql("select timeline_id from pg_control_checkpoint()")[0][0]
-    candidate = replicas[0]
+def timeline_of(address: str | None = None) -> int:
+    return superuser_sql("select timeline_id from pg_control_checkpoint()", address)[0][0]
+
+
+def fail_over(lab_hosts, cluster):
+    """The first replica leads (patronictl failover), the cluster healthy again; returns it."""
+    candidate = roles()[1][0]
     failover = lab_hosts[candidate.name].run(
         f"patronictl failover {cluster.settings['patroni_scope']} --candidate {candidate.patroni_name} --force"
     )
     assert failover.rc == 0, failover.stderr
     assert helpers.wait_until(lambda: roles()[0].name == candidate.name, 60, interval=1)
     assert not wait_for_healthy_cluster(120)
+    return candidate
+
+
+@pytest.mark.destructive
+def test_archiving_goes_on_after_a_failover(lab_hosts, cluster):
+    before = timeline_of()
+    candidate = fail_over(lab_hosts, cluster)
     check = lab_hosts[REPO.name].run(
         backup_values.make_pgbackrest_command(STANZA, "check", user=backup_values.REPO_USER)
     )
     assert check.rc == 0, check.stderr
-    timeline = superuser_sql("select timeline_id from pg_control_checkpoint()", candidate.address)[0][0]
+    timeline = timeline_of(candidate.address)
     assert timeline > before
     newest = repository_info(lab_hosts)["wal"][1]
     assert int(newest[:8], 16) == timeline, (newest, timeline)
+    proc = pgha("status")
+    assert "archiving: ok" in proc.stdout and proc.returncode == 0, proc.stdout
+
+
+def archived_segments(lab_hosts) -> list[str]:
+    """The WAL segments the repository holds (their names, oldest first)."""
+    listing = lab_hosts[REPO.name].run(backup_values.make_pgbackrest_command(
+        STANZA, "repo-ls", "--recurse", f"archive/{STANZA}", user=backup_values.REPO_USER))
+    assert listing.rc == 0, listing.stderr
+    return sorted(set(re.findall(r"\b([0-9A-F]{24})-[0-9a-f]{40}", listing.stdout)))
+
+
+@pytest.mark.destructive
+def test_a_stale_segment_of_an_abandoned_timeline_does_not_block_archiving(lab_hosts, cluster):
+    """The soak's finding: a leader with a `.ready` segment of an older timeline that the
+    repository holds with other content (written while it led cut off from the others, or
+    brought back by pg_rewind). pgBackRest refuses it (error 45) and PostgreSQL used to retry
+    it forever, archiving nothing after it; the repository's copy must stay as it was."""
+    if timeline_of() == 1:
+        fail_over(lab_hosts, cluster)
+    leader = roles()[0]
+    host = lab_hosts[leader.name]
+    timeline = timeline_of(leader.address)
+    segment = next((s for s in reversed(archived_segments(lab_hosts)) if int(s[:8], 16) < timeline), None)
+    assert segment, f"the repository holds no segment of a timeline older than {timeline}"
+    wal_dir = f"{data_dir(cluster.settings)}/pg_wal"
+    fetched, stale = "/var/tmp/pgha-archived-segment", f"{wal_dir}/{segment}"
+    get = backup_values.make_pgbackrest_command(STANZA, "archive-get", segment, user=backup_values.PG_USER)
+    checksum = f"sha256sum {fetched} | cut -d' ' -f1"
+    try:
+        host.run_expect([0], f"{get} {fetched}")
+        original = host.check_output(checksum)
+        # the same segment with other bytes in its unused tail: its header still this cluster's
+        host.run_expect([0], f"printf pgha-stale | dd of={fetched} bs=1 seek=$((16 * 1024 * 1024 - 64)) "
+                             f"conv=notrunc status=none && install -o postgres -g postgres -m 600 {fetched} {stale} "
+                             f"&& runuser -u postgres -- touch {wal_dir}/archive_status/{segment}.ready")
+        assert helpers.wait_until(lambda: not host.file(f"{wal_dir}/archive_status/{segment}.ready").exists,
+                                  60, interval=1), f"{segment}.ready is still there: archiving is blocked"
+        superuser_sql("select txid_current()", leader.address)  # a commit record: the switch has WAL to close
+        switched = superuser_sql("select pg_walfile_name(pg_switch_wal())", leader.address)[0][0]
+        assert helpers.wait_until(
+            lambda: superuser_sql("select last_archived_wal from pg_stat_archiver", leader.address)[0][0] >= switched,
+            60, interval=1), f"{switched} was not archived after the stale segment"
+        host.run_expect([0], f"rm -f {fetched} && {get} {fetched}")
+        assert host.check_output(checksum) == original, "the repository's copy changed"
+    finally:
+        host.run(f"rm -f {fetched} {stale} {wal_dir}/archive_status/{segment}.ready {wal_dir}/archive_status/{segment}.done")
     proc = pgha("status")
     assert "archiving: ok" in proc.stdout and proc.returncode == 0, proc.stdout
 

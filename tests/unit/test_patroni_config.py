@@ -277,7 +277,7 @@ def test_postgresql_paths(cluster):
         "ssl_min_protocol_version": "TLSv1.2",
         # the lab has a `backup` host: archiving to pgBackRest
         "archive_mode": "on",
-        "archive_command": "pgbackrest --stanza=my-ha-cluster archive-push %p",
+        "archive_command": "/usr/local/lib/pgha/pgbackrest-archive-push --stanza=my-ha-cluster archive-push %p",
         "archive_timeout": "60s",
     }
 

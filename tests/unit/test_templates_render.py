@@ -39,6 +39,7 @@ def template_data(cluster) -> dict[str, dict]:
         "backup/backup.service.j2": backup.timers(cluster)[0],
         "backup/backup.timer.j2": backup.timers(cluster)[0],
         "backup/if-reachable.sh.j2": backup.if_reachable_script(cluster),
+        "backup/archive-push.sh.j2": backup.archive_push_script(),
         "pooler/pgbouncer.ini.j2": pooler.config(cluster),
         "pooler/listen.ini.j2": pooler.listen(cluster),
         "monitor/dropin.conf.j2": dropin(server.daemons(cluster, cluster.node("monitor1"))[0]),
