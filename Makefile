@@ -9,8 +9,8 @@ BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
 # the own-machines deploy, which `make test` runs beside the bookworm lab
 OWN_MACHINES_TEST := tests/integration/test_own_machines.py
 OWN_MACHINES_LOG := $(VENV)/own-machines-test.log
-# the etcd scale-out on scratch containers of its own, which `make lab-test` runs beside the
-# read-only tests that need the lab
+# the etcd scale-out on scratch containers of its own, which `make test` runs after the
+# own-machines test, beside the bookworm lab
 SCALE_OUT_TEST := tests/integration/test_etcd_scale_out.py
 # extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
 VERIFY_ARGS ?=
@@ -27,7 +27,7 @@ TOOLS := $(VENV)/tools/bin
 TOOL_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 BROWSER_PACKAGES := chromium
 
-.PHONY: setup test-setup tools browser lab cluster test lint-and-unit fresh-cluster lab-test lab-read-only-test scale-out-test own-machines-test second-release-test unit lint verify drills teardown
+.PHONY: setup test-setup tools browser base lab cluster test lint-and-unit fresh-cluster lab-test lab-read-only-test lab-destructive-test second-release-base scratch-machines-test scale-out-test own-machines-test second-release-test unit lint verify drills teardown
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -60,6 +60,10 @@ browser:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); }
 
+## Only the lab's base container of INVENTORY's release (no node)
+base: setup
+	$(PYINFRA) $(INVENTORY) deploys/lxc_base.py --limit lxc_hosts
+
 ## The LXC lab: 3 etcd + 3 Patroni containers on this machine
 lab: setup
 	$(PYINFRA) $(INVENTORY) deploys/lxc_hosts.py --limit lxc_hosts
@@ -69,16 +73,19 @@ cluster: lab
 	$(PYINFRA) $(INVENTORY) deploys/all.py
 
 ## Every test. Side by side: the linter and the unit tests, and a clean lab of the default
-## release with the whole cluster. Then on that lab the tests that break it or need it
-## (`lab-test`). Then side by side: the own-machines deploy on scratch machines, whose
-## `pgha verify` is the default release's read-only verification, and a clean lab of the other release with its deploy, its
-## read-only verification and the drills that are not slow (one lab at a time). The lab's
-## tests run alone: beside the own-machines deploy, the repository-down test failed twice.
+## release with the whole cluster. Then side by side: the read-only tests that need that lab,
+## and the other release's base container (no node: it touches no container of the lab).
+## Then the tests that break the lab, alone: beside the own-machines deploy, the
+## repository-down test failed twice. Then side by side: the tests on scratch machines of
+## their own (the own-machines deploy, whose `pgha verify` is the default release's read-only
+## verification, then the etcd scale-out), and a clean lab of the other release with its
+## deploy, its read-only verification and the drills that are not slow (one lab at a time).
 test: test-setup tools browser
 	$(MAKE) -j2 lint-and-unit fresh-cluster
-	$(MAKE) lab-test
+	$(MAKE) -j2 lab-read-only-test second-release-base
+	$(MAKE) lab-destructive-test
 	$(MAKE) teardown
-	$(MAKE) -j2 own-machines-test second-release-test
+	$(MAKE) -j2 scratch-machines-test second-release-test
 
 ## lint and the unit tests, their output in one piece when they end (they run beside the lab's build)
 lint-and-unit: test-setup tools
@@ -89,15 +96,17 @@ fresh-cluster:
 	$(MAKE) teardown
 	$(MAKE) cluster
 
-## On the lab: the tests that break the cluster on purpose or need the lab (the read-only
-## ones run on the own-machines cluster, through its `pgha verify`). First, side by side, the
-## read-only ones that need the lab (four processes, as `pgha verify`) and the etcd scale-out
-## on scratch containers of its own (neither breaks the lab, nor weighs on it); then the
-## destructive ones, one at a time
+## On the lab: the tests that need the lab or break the cluster on purpose (the other
+## read-only ones run on the own-machines cluster, through its `pgha verify`)
 lab-test: test-setup browser
-	$(MAKE) -j2 lab-read-only-test scale-out-test
+	$(MAKE) lab-read-only-test
+	$(MAKE) lab-destructive-test
+
+## the destructive tests on the lab, one at a time (those on scratch machines apart)
+lab-destructive-test: test-setup browser
 	$(PYTEST) tests/integration -v -rs --destructive --durations=25 --ignore=$(OWN_MACHINES_TEST) --ignore=$(SCALE_OUT_TEST) -m destructive
 
+## the read-only tests that need the lab, four processes (as `pgha verify`)
 lab-read-only-test: test-setup browser
 	@$(VENV)/bin/pgha verify --inventory $(abspath $(INVENTORY)) -v --ignore=$(OWN_MACHINES_TEST) -m "needs_lxc and not destructive" \
 		> $(VENV)/lab-read-only-test.log 2>&1; status=$$?; cat $(VENV)/lab-read-only-test.log; exit $$status
@@ -113,6 +122,15 @@ own-machines-test: test-setup
 	@echo "own-machines test: $(OWN_MACHINES_TEST), output in $(OWN_MACHINES_LOG) until it ends"
 	@$(PYTEST) $(OWN_MACHINES_TEST) -v -rs --destructive --durations=10 > $(OWN_MACHINES_LOG) 2>&1; \
 		status=$$?; cat $(OWN_MACHINES_LOG); exit $$status
+
+## The tests on scratch machines of their own, one after the other (they run beside a lab)
+scratch-machines-test: test-setup
+	$(MAKE) own-machines-test
+	$(MAKE) scale-out-test
+
+## the second release's base container, built while the first release's lab runs
+second-release-base: setup
+	$(MAKE) base INVENTORY=$(BOOKWORM_INVENTORY)
 
 ## The second release's lab: deploy, read-only verification, the drills that are not slow
 second-release-test: test-setup browser

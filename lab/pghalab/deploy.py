@@ -195,12 +195,18 @@ def alert_receiver(cluster):
         )
 
 
-def build(cluster):
-    """The whole lab, on the LXC host only (every other host skips it)."""
+def build_base(cluster) -> bool:
+    """LXC, the lab network and the base container, on the LXC host only: False elsewhere."""
     if lab.LAB_GROUP not in host.groups:
-        return
+        return False
     install()
     network(cluster)
     base_container(cluster)
-    containers(cluster)
-    alert_receiver(cluster)
+    return True
+
+
+def build(cluster):
+    """The whole lab, on the LXC host only (every other host skips it)."""
+    if build_base(cluster):
+        containers(cluster)
+        alert_receiver(cluster)
