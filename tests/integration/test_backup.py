@@ -229,10 +229,12 @@ def test_a_stale_segment_of_an_abandoned_timeline_does_not_block_archiving(lab_h
         host.run_expect([0], f"printf pgha-stale | dd of={fetched} bs=1 seek=$((16 * 1024 * 1024 - 64)) "
                              f"conv=notrunc status=none && install -o postgres -g postgres -m 600 {fetched} {stale} "
                              f"&& runuser -u postgres -- touch {wal_dir}/archive_status/{segment}.ready")
+        # a switch wakes the archiver (a marker alone waits for its next minute); the stale
+        # segment sorts first. txid_current: a commit record, so the switch has WAL to close
+        superuser_sql("select txid_current()", leader.address)
+        switched = superuser_sql("select pg_walfile_name(pg_switch_wal())", leader.address)[0][0]
         assert helpers.wait_until(lambda: not host.file(f"{wal_dir}/archive_status/{segment}.ready").exists,
                                   60, interval=1), f"{segment}.ready is still there: archiving is blocked"
-        superuser_sql("select txid_current()", leader.address)  # a commit record: the switch has WAL to close
-        switched = superuser_sql("select pg_walfile_name(pg_switch_wal())", leader.address)[0][0]
         assert helpers.wait_until(
             lambda: superuser_sql("select last_archived_wal from pg_stat_archiver", leader.address)[0][0] >= switched,
             60, interval=1), f"{switched} was not archived after the stale segment"
