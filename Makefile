@@ -9,8 +9,8 @@ BOOKWORM_INVENTORY := inventories/lab-bookworm/inventory.py
 # the own-machines deploy, which `make test` runs beside the bookworm lab
 OWN_MACHINES_TEST := tests/integration/test_own_machines.py
 OWN_MACHINES_LOG := $(VENV)/own-machines-test.log
-# the etcd scale-out on scratch containers of its own, which `make test` runs after the
-# own-machines test, beside the bookworm lab
+# the etcd scale-out on scratch containers of its own, which `make test` runs beside the
+# read-only tests that need the lab (it checks that the lab is untouched: never beside drills)
 SCALE_OUT_TEST := tests/integration/test_etcd_scale_out.py
 # extra pytest arguments of `make verify` and `make drills` (e.g. VERIFY_ARGS='-k etcd')
 VERIFY_ARGS ?=
@@ -27,7 +27,7 @@ TOOLS := $(VENV)/tools/bin
 TOOL_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter
 BROWSER_PACKAGES := chromium
 
-.PHONY: setup test-setup tools browser base lab cluster test lint-and-unit fresh-cluster lab-test lab-read-only-test lab-destructive-test second-release-base scratch-machines-test scale-out-test own-machines-test second-release-test unit lint verify drills teardown
+.PHONY: setup test-setup tools browser base lab cluster test lint-and-unit fresh-cluster lab-test lab-read-only-test lab-destructive-test second-release-base scale-out-test own-machines-test second-release-test unit lint verify drills teardown
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
@@ -74,18 +74,18 @@ cluster: lab
 
 ## Every test. Side by side: the linter and the unit tests, and a clean lab of the default
 ## release with the whole cluster. Then side by side: the read-only tests that need that lab,
-## and the other release's base container (no node: it touches no container of the lab).
-## Then the tests that break the lab, alone: beside the own-machines deploy, the
-## repository-down test failed twice. Then side by side: the tests on scratch machines of
-## their own (the own-machines deploy, whose `pgha verify` is the default release's read-only
-## verification, then the etcd scale-out), and a clean lab of the other release with its
+## the etcd scale-out on scratch containers of its own, and the other release's base
+## container (no node: it touches no container of the lab). Then the tests that break the
+## lab, alone: beside the own-machines deploy, the repository-down test failed twice. Then
+## side by side: the own-machines deploy on scratch machines, whose `pgha verify` is the
+## default release's read-only verification, and a clean lab of the other release with its
 ## deploy, its read-only verification and the drills that are not slow (one lab at a time).
 test: test-setup tools browser
 	$(MAKE) -j2 lint-and-unit fresh-cluster
-	$(MAKE) -j2 lab-read-only-test second-release-base
+	$(MAKE) -j3 lab-read-only-test scale-out-test second-release-base
 	$(MAKE) lab-destructive-test
 	$(MAKE) teardown
-	$(MAKE) -j2 scratch-machines-test second-release-test
+	$(MAKE) -j2 own-machines-test second-release-test
 
 ## lint and the unit tests, their output in one piece when they end (they run beside the lab's build)
 lint-and-unit: test-setup tools
@@ -97,9 +97,11 @@ fresh-cluster:
 	$(MAKE) cluster
 
 ## On the lab: the tests that need the lab or break the cluster on purpose (the other
-## read-only ones run on the own-machines cluster, through its `pgha verify`)
+## read-only ones run on the own-machines cluster, through its `pgha verify`). First, side by
+## side, the read-only ones and the etcd scale-out on scratch containers (neither breaks the
+## lab); then the destructive ones, one at a time
 lab-test: test-setup browser
-	$(MAKE) lab-read-only-test
+	$(MAKE) -j2 lab-read-only-test scale-out-test
 	$(MAKE) lab-destructive-test
 
 ## the destructive tests on the lab, one at a time (those on scratch machines apart)
@@ -122,11 +124,6 @@ own-machines-test: test-setup
 	@echo "own-machines test: $(OWN_MACHINES_TEST), output in $(OWN_MACHINES_LOG) until it ends"
 	@$(PYTEST) $(OWN_MACHINES_TEST) -v -rs --destructive --durations=10 > $(OWN_MACHINES_LOG) 2>&1; \
 		status=$$?; cat $(OWN_MACHINES_LOG); exit $$status
-
-## The tests on scratch machines of their own, one after the other (they run beside a lab)
-scratch-machines-test: test-setup
-	$(MAKE) own-machines-test
-	$(MAKE) scale-out-test
 
 ## the second release's base container, built while the first release's lab runs
 second-release-base: setup
