@@ -53,8 +53,8 @@ def check_members(cluster, state: dict, bank: Bank) -> dict:
     for node in cluster.patroni:
         leader = node.patroni_name == state["leader"]
         snapshot = read_bank(cluster, node.address, ids=leader)
-        if snapshot is None:
-            out["members"][node.patroni_name] = {"ok": False, "problem": "did not answer"}
+        if "error" in snapshot:
+            out["members"][node.patroni_name] = {"ok": False, "problem": f"did not answer: {snapshot['error']}"}
             continue
         found = verdict(snapshot["accounts"], ACCOUNTS, snapshot["transfers"], acknowledged, unknown) if leader \
             else verdict(snapshot["accounts"], ACCOUNTS)
@@ -76,6 +76,7 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, hea
     fault.choose(ctx)
     target = ctx.target.name if ctx.target else [n.name for n in ctx.etcd_targets]
     ctx.t_inject = time.monotonic()
+    injected_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # to find it in the journals
     try:
         fault.inject(ctx)
         fault.during(ctx)
@@ -88,7 +89,7 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, hea
     t_healthy = time.monotonic()
     wait_for(lambda: bank.last_ack() > t_healthy, 30, 0.1)  # writes go on
     result = {
-        "fault": name, "hold_s": hold, "old_leader": leader["name"], "target": target,
+        "fault": name, "injected_at": injected_at, "hold_s": hold, "old_leader": leader["name"], "target": target,
         "new_leader": after["leader"], "healed": after["ok"], "problem": after["problem"],
         "heal_s": round(t_healthy - ctx.t_heal, 1),
         "unavailable_s": longest_gap(bank.ack_times(), ctx.t_inject, time.monotonic()),

@@ -17,9 +17,12 @@ settings at the end. About 5 minutes on the lab with the seed's timings.
 from __future__ import annotations
 
 import os
+import time
+from contextlib import closing
 from pathlib import Path
 
 import helpers
+import psycopg2
 import pytest
 
 from pgha import client
@@ -28,6 +31,8 @@ from pgha.patroni.values import failsafe_mode
 from pgha.settings.loader import load_cluster
 from pgha.waiting import wait_for
 from pghalab import drills, soak
+from pghalab.drills import bank
+from pghalab.drills.libpq import try_query
 
 INVENTORY = Path(os.environ.get("PGHA_INVENTORY", helpers.INVENTORY)).resolve()
 CLUSTER = load_cluster(INVENTORY)
@@ -153,6 +158,37 @@ def test_etcd_quorum_lost_and_the_leader_cut_off():
     assert notes["isolated_demoted"], "the cut-off leader kept accepting writes without the DCS"
     assert notes["other_primaries"] == [], f"writable without the DCS: {notes['other_primaries']}"
     assert_common(result)
+
+
+LONG_LOG = 1_500_000  # more transfers than a 100-fault soak logs (1.35 million with seed 2100)
+
+
+def test_the_bank_check_answers_on_a_long_log():
+    """The soak's check after fault 85 of a 100-fault run: a log of over a million transfers
+    read on every member within the 10 s the first version of the check was given (it read
+    the log once per account and direction and stopped answering)."""
+    bank.setup_bank(CLUSTER, soak.ACCOUNTS)
+    with closing(psycopg2.connect(client.dsn(CLUSTER, connect_timeout=5))) as conn, conn.cursor() as cur:
+        # pairs of opposite transfers: the log grows, the balances do not move
+        cur.execute(f"insert into {bank.TRANSFERS} (id, src, dst, amount) "
+                    "select 'long-' || g || '-' || d, 1 + (g + d) %% %s, 1 + (g + 1 - d) %% %s, 1 + g %% 50 "
+                    "from generate_series(1, %s) g, generate_series(0, 1) d",
+                    (soak.ACCOUNTS, soak.ACCOUNTS, LONG_LOG // 2))
+        conn.commit()
+    leader = drills.cluster_state(CLUSTER)["leader"]
+    for node in CLUSTER.patroni:
+        def caught_up(address=node.address):
+            rows = try_query(CLUSTER, address, f"select count(*) from {bank.TRANSFERS}", timeout=30)
+            return rows and rows[0][0] == LONG_LOG
+        assert wait_for(caught_up, 120, 1), f"{node.patroni_name} did not replay the {LONG_LOG} transfers"
+        started = time.monotonic()
+        snapshot = bank.read_bank(CLUSTER, node.address, ids=node.patroni_name == leader, timeout=10)
+        print(f"\n{node.patroni_name}: the check read {LONG_LOG} transfers in {time.monotonic() - started:.1f} s")
+        assert "error" not in snapshot, f"{node.patroni_name}: {snapshot['error']}"
+        found = bank.verdict(snapshot["accounts"], soak.ACCOUNTS)
+        assert found["ok"], f"{node.patroni_name}: {found}"
+        if snapshot["transfers"] is not None:
+            assert len(snapshot["transfers"]) == LONG_LOG
 
 
 # The short soak of make test: a fixed seed draws three faults the drills above do not cause
