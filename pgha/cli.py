@@ -179,9 +179,13 @@ def _workers(pytest_args: list[str]) -> list[str]:
 
 
 def _switchover(cluster: Cluster, args) -> int:
-    result = client.switchover(cluster, args.candidate, args.timeout, pause=not args.no_pause)
+    result = client.switchover(cluster, args.candidate, args.timeout, pause=not args.no_pause,
+                               progress=lambda line: print(line, flush=True))
     paused = (f", every PgBouncer paused for it (PAUSE took {result['paused']:.2f}s)"
               if result["paused"] is not None else " (PgBouncer not paused)")
+    waited = result["failsafe_waited"]
+    if waited:
+        print(f"failsafe mode ended on {', '.join(waited['members'])} after {waited['seconds']:.1f}s")
     print(f"switchover {result['from']} -> {result['to']}: writes accepted through every HAProxy after "
           f"{result['seconds']:.2f}s{paused}")
     return 0

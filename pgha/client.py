@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
@@ -168,23 +169,45 @@ def _ready_to_switch(cluster: Cluster, candidate: str | None) -> dict:
     raise SwitchoverError(f"no healthy replica to switch over to (the others: {states or 'none'})")
 
 
-def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 60, pause: bool = True) -> dict:
+def switchover(cluster: Cluster, candidate: str | None = None, timeout: float = 60, pause: bool = True,
+               progress: Callable[[str], None] | None = None) -> dict:
     """Move the leadership through Patroni (``POST /switchover``) to ``candidate`` (a
     Patroni name) or to any healthy replica, and wait until the new leader accepts writes
     through every node's HAProxy. With ``pause``, every PgBouncer is paused first and
     resumed after that (pgha.pooler.api): a pooled client's query waits instead of failing.
-    Returns ``{"from", "to", "seconds", "paused"}`` (seconds from the request, or the pause,
-    to the new leader seen through every HAProxy; paused: the seconds PAUSE took, or None)."""
+    Returns ``{"from", "to", "seconds", "paused", "failsafe_waited"}`` (seconds from the
+    request, or the pause, to the new leader seen through every HAProxy; paused: the seconds
+    PAUSE took, or None; failsafe_waited: see _failsafe_ended, said to ``progress``)."""
     old = _ready_to_switch(cluster, candidate)
+    waited = _failsafe_ended(cluster, progress)
     started = time.monotonic()
     if not pause:
-        return {**_switch(cluster, old, candidate, timeout, started), "paused": None}
+        return {**_switch(cluster, old, candidate, timeout, started), "paused": None, "failsafe_waited": waited}
     try:
         with pooler_api.paused(cluster) as pause_seconds:
             result = _switch(cluster, old, candidate, timeout, started)
     except pooler_api.PoolerError as error:
         raise SwitchoverError(f"{error} (`pgha switchover --no-pause` switches over without pausing)") from None
-    return {**result, "paused": round(pause_seconds, 3)}
+    return {**result, "paused": round(pause_seconds, 3), "failsafe_waited": waited}
+
+
+def _failsafe_ended(cluster: Cluster, progress: Callable[[str], None] | None = None) -> dict | None:
+    """Wait (up to the ttl, the leader taking writes meanwhile) until no member is in
+    failsafe mode: right after the leader lost the DCS, a replica it kept in line would
+    follow it for the rest of the ttl once its key is released, and the cluster would stay
+    without a leader that long (the soak's finding). {"seconds", "members"} when it waited."""
+    members = rest.failsafe_active(cluster)
+    if not members:
+        return None
+    started = time.monotonic()
+    ttl = cluster.settings["patroni_ttl"]
+    if progress:
+        progress(f"failsafe mode active on {', '.join(members)} (the leader lost etcd a moment ago): waiting up to "
+                 f"{ttl}s for it to end, the leader taking writes meanwhile, or they would follow it without its key")
+    if not wait_for(lambda: not rest.failsafe_active(cluster), ttl + 5, interval=0.5):
+        raise SwitchoverError(f"failsafe mode still active on {', '.join(rest.failsafe_active(cluster))} after "
+                              f"{ttl + 5}s: the leader does not reach etcd, and a switchover needs it")
+    return {"seconds": round(time.monotonic() - started, 1), "members": members}
 
 
 def _switch(cluster: Cluster, old: dict, candidate: str | None, timeout: float, started: float) -> dict:

@@ -215,7 +215,7 @@ def restart(cluster: Cluster, names: list[str] | None, timeout: float = 120, say
                 raise MaintenanceError(f"{name} leads and no other replica runs: nothing to switch over to")
             say(f"{name} leads: switching over to {candidate}, which restarts it as a replica (PgBouncer paused)")
             started = time.monotonic()
-            switched = client.switchover(cluster, candidate)
+            switched = client.switchover(cluster, candidate, progress=say)
             if not wait_for(partial(streaming, cluster, name), timeout, interval=0.5):
                 raise MaintenanceError(f"{name} handed over to {candidate} but does not stream from it after {timeout:.0f}s")
             seconds = round(time.monotonic() - started, 2)

@@ -181,7 +181,7 @@ def upgrade(cluster: Cluster, dry_run: bool = False, timeout: float = 120, say=p
             if candidate is None:
                 raise MaintenanceError(f"{step.node.patroni_name} leads and no replica runs: nothing to switch over to")
             say(f"{step.node.patroni_name} leads: switching over to {candidate} (PgBouncer paused)")
-            row["switchover"] = client.switchover(cluster, candidate)
+            row["switchover"] = client.switchover(cluster, candidate, progress=say)
         say(f"updating {step.node.name} ({step.kind}): {listed} ...")
         if step.kind == "etcd":
             _update_etcd(cluster, step, timeout)

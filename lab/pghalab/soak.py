@@ -107,9 +107,11 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, hea
 
 
 def run_soak(cluster, seed: int, count: int, names: list[str], clients: int = 8, heal_timeout: float = 180,
-             report: Callable[[dict], None] | None = None) -> dict:
-    """The whole run; ``report`` gets each fault's result as it ends."""
-    plan = schedule(seed, count, names)
+             report: Callable[[dict], None] | None = None, plan: list[tuple[str, float]] | None = None) -> dict:
+    """The whole run; ``report`` gets each fault's result as it ends (the bank's clients
+    still running). ``plan``: these (fault, hold) instead of the ones ``seed`` draws."""
+    plan = plan or schedule(seed, count, names)
+    count = len(plan)
     setup_bank(cluster, ACCOUNTS)
     monitor = Monitor(cluster, write=True).start()
     bank = Bank(cluster, seed, clients).start()

@@ -131,7 +131,7 @@ def configure(cluster: Cluster, node: Node, archiving: dict):
     file_in_place(name="patroni: stop-time switchover script (leader hands over before stopping)",
                   path=patroni.HANDOVER_SCRIPT, mode="755",
                   content=render(patroni.TEMPLATES / "handover.sh.j2", patroni.handover_script(cluster, node)))
-    unit = file_in_place(name="patroni: systemd unit (KillMode=process, TimeoutSec=30)", path=patroni.UNIT_FILE,
+    unit = file_in_place(name="patroni: systemd unit (KillMode=process, stop timeout)", path=patroni.UNIT_FILE,
                          content=render(patroni.TEMPLATES / "patroni.service.j2", patroni.systemd_unit(cluster, node)))
     systemd.daemon_reload(name="patroni: systemd reload", _if=unit.did_change)
     return config

@@ -253,6 +253,14 @@ def own_statuses(cluster: Cluster, timeout: float = 2) -> dict[str, dict | None]
         return dict(pool.map(ask, cluster.patroni))
 
 
+def failsafe_active(cluster: Cluster, timeout: float = 2) -> list[str]:
+    """The members whose own GET /patroni says failsafe mode is active. On a replica it
+    stays so for ttl after the leader's last POST /failsafe (sent while the leader could not
+    reach the DCS, reset only by a promotion): meanwhile, with no leader key, the replica
+    follows that leader as if it still held the lock (Patroni's ``Failsafe.update_cluster``)."""
+    return sorted(name for name, own in own_statuses(cluster, timeout).items()
+                  if own and own.get("failsafe_mode_is_active"))
+
 def status(cluster: Cluster, timeout: float = 2) -> dict:
     """`pgha status`'s view: every inventory member as its own REST API and the DCS see it
     (member_rows), asked of all members at once, and what is wrong. A leader that does not

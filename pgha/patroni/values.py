@@ -352,6 +352,7 @@ def handover_script(cluster: Cluster, node: Node) -> dict:
         "curlrc": RESTAPI_CURLRC,
         "leader_check": LEADER_CHECK,
         "member": node.patroni_name,
+        "failsafe_wait": cluster.settings["patroni_ttl"],
     }
 
 
@@ -361,7 +362,14 @@ def systemd_unit(cluster: Cluster, node: Node) -> dict:
         "member": node.patroni_name,
         "config_file": config_file(node),
         "handover": HANDOVER_SCRIPT if cluster.settings["patroni_switchover_on_stop"] else "",
+        "stop_timeout": stop_timeout(cluster.settings),
     }
+
+
+def stop_timeout(settings) -> int:
+    """systemd's TimeoutStopSec: 30 s, and the ttl more with the stop-time switchover, whose
+    script may wait that long for failsafe mode to end before its own 20 s at most."""
+    return 30 + (settings["patroni_ttl"] if settings["patroni_switchover_on_stop"] else 0)
 
 
 def packages(settings) -> list[str]:

@@ -43,6 +43,7 @@ from pg_helpers import (
 )
 
 from pgha.patroni import rest
+from pgha.patroni import values as patroni_values
 
 DEPLOY = "deploys/patroni.py"
 UNIT_FILE = "/etc/systemd/system/patroni.service"
@@ -412,6 +413,12 @@ def test_patronictl_list_without_arguments(patroni_hosts, name):
     assert S["patroni_scope"] in result.stdout
 
 
+def systemd_span(seconds: int) -> str:
+    """A duration as `systemctl show` prints it: 60 -> "1min", 90 -> "1min 30s"."""
+    minutes, rest_seconds = divmod(seconds, 60)
+    return " ".join(part for part in (f"{minutes}min" if minutes else "", f"{rest_seconds}s" if rest_seconds else "") if part)
+
+
 @pytest.mark.parametrize("name", PATRONI_NAMES)
 def test_systemd_unit_killmode_timeout_enabled(patroni_hosts, name):
     host = patroni_hosts[name]
@@ -424,14 +431,14 @@ def test_systemd_unit_killmode_timeout_enabled(patroni_hosts, name):
     assert props == {
         "KillMode": "process",
         "TimeoutStartUSec": "30s",
-        "TimeoutStopUSec": "30s",
+        "TimeoutStopUSec": systemd_span(patroni_values.stop_timeout(S)),
         "UnitFileState": "enabled",
         "ActiveState": "active",
         "FragmentPath": UNIT_FILE,
     }
     unit = host.file(UNIT_FILE).content_string
     assert re.search(r"^KillMode=process$", unit, re.M), unit
-    assert re.search(r"^TimeoutSec=30$", unit, re.M), unit
+    assert re.search(rf"^TimeoutStopSec={patroni_values.stop_timeout(S)}$", unit, re.M), unit
     assert host.service("patroni").is_enabled
 
 

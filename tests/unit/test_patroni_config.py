@@ -437,6 +437,7 @@ def test_systemd_unit(cluster, handover):
             "member": "pg-1",
             "config_file": patroni.config_file(node),
             "handover": handover,
+            "stop_timeout": 60,
         },
     )
     unit = load_unit(text)
@@ -444,7 +445,8 @@ def test_systemd_unit(cluster, handover):
     # patroni_switchover_on_stop: the leader hands over before it stops
     assert service.get("ExecStop") == (handover or None)
     assert service["KillMode"] == "process"
-    assert service["TimeoutSec"] == "30"
+    assert service["TimeoutStartSec"] == "30"
+    assert service["TimeoutStopSec"] == "60"
     assert service["ExecStart"] == "/usr/bin/patroni /etc/patroni/pg-1.yml"
     assert service["User"] == "postgres"
     assert service["Group"] == "postgres"
@@ -458,7 +460,7 @@ def test_handover_script_switches_over_only_from_an_unpaused_leader():
     text = render(
         "patroni/handover.sh.j2",
         {"api": "https://127.0.0.1:8008", "ca_file": "/etc/pgha/tls/ca.crt", "curlrc": "/etc/patroni/.restapi-curlrc",
-         "member": "pg-1", "leader_check": "/primary"},
+         "member": "pg-1", "leader_check": "/primary", "failsafe_wait": 30},
     )
     lines = text.splitlines()
     assert lines[0] == "#!/bin/sh"
