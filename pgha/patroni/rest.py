@@ -261,6 +261,7 @@ def failsafe_active(cluster: Cluster, timeout: float = 2) -> list[str]:
     return sorted(name for name, own in own_statuses(cluster, timeout).items()
                   if own and own.get("failsafe_mode_is_active"))
 
+
 def status(cluster: Cluster, timeout: float = 2) -> dict:
     """`pgha status`'s view: every inventory member as its own REST API and the DCS see it
     (member_rows), asked of all members at once, and what is wrong. A leader that does not
