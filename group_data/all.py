@@ -85,7 +85,9 @@ patroni_admin_user = "dba"  # createrole, createdb
 # seed's final design); False: Patroni is given the list of etcd nodes.
 patroni_dcs_via_local_proxy = True
 # `systemctl stop patroni` (or a shutdown) on the leader first hands the leadership to a
-# healthy replica (planned switchover, ~1.5 s without writes; Patroni's own stop: ~2.5 s)
+# healthy replica (planned switchover, ~1.5 s without writes; Patroni's own stop: ~2.5 s).
+# Right after the leader lost etcd it first waits, up to the ttl, for failsafe mode to end
+# (docs/high-availability.md#dcs-failsafe-mode)
 patroni_switchover_on_stop = True
 # Members still in Patroni's cluster but no longer in the inventory are refused unless true;
 # then the deploy stops and disables them (their data is kept) and drops their replication
