@@ -86,14 +86,15 @@ def test_it_waits_until_no_replica_is_in_failsafe_mode(tmp_path):
     [at] = posted(calls)
     last_active = sorted(float(t) for t, method, url in calls if method == "GET" and url.startswith("https://10."))[4]
     assert at > last_active, calls  # the switchover only after the last answer that said active
-    assert 1.5 < seconds < 5, seconds
+    assert 1.5 < seconds < 6, seconds
 
 
 def test_the_wait_is_bounded_then_it_switches_over_anyway(tmp_path):
     done, calls, seconds = run_handover(tmp_path, active_answers=10**6, failsafe_wait=2)
     assert done.returncode == 0, done
     assert len(posted(calls)) == 1, calls
-    assert 1.5 < seconds < 5, seconds
+    # the deadline is in whole seconds of `date +%s`: between 1 and 2 s of waiting, a check more
+    assert 1 <= seconds < 6, seconds
 
 
 def test_in_maintenance_mode_it_does_nothing(tmp_path):
