@@ -352,7 +352,7 @@ def handover_script(cluster: Cluster, node: Node) -> dict:
         "curlrc": RESTAPI_CURLRC,
         "leader_check": LEADER_CHECK,
         "member": node.patroni_name,
-        "failsafe_wait": cluster.settings["patroni_ttl"],
+        "failsafe_wait": failsafe_wait(cluster.settings),
     }
 
 
@@ -366,10 +366,16 @@ def systemd_unit(cluster: Cluster, node: Node) -> dict:
     }
 
 
+def failsafe_wait(settings) -> int:
+    """How long the stop-time switchover waits, at most, for failsafe mode to end on every
+    member: the ttl, for which a replica keeps the leader's last POST /failsafe."""
+    return settings["patroni_ttl"]
+
+
 def stop_timeout(settings) -> int:
-    """systemd's TimeoutStopSec: 30 s, and the ttl more with the stop-time switchover, whose
-    script may wait that long for failsafe mode to end before its own 20 s at most."""
-    return 30 + (settings["patroni_ttl"] if settings["patroni_switchover_on_stop"] else 0)
+    """systemd's TimeoutStopSec: 30 s, and with the stop-time switchover the time its script
+    may wait for failsafe mode to end (before its own 20 s at most)."""
+    return 30 + (failsafe_wait(settings) if settings["patroni_switchover_on_stop"] else 0)
 
 
 def packages(settings) -> list[str]:

@@ -22,7 +22,7 @@ from contextlib import closing
 import psycopg2
 
 from pgha import client
-from pghalab.drills.libpq import superuser_dsn
+from pghalab.drills.libpq import error_line, superuser_dsn
 from pghalab.drills.monitor import PROBE_TABLE
 from pghalab.drills.writer import DRILL_SCHEMA, WRITER_CONNECTION_OPTIONS, setup_table
 
@@ -117,8 +117,7 @@ class BankClient(threading.Thread):
         return None
 
     def _failed(self, error: Exception) -> None:
-        text = str(error).strip()
-        self.errors.append((time.monotonic(), text.splitlines()[0] if text else type(error).__name__))
+        self.errors.append((time.monotonic(), error_line(error)))
         self._stop_event.wait(self.retry)
 
     def stop(self) -> None:
@@ -189,8 +188,7 @@ def read_bank(cluster, address: str, ids: bool = False, timeout: float = 60) -> 
                 found = {r[0] for r in cur.fetchall()}
             conn.rollback()
     except psycopg2.Error as error:
-        text = str(error).strip()
-        return {"error": text.splitlines()[0] if text else type(error).__name__}
+        return {"error": error_line(error)}
     return {"accounts": accounts, "transfers": found}
 
 

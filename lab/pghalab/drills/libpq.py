@@ -15,6 +15,12 @@ import psycopg2.extensions
 from pgha.client import tls_options
 
 
+def error_line(error: Exception) -> str:
+    """An error as the drills record it: its first line, or its type when it has no text."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _wait(conn, deadline: float) -> None:
     """Drive an asynchronous connection until its current operation completes; a socket
     wait on select(), not a poll loop, so it does not go through pgha.waiting."""

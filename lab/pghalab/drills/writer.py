@@ -18,7 +18,7 @@ from pgha import client
 from pgha.errors import DrillError, WaitTimeout
 from pgha.patroni import rest
 from pgha.waiting import poll
-from pghalab.drills.libpq import superuser_dsn, try_query
+from pghalab.drills.libpq import error_line, superuser_dsn, try_query
 
 DRILL_SCHEMA = "pgha_drill"
 WRITES_TABLE = f"{DRILL_SCHEMA}.writes"
@@ -134,8 +134,7 @@ class Writer(threading.Thread):
         self.stopped_at = time.monotonic()
 
     def _failed(self, error: Exception) -> None:
-        text = str(error).strip()
-        self.errors.append((time.monotonic(), text.splitlines()[0] if text else type(error).__name__))
+        self.errors.append((time.monotonic(), error_line(error)))
         self._first = (self._first + 1) % len(self._dsns)
         self._stop_event.wait(self.retry)
 
