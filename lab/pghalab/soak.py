@@ -8,6 +8,11 @@ other member, the bank's rules on its own snapshot; archiving ok; and over the w
 whether two members accepted writes at once (the drills' monitor, committing a row straight
 to each member's PostgreSQL every 200 ms) and the longest time without any acknowledged
 transfer (write unavailability).
+
+Losses: in synchronous mode no fault may lose an acknowledged transfer. In asynchronous mode
+a fault may lose what the replica it promoted had not received, so a loss is within bounds
+when the fault moved the leadership and the promoted replica's lag just before (the lag
+watcher, pghalab.drills.lag) was within ``patroni_maximum_lag_on_failover``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable
 from pgha.backup.facts import ARCHIVER_QUERY
 from pgha.waiting import wait_for
 from pghalab.drills.bank import Bank, longest_gap, read_bank, setup_bank, verdict
+from pghalab.drills.lag import LagWatch, leader_changes
 from pghalab.drills.libpq import try_query
 from pghalab.drills.monitor import Monitor
 from pghalab.drills.runner import log
@@ -65,7 +71,18 @@ def check_members(cluster, state: dict, bank: Bank) -> dict:
     return out
 
 
-def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, heal_timeout: float) -> dict:
+def loss_ok(lost: int | None, promoted_lags: list[int | None], max_loss_lag: int | None) -> bool:
+    """Whether a fault's lost transfers keep the promise: none (synchronous mode,
+    ``max_loss_lag`` None), or, in asynchronous mode, only after promotions of replicas whose
+    lag just before was known and within ``max_loss_lag`` bytes."""
+    if not lost:
+        return lost == 0
+    return max_loss_lag is not None and bool(promoted_lags) and all(
+        lag is not None and lag <= max_loss_lag for lag in promoted_lags)
+
+
+def run_fault(cluster, bank: Bank, monitor: Monitor, lag_watch: LagWatch, name: str, hold: float,
+              heal_timeout: float) -> dict:
     """One fault from a healthy cluster: inject, hold, heal, wait until healthy, check."""
     before = wait_healthy(cluster, timeout=heal_timeout)
     if not before["ok"]:
@@ -75,7 +92,7 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, hea
     ctx = Context(cluster, bank, monitor, leader, before["timeline"])
     fault.choose(ctx)
     target = ctx.target.name if ctx.target else [n.name for n in ctx.etcd_targets]
-    ctx.t_inject = time.monotonic()
+    ctx.t_inject, wall_inject = time.monotonic(), time.time()
     injected_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # to find it in the journals
     try:
         fault.inject(ctx)
@@ -96,6 +113,9 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, hea
         "two_writable": sorted(o["nodes"] for o in monitor.two_primaries() if o["to"] >= ctx.t_inject),
         "notes": {k: v for k, v in ctx.notes.items() if k != "lost_window"},
         "fault_problem": fault.problem(ctx) if isinstance(fault, HeldFault) else None,
+        # each replica promoted by this fault: its lag just before, which asynchronous mode can lose
+        "promoted_lag_bytes": [c["last_lag_bytes"] for c in leader_changes(lag_watch.samples)
+                               if c["seen_at"] >= wall_inject],
     }
     if after["ok"]:
         result["archiving_ok"] = archiving_ok(cluster, next(n.address for n in cluster.patroni
@@ -107,13 +127,16 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, name: str, hold: float, hea
 
 
 def run_soak(cluster, seed: int, count: int, names: list[str], clients: int = 8, heal_timeout: float = 180,
-             report: Callable[[dict], None] | None = None, plan: list[tuple[str, float]] | None = None) -> dict:
+             report: Callable[[dict], None] | None = None, plan: list[tuple[str, float]] | None = None,
+             max_loss_lag: int | None = None) -> dict:
     """The whole run; ``report`` gets each fault's result as it ends (the bank's clients
-    still running). ``plan``: these (fault, hold) instead of the ones ``seed`` draws."""
+    still running). ``plan``: these (fault, hold) instead of the ones ``seed`` draws.
+    ``max_loss_lag``: asynchronous mode's bound (``loss_ok``); None: nothing may be lost."""
     plan = plan or schedule(seed, count, names)
     count = len(plan)
     setup_bank(cluster, ACCOUNTS)
     monitor = Monitor(cluster, write=True).start()
+    lag_watch = LagWatch(cluster).start()
     bank = Bank(cluster, seed, clients).start()
     results: list[dict] = []
     lost_before: set[str] = set()
@@ -124,7 +147,7 @@ def run_soak(cluster, seed: int, count: int, names: list[str], clients: int = 8,
         for index, (name, hold) in enumerate(plan, 1):
             log(f"soak {index}/{count}: {name} held {hold}s")
             try:
-                result = run_fault(cluster, bank, monitor, name, hold, heal_timeout)
+                result = run_fault(cluster, bank, monitor, lag_watch, name, hold, heal_timeout)
             except Exception as error:  # noqa: BLE001 - a fault that broke the run is a finding
                 result = {"fault": name, "ok": False, "problem": f"{type(error).__name__}: {error}"}
             result["index"] = index
@@ -133,6 +156,9 @@ def run_soak(cluster, seed: int, count: int, names: list[str], clients: int = 8,
             result["lost"] = len(missing - lost_before) if "lost" in result else None
             result["lost_ids"] = sorted(missing - lost_before)[:10]
             lost_before |= missing
+            if result.get("lost") is not None:
+                result["loss_ok"] = loss_ok(result["lost"], result.get("promoted_lag_bytes", []), max_loss_lag)
+                result["ok"] = bool(result["ok"] and result["loss_ok"])
             for key in ("unknown_committed", "unknown_not_committed"):  # this fault's, not the run's
                 if key in result:
                     result[key], unknown_before[key] = result[key] - unknown_before[key], result[key]
@@ -144,9 +170,10 @@ def run_soak(cluster, seed: int, count: int, names: list[str], clients: int = 8,
     finally:
         bank.stop()
         monitor.stop()
+        lag_watch.stop()
     return {"seed": seed, "count": count, "faults": results, "seconds": round(time.monotonic() - started),
             "acknowledged": len(bank.acknowledged()), "unknown": len(bank.unknown()), "errors": bank.errors(),
-            "summary": summary(results)}
+            "max_loss_lag": max_loss_lag, "replication_lag": lag_watch.summary(), "summary": summary(results)}
 
 
 def summary(results: list[dict]) -> dict:
@@ -160,6 +187,8 @@ def summary(results: list[dict]) -> dict:
         out[name] = {
             "count": len(rows), "failed": sum(1 for r in rows if not r.get("ok")),
             "lost": sum(r.get("lost") or 0 for r in rows),
+            "promoted_lag_max_bytes": max((lag for r in rows for lag in r.get("promoted_lag_bytes") or []
+                                           if lag is not None), default=None),
             "unavailable_median_s": round(statistics.median(gaps), 2) if gaps else None,
             "unavailable_p95_s": gaps[min(len(gaps) - 1, round(0.95 * (len(gaps) - 1)))] if gaps else None,
             "unavailable_max_s": gaps[-1] if gaps else None,
