@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("resume", parents=[common], help="maintenance mode off: Patroni manages the cluster again")
     restart = commands.add_parser("restart", parents=[common], help="restart PostgreSQL: replicas first, the leader "
                                   "after a switchover (PgBouncer paused)")
-    # argparse counts an empty positional list as given: MEMBER or --pending is checked in _restart
+    # argparse counts an empty positional list as given: MEMBER or --pending is checked in main
     restart.add_argument("members", nargs="*", metavar="MEMBER", help="Patroni (or inventory) names")
     restart.add_argument("--pending", action="store_true", help="every member waiting for a restart (a parameter)")
     commands.add_parser("diff", parents=[common], help="the live cluster against the inventory and group_data "
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "verify":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "restart" and bool(args.members) == args.pending:
+        parser.error("restart: name the members to restart or give --pending (every member waiting for one), not both")
     if args.command == "rotate":
         return _rotate(args.keys)
     try:
@@ -219,9 +221,6 @@ def _maintenance_mode(cluster: Cluster, pause: bool) -> int:
 
 
 def _restart(cluster: Cluster, args) -> int:
-    if bool(args.members) == args.pending:
-        raise MaintenanceError("name the members to restart or give --pending (every member waiting for one), "
-                               "not both")
     done = maintenance.restart(cluster, None if args.pending else args.members)
     if not done:
         print("no member waits for a restart")

@@ -53,11 +53,12 @@ def test_best_replica_is_the_running_one_with_least_lag():
     assert maintenance.best_replica([_member("pg-1", "leader")], "pg-1") is None
 
 
-def test_restart_names_members_or_pending_not_both(capsys, secrets_path, monkeypatch):
-    monkeypatch.setenv("PGHA_SECRETS", str(secrets_path))
-    inventory = str(REPO_ROOT / "inventories" / "example" / "inventory.py")
+def test_restart_names_members_or_pending_not_both(capsys):
+    # a usage error (exit 2), refused before the inventory is read
     for args in (["restart"], ["restart", "pg-1", "--pending"]):
-        assert cli.main([*args, "--inventory", inventory]) == 1
+        with pytest.raises(SystemExit) as stopped:
+            cli.main([*args, "--inventory", "/nonexistent/inventory.py"])
+        assert stopped.value.code == 2
         assert "name the members to restart or give --pending" in capsys.readouterr().err
 
 
