@@ -87,6 +87,24 @@ def recorded(name: str) -> str:
     return (RECORDED_DIR / name).read_text(encoding="utf-8")
 
 
+def render_member(cluster, name: str = "pg-1", secrets: dict | None = None) -> str:
+    """A member's rendered Patroni configuration (pgha.patroni.values), with ``secrets``
+    (the fake ones by default)."""
+    import dataclasses
+
+    from pgha.backup import values as backup_values
+    from pgha.patroni import values as patroni
+
+    return patroni.config_text(dataclasses.replace(cluster, secrets=FAKE_SECRETS if secrets is None else secrets),
+                               cluster.node(name), backup_values.patroni_config(cluster))
+
+
+def load_member(cluster, name: str = "pg-1") -> dict:
+    import yaml
+
+    return yaml.safe_load(render_member(cluster, name))
+
+
 def cluster_with(groups: dict, data: dict, **changes):
     """The checked topology (settings.checks.check) with ``changes`` applied to the group
     data, carrying the fake secrets."""
