@@ -17,12 +17,17 @@ Modules, in the order a drill uses them:
   ever writable primaries at the same time.
 - ``state``: ``cluster_state`` / ``wait_healthy``, ``pgha.patroni.rest.health``'s verdict
   plus the WAL timeline, the synchronous standby requirement and who streams.
-- ``faults``: the LXC commands (``run``, ``attach``, ``veth``) and questions asked of faulty
+- ``faults``: the LXC commands (``run``, ``attach``, ``cut_off``) and questions asked of faulty
   nodes (``local_is_primary``, ``etcd_leader_first``).
 - ``scenarios``: ``DRILLS``: leader killed, leader's Patroni stopped, replica killed, one etcd
   member down, etcd quorum lost (both ``EtcdMembersDown``), leader cut off from the network,
   leader's HAProxy (its etcd proxy) stopped, planned switchover.
 - ``runner``: ``run_drill(cluster, drill)`` runs one and returns its figures.
+
+The fault soak (``pghalab.soak``) adds: ``bank`` (eight clients moving amounts between
+accounts, and the bank's rules on a member's snapshot), ``soak_faults`` (``SOAK_FAULTS``: the
+drills and the soak's own held faults) and ``lag`` (``LagWatch``: each replica's lag twice a
+second, what an asynchronous failover can lose).
 """
 
 from pgha.errors import DrillError

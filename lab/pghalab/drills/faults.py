@@ -37,6 +37,18 @@ def veth(node) -> str:
     raise DrillError(f"no Link: line in lxc-info -n {container(node)}")
 
 
+def cut_off(node) -> str:
+    """The node cut off the network both ways (its veth's host side down): that interface,
+    for ``reconnect``."""
+    link = veth(node)
+    run(["ip", "link", "set", link, "down"])
+    return link
+
+
+def reconnect(link: str) -> None:
+    run(["ip", "link", "set", link, "up"])
+
+
 def local_is_primary(cluster, node) -> bool | None:
     """pg_is_in_recovery() asked inside the container (works while it is cut off):
     True primary, False replica, None not running."""

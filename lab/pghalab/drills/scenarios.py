@@ -19,7 +19,7 @@ from pgha import client
 from pgha.errors import DrillError
 from pgha.patroni import rest
 from pgha.waiting import wait_for
-from pghalab.drills.faults import attach, container, etcd_leader_first, local_is_primary, run, veth
+from pghalab.drills.faults import attach, container, cut_off, etcd_leader_first, local_is_primary, reconnect, run
 from pghalab.drills.monitor import Monitor
 from pghalab.drills.state import dynamic_config, sync_standbys
 from pghalab.drills.writer import Writer
@@ -281,8 +281,7 @@ class EtcdQuorumLostLeaderCut(Drill):
         # one HA loop without the DCS: failsafe mode keeps the leader, or it has demoted
         time.sleep(ctx.s["patroni_loop_wait"] + 2)
         ctx.notes["leader_writable_before_cut"] = local_is_primary(ctx.cluster, ctx.target)
-        ctx.notes["veth"] = veth(ctx.target)
-        run(["ip", "link", "set", ctx.notes["veth"], "down"])
+        ctx.notes["veth"] = cut_off(ctx.target)
         ctx.notes["t_cut"] = time.monotonic()
 
     def during(self, ctx):
@@ -295,7 +294,7 @@ class EtcdQuorumLostLeaderCut(Drill):
         ctx.notes["other_primaries"] = sorted(others)
 
     def heal(self, ctx):
-        run(["ip", "link", "set", ctx.notes["veth"], "up"])
+        reconnect(ctx.notes["veth"])
         for node in ctx.etcd_targets:
             attach(node, "systemctl", "start", "etcd")
 
@@ -305,8 +304,7 @@ class LeaderIsolated(Drill):
     description = "leader cut off from the network (host side veth down); heal: veth up"
 
     def inject(self, ctx):
-        ctx.notes["veth"] = veth(ctx.target)
-        run(["ip", "link", "set", ctx.notes["veth"], "down"])
+        ctx.notes["veth"] = cut_off(ctx.target)
 
     def during(self, ctx):
         # the isolated old leader must stop accepting writes: asked inside the container
@@ -329,7 +327,7 @@ class LeaderIsolated(Drill):
         ctx.notes["new_primary_after"] = round(starts[0] - ctx.t_inject, 2) if starts else None
 
     def heal(self, ctx):
-        run(["ip", "link", "set", ctx.notes["veth"], "up"])
+        reconnect(ctx.notes["veth"])
 
 
 class LeaderHaproxyStopped(Drill):
