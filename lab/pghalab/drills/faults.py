@@ -49,6 +49,23 @@ def reconnect(link: str) -> None:
     run(["ip", "link", "set", link, "up"])
 
 
+CUT_TABLE = "pgha_drill_cut"  # the nftables table of drop_traffic, in the node
+
+
+def drop_traffic(node, addresses: list[str]) -> None:
+    """The node's traffic to and from ``addresses`` dropped, both ways, by a table of its own
+    in its nftables (the rest of its traffic goes on); ``restore_traffic`` deletes it."""
+    listed = ", ".join(addresses)
+    rules = (f"table inet {CUT_TABLE} {{\n"
+             f"  chain input {{ type filter hook input priority -10; ip saddr {{ {listed} }} drop; }}\n"
+             f"  chain output {{ type filter hook output priority -10; ip daddr {{ {listed} }} drop; }}\n}}\n")
+    attach(node, "sh", "-c", f"printf '{rules}' | nft -f -")
+
+
+def restore_traffic(node) -> None:
+    attach(node, "nft", "delete", "table", "inet", CUT_TABLE)
+
+
 def local_is_primary(cluster, node) -> bool | None:
     """pg_is_in_recovery() asked inside the container (works while it is cut off):
     True primary, False replica, None not running."""

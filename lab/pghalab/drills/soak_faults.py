@@ -12,7 +12,7 @@ from pgha.backup import values as backup_values
 from pgha.postgres import data_dir
 from pgha.settings.loader import inventory_path
 from pghalab import pyinfra_run
-from pghalab.drills.faults import attach, container, run
+from pghalab.drills.faults import attach, container, drop_traffic, restore_traffic, run
 from pghalab.drills.libpq import try_query
 from pghalab.drills.scenarios import DRILLS, Drill, EtcdMembersDown, LeaderKilled, ReplicaKilled
 from pghalab.drills.state import dynamic_config
@@ -98,7 +98,6 @@ class LeaderCutOneWay(HeldFault):
     nftables (both directions to those addresses): from the replicas (it still reaches
     etcd, so it keeps its lock) or from etcd (it still reaches the replicas)."""
 
-    TABLE = "pgha_soak_cut"
     past_ttl = True  # shorter, Patroni would not notice
 
     def __init__(self, hold: float = 10.0, side: str = "replicas"):
@@ -113,14 +112,10 @@ class LeaderCutOneWay(HeldFault):
         return [n.address for n in ctx.cluster.patroni if n.patroni_name != ctx.old_leader["name"]]
 
     def inject(self, ctx):
-        addresses = ", ".join(self.addresses(ctx))
-        rules = (f"table inet {self.TABLE} {{\n"
-                 f"  chain input {{ type filter hook input priority -10; ip saddr {{ {addresses} }} drop; }}\n"
-                 f"  chain output {{ type filter hook output priority -10; ip daddr {{ {addresses} }} drop; }}\n}}\n")
-        attach(ctx.target, "sh", "-c", f"printf '{rules}' | nft -f -")
+        drop_traffic(ctx.target, self.addresses(ctx))
 
     def heal(self, ctx):
-        attach(ctx.target, "nft", "delete", "table", "inet", self.TABLE)
+        restore_traffic(ctx.target)
 
 
 class DeployDuring(HeldFault):
