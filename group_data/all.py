@@ -105,11 +105,13 @@ postgresql_parameters = {
     # in synchronous mode the leader's commits wait for it until then (the soak measured 57 s)
     "wal_sender_timeout": "10s",
     "wal_receiver_timeout": "10s",
-    # a client gone silently (a partition, a crashed proxy node) is noticed after 10 + 3 x 5 s,
-    # not Linux's 2 h: its open transaction's row locks held every other writer (the soak: 51 s)
+    # a client gone silently (a partition, a crashed proxy node) is dropped after 25 s, not
+    # Linux's 2 h idle or 15 min with a reply unacknowledged: its open transaction's row locks
+    # held every other writer (the soak: 51 s). Idle: 10 s, then a probe every 5 s
     "tcp_keepalives_idle": 10,
     "tcp_keepalives_interval": 5,
     "tcp_keepalives_count": 3,
+    "tcp_user_timeout": 25000,  # ms; with data unacknowledged (keepalives wait for none)
 }
 
 # --- Backups: pgBackRest (only with a host in the inventory group `backup`) ----------------

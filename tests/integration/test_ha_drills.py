@@ -33,7 +33,7 @@ from pgha.waiting import wait_for
 from pghalab import drills, soak
 from pghalab.drills import bank, faults
 from pghalab.drills.libpq import try_query
-from pghalab.drills.writer import DRILL_SCHEMA
+from pghalab.drills.writer import DRILL_SCHEMA, setup_table
 
 INVENTORY = Path(os.environ.get("PGHA_INVENTORY", helpers.INVENTORY)).resolve()
 CLUSTER = load_cluster(INVENTORY)
@@ -252,12 +252,11 @@ def test_a_planned_leader_change_right_after_the_leader_lost_etcd_waits_for_fail
 # a bank client connected through a replica's node, whose HAProxy forwards to the leader, was
 # cut off inside its transaction. The leader's backend went on waiting for its COMMIT with the
 # transaction's row locks, every other writer queued behind them, and nothing was written for
-# 51 s, until the partition healed (Linux notices a silent peer after 2 h). group_data's
-# tcp_keepalives_* drop such a session once it has been silent for idle + interval x count.
+# 51 s, until the partition healed: its reply unacknowledged, Linux retransmits for 15 min
+# (idle, it would wait 2 h). group_data's tcp_user_timeout and tcp_keepalives_* drop such a
+# session after 25 s (keepalives alone did not: the reply in flight holds them off).
 def test_a_client_cut_off_inside_its_transaction_releases_its_locks_after_the_keepalives():
-    parameters = S["postgresql_parameters"]
-    silent = int(parameters["tcp_keepalives_idle"]) + int(parameters["tcp_keepalives_interval"]) * int(
-        parameters["tcp_keepalives_count"])
+    silent = int(S["postgresql_parameters"]["tcp_user_timeout"]) / 1000
     state = drills.wait_healthy(CLUSTER)
     assert state["ok"], state["problem"]
     leader = CLUSTER.node(state["leader"])
@@ -265,8 +264,8 @@ def test_a_client_cut_off_inside_its_transaction_releases_its_locks_after_the_ke
     cut = next(n for n in CLUSTER.patroni if n.patroni_name not in synchronous | {state["leader"]})
     port = str(S["haproxy_rw_port"])
     table = f"{DRILL_SCHEMA}.locked_row"
+    setup_table(CLUSTER)  # the drills' schema
     with closing(psycopg2.connect(client.dsn(CLUSTER, host=leader.address, port=port))) as conn, conn.cursor() as cur:
-        cur.execute(f"create schema if not exists {DRILL_SCHEMA}")
         cur.execute(f"create table if not exists {table} (id int primary key, n int not null)")
         cur.execute(f"insert into {table} values (1, 0) on conflict do nothing")
         conn.commit()
@@ -276,21 +275,21 @@ def test_a_client_cut_off_inside_its_transaction_releases_its_locks_after_the_ke
     faults.drop_traffic(leader, [cut.address])
     try:
         started = time.monotonic()
-        writer = psycopg2.connect(client.dsn(CLUSTER, host=leader.address, port=port,
-                                             options="-c statement_timeout=90s"))
+        writer = psycopg2.connect(client.dsn(CLUSTER, host=leader.address, port=port))
         try:
             with writer.cursor() as cur:
+                cur.execute("set statement_timeout = '90s'")
                 cur.execute(f"update {table} set n = n + 1 where id = 1")
             writer.commit()
         except psycopg2.errors.QueryCanceled:
-            pytest.fail(f"the row stayed locked by the session cut off for 90 s (keepalives: {silent} s)")
+            pytest.fail(f"the row stayed locked by the session cut off for 90 s (tcp_user_timeout: {silent:.0f} s)")
         finally:
             writer.close()
         waited = time.monotonic() - started
     finally:
         faults.restore_traffic(leader)
         orphan.close()
-    print(f"\nthe writer waited {waited:.1f} s for the row the cut-off session locked (keepalives: {silent} s)")
-    assert waited < silent + 10, f"the writer waited {waited:.1f} s: the keepalives ({silent} s) did not end the session"
+    print(f"\nthe writer waited {waited:.1f} s for the row the cut-off session locked (tcp_user_timeout: {silent:.0f} s)")
+    assert waited < silent + 10, f"the writer waited {waited:.1f} s: tcp_user_timeout ({silent:.0f} s) did not end the session"
     healed = drills.wait_healthy(CLUSTER)
     assert healed["ok"], healed["problem"]

@@ -168,8 +168,10 @@ def test_bootstrap_postgresql_rewind_slots_and_parameters(cluster, group_data):
     # 60 s wal_sender_timeout (57 s measured); 10 s here (19 s measured)
     assert (parameters["wal_sender_timeout"], parameters["wal_receiver_timeout"]) == ("10s", "10s")
     # the async soak's finding: a client cut off in a transaction held its row locks, and so
-    # every other writer, until the partition healed; now it is dropped 25 s after going silent
+    # every other writer, until the partition healed; now it is dropped 25 s after going silent,
+    # idle (the keepalives) or with a reply unacknowledged (tcp_user_timeout)
     assert [parameters[f"tcp_keepalives_{k}"] for k in ("idle", "interval", "count")] == ["10", "5", "3"]
+    assert parameters["tcp_user_timeout"] == "25000"
 
 
 def test_parameters_have_none_of_the_seed_typos(cluster):
