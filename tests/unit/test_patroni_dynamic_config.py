@@ -17,8 +17,8 @@ from .conftest import FAKE_SECRETS, GROUP_DATA_DIR, cluster_with, load_member, r
 
 # /config (patroni-3.0.2-config.json) was recorded on a lab deployed with group_data's own
 # values: these tests compare what group_data wants with what Patroni answered. (The two wal
-# timeouts came later, added as Patroni stores a parameter: as the deploy gave it, trixie's
-# /config answered the same.)
+# timeouts and the four client timeouts came later, added as Patroni stores a parameter: as
+# the deploy gave it, trixie's /config answered the same.)
 RECORDED_SETTINGS = {
     key: value
     for key, value in load_group_data(GROUP_DATA_DIR)["all"].items()
