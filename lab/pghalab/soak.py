@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pgha.backup.facts import ARCHIVER_QUERY
 from pgha.waiting import wait_for
 from pghalab.drills.bank import Bank, longest_gap, read_bank, setup_bank, verdict
-from pghalab.drills.lag import LagWatch, leader_changes
+from pghalab.drills.lag import LagWatch
 from pghalab.drills.libpq import try_query
 from pghalab.drills.monitor import Monitor
 from pghalab.drills.runner import log
@@ -114,8 +114,7 @@ def run_fault(cluster, bank: Bank, monitor: Monitor, lag_watch: LagWatch, name: 
         "notes": {k: v for k, v in ctx.notes.items() if k != "lost_window"},
         "fault_problem": fault.problem(ctx) if isinstance(fault, HeldFault) else None,
         # each replica promoted by this fault: its lag just before, which asynchronous mode can lose
-        "promoted_lag_bytes": [c["last_lag_bytes"] for c in leader_changes(lag_watch.samples)
-                               if c["seen_at"] >= wall_inject],
+        "promoted_lag_bytes": [c["last_lag_bytes"] for c in lag_watch.changes_since(wall_inject)],
     }
     if after["ok"]:
         result["archiving_ok"] = archiving_ok(cluster, next(n.address for n in cluster.patroni

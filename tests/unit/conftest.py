@@ -5,11 +5,15 @@ No host, network or LXC is touched: everything here is plain data.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pgha import rendering
+from pgha.backup import values as backup_values
+from pgha.patroni import values as patroni
 from pgha.settings.loader import load_group_data
 from pghalab import topology
 from pghalab import values as lab
@@ -90,18 +94,11 @@ def recorded(name: str) -> str:
 def render_member(cluster, name: str = "pg-1", secrets: dict | None = None) -> str:
     """A member's rendered Patroni configuration (pgha.patroni.values), with ``secrets``
     (the fake ones by default)."""
-    import dataclasses
-
-    from pgha.backup import values as backup_values
-    from pgha.patroni import values as patroni
-
     return patroni.config_text(dataclasses.replace(cluster, secrets=FAKE_SECRETS if secrets is None else secrets),
                                cluster.node(name), backup_values.patroni_config(cluster))
 
 
 def load_member(cluster, name: str = "pg-1") -> dict:
-    import yaml
-
     return yaml.safe_load(render_member(cluster, name))
 
 

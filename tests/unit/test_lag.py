@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pghalab import soak
-from pghalab.drills.lag import leader_and_lags, leader_changes
+from pghalab.drills.lag import LagWatch, leader_and_lags, leader_changes
 
 from .conftest import recorded
 
@@ -61,3 +61,12 @@ def test_a_change_to_a_member_never_seen_as_a_replica_has_no_lag():
 ])
 def test_a_fault_may_lose_transfers_only_in_asynchronous_mode_within_the_lag_bound(lost, lags, bound, ok):
     assert soak.loss_ok(lost, lags, bound) is ok
+
+
+def test_changes_since_a_time_see_the_old_leaders_last_samples_before_it():
+    watch = LagWatch(cluster=None)
+    watch.samples = [(90.0, "pg-1", {"pg-2": 700}), (99.5, "pg-1", {"pg-2": 30}), (131.0, "pg-2", {"pg-3": 0}),
+                     (200.0, "pg-3", {"pg-2": 0})]
+    assert [(c["new_leader"], c["last_lag_bytes"], c["max_lag_bytes"]) for c in watch.changes_since(100.0)] == [
+        ("pg-2", 30, 700), ("pg-3", 0, 0)]
+    assert [c["new_leader"] for c in watch.changes_since(150.0)] == ["pg-3"]

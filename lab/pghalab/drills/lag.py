@@ -8,6 +8,7 @@ behind the leader's last position in the DCS, which is as old as the leader's la
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 
@@ -31,14 +32,20 @@ def leader_changes(samples: list[tuple[float, str, dict[str, int]]], window: flo
     from whom to whom, the new leader's lag in the old leader's last sample, and its largest
     lag over the ``window`` s before that sample."""
     changes = []
-    for (at_before, before, _), (at, after, _) in zip(samples, samples[1:], strict=False):
+    for index in range(1, len(samples)):
+        at_before, before, _ = samples[index - 1]
+        at, after, _ = samples[index]
         if before == after:
             continue
-        earlier = [s for s in samples if at_before - window <= s[0] <= at_before and s[1] == before]
-        last = next((s[2][after] for s in reversed(earlier) if after in s[2]), None)
-        window_lags = [s[2][after] for s in earlier if after in s[2]]
+        # the old leader's samples of the window, newest first
+        lags = []
+        for at_earlier, leader, earlier_lags in reversed(samples[:index]):
+            if at_earlier < at_before - window:
+                break
+            if leader == before and after in earlier_lags:
+                lags.append(earlier_lags[after])
         changes.append({"seen_at": at, "old_leader": before, "new_leader": after,
-                        "last_lag_bytes": last, "max_lag_bytes": max(window_lags) if window_lags else None,
+                        "last_lag_bytes": lags[0] if lags else None, "max_lag_bytes": max(lags) if lags else None,
                         "last_sample_age_s": round(at - at_before, 1)})
     return changes
 
@@ -70,6 +77,15 @@ class LagWatch:
             if found:
                 self.samples.append((time.time(), *found))
             self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - began)))
+
+    def changes_since(self, wall_time: float, window: float = 10.0) -> list[dict]:
+        """The changes of leader first seen at or after ``wall_time`` (``leader_changes`` of
+        the samples it needs only)."""
+        samples = list(self.samples)
+        first = bisect.bisect_left([s[0] for s in samples], wall_time)
+        start = samples[max(0, first - 1)][0] - window if samples else wall_time  # the last one before, too
+        recent = [s for s in samples if s[0] >= start]
+        return [c for c in leader_changes(recent, window) if c["seen_at"] >= wall_time]
 
     def summary(self) -> dict:
         """The largest lag of each member while a replica, and every change of leader."""
